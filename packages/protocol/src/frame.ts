@@ -1,0 +1,137 @@
+import { TrackerError } from './errors.js';
+import type { SessionId } from './session.js';
+import { MAX_SESSION } from './session.js';
+
+/**
+ * Wire frame: `[u32 BE length][u64 BE session][payload]`, where
+ * `length = 8 + payload bytes` (PROTOCOL.md §1).
+ */
+export interface Frame {
+  session: SessionId;
+  payload: Buffer;
+}
+
+export const LENGTH_BYTES = 4;
+export const SESSION_BYTES = 8;
+export const HEADER_BYTES = LENGTH_BYTES + SESSION_BYTES;
+/** Default maximum payload: 1 MiB. */
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** The largest payload the u32 length field can describe. */
+export const ABSOLUTE_MAX_PAYLOAD = 0xffff_ffff - SESSION_BYTES;
+
+export function encodeFrame(session: SessionId, payload: Buffer | string): Buffer {
+  if (session < 0n || session > MAX_SESSION) {
+    throw new RangeError(`session id out of u64 range: ${session}`);
+  }
+  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  if (body.length > ABSOLUTE_MAX_PAYLOAD) throw new RangeError('payload too large for a frame');
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  frame.writeUInt32BE(SESSION_BYTES + body.length, 0);
+  frame.writeBigUInt64BE(session, LENGTH_BYTES);
+  body.copy(frame, HEADER_BYTES);
+  return frame;
+}
+
+export interface FrameDecoderOptions {
+  /** Largest accepted payload in bytes (default 1 MiB). */
+  maxPayload?: number;
+}
+
+/**
+ * Incremental frame decoder. `push()` takes whatever a socket delivered and
+ * returns every frame completed by it. A bad length is detected from the
+ * 4-byte header alone, before anything is allocated for the frame, so the
+ * decoder never holds more than one maximal frame. After it throws, the
+ * decoder is failed for good: the connection is to be closed.
+ */
+export class FrameDecoder {
+  readonly maxPayload: number;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Total length of the frame being assembled (header included), once known. */
+  private expected = -1;
+  private failed: TrackerError | undefined;
+
+  constructor(options: FrameDecoderOptions = {}) {
+    const max = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    if (!Number.isInteger(max) || max < 0 || max > ABSOLUTE_MAX_PAYLOAD) {
+      throw new RangeError(`maxPayload must be an integer in 0..${ABSOLUTE_MAX_PAYLOAD}`);
+    }
+    this.maxPayload = max;
+  }
+
+  /** Bytes held for the frame not yet complete. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Buffer): Frame[] {
+    if (this.failed) throw this.failed;
+    const frames: Frame[] = [];
+    let offset = 0;
+    // Fast path: nothing buffered, so frames can be sliced straight out of the chunk.
+    while (this.buffered === 0 && chunk.length - offset >= LENGTH_BYTES) {
+      const total = this.checkLength(chunk.readUInt32BE(offset));
+      if (chunk.length - offset < total) break;
+      frames.push(sliceFrame(chunk, offset, total));
+      offset += total;
+    }
+    if (offset === chunk.length) return frames;
+    this.append(offset === 0 ? chunk : chunk.subarray(offset));
+    for (;;) {
+      if (this.expected < 0) {
+        if (this.buffered < LENGTH_BYTES) break;
+        this.expected = this.checkLength(this.peekLength());
+      }
+      if (this.buffered < this.expected) break;
+      const joined = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.buffered);
+      frames.push(sliceFrame(joined, 0, this.expected));
+      const rest = joined.subarray(this.expected);
+      this.chunks = rest.length > 0 ? [rest] : [];
+      this.buffered = rest.length;
+      this.expected = -1;
+    }
+    return frames;
+  }
+
+  private append(part: Buffer): void {
+    this.chunks.push(part);
+    this.buffered += part.length;
+  }
+
+  private peekLength(): number {
+    const first = this.chunks[0] as Buffer;
+    if (first.length >= LENGTH_BYTES) return first.readUInt32BE(0);
+    return Buffer.concat(this.chunks, this.buffered).readUInt32BE(0);
+  }
+
+  /** Validates a length field and returns the frame's total size on the wire. */
+  private checkLength(length: number): number {
+    if (length < SESSION_BYTES) {
+      this.fail(new TrackerError('PROTOCOL', `frame length ${length} is below the minimum of ${SESSION_BYTES}`));
+    }
+    if (length - SESSION_BYTES > this.maxPayload) {
+      this.fail(
+        new TrackerError(
+          'FRAME_TOO_LARGE',
+          `frame payload of ${length - SESSION_BYTES} bytes exceeds the maximum of ${this.maxPayload}`,
+        ),
+      );
+    }
+    return LENGTH_BYTES + length;
+  }
+
+  private fail(error: TrackerError): never {
+    this.failed = error;
+    this.chunks = [];
+    this.buffered = 0;
+    throw error;
+  }
+}
+
+function sliceFrame(buf: Buffer, offset: number, total: number): Frame {
+  return {
+    session: buf.readBigUInt64BE(offset + LENGTH_BYTES),
+    payload: buf.subarray(offset + HEADER_BYTES, offset + total),
+  };
+}

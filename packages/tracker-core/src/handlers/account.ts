@@ -1,0 +1,112 @@
+import { NO_SESSION, TrackerError, formatSessionId, isValidName, isValidPassword, ok } from '@tracker-cluster/protocol';
+import { dummyVerify, hashPassword, verifyPassword } from '../auth/password.js';
+import type { Reply, RequestContext, Services } from '../services.js';
+import type { Command } from './command.js';
+import { userOf } from './command.js';
+
+function checkName(kind: string, name: string): void {
+  if (!isValidName(name)) throw new TrackerError('BAD_REQUEST', `invalid ${kind} name: 1-32 characters of A-Z a-z 0-9 _ . -`);
+}
+
+function checkPassword(password: string): void {
+  if (!isValidPassword(password)) throw new TrackerError('BAD_REQUEST', 'invalid password: 1-256 characters');
+}
+
+export const createUser: Command = {
+  name: 'create_user',
+  auth: false,
+  args: ['user', 'password'],
+  summary: 'create an account',
+  async run({ services }, [user, password]) {
+    checkName('user', user as string);
+    checkPassword(password as string);
+    const { store, options, clock, log } = services;
+    // Checked before the expensive hash, and again after it: another request may have won meanwhile.
+    if (store.user(user as string)) throw new TrackerError('USER_EXISTS', `user ${user} already exists`);
+    const hashed = await hashPassword(password as string, options.scryptCost);
+    if (store.user(user as string)) throw new TrackerError('USER_EXISTS', `user ${user} already exists`);
+    const { durable } = log.append({ type: 'user_created', user: user as string, ...hashed, at: clock.now() });
+    await durable;
+    return { payload: ok('user created') };
+  },
+};
+
+function throttleKeys(ctx: RequestContext, user: string): [string, string] {
+  return [`user:${user}`, `conn:${ctx.connectionId}`];
+}
+
+function refuseIfThrottled(services: Services, keys: readonly string[], now: number): void {
+  for (const key of keys) {
+    const wait = services.loginFailures.retryAfter(key, now);
+    if (wait > 0) {
+      throw new TrackerError('RATE_LIMITED', `too many failed logins; try again in ${Math.ceil(wait / 1000)} s`);
+    }
+  }
+}
+
+export const login: Command = {
+  name: 'login',
+  auth: false,
+  args: ['user', 'password'],
+  summary: 'log in; the answer carries the new session id',
+  async run(ctx, [user, password]): Promise<Reply> {
+    const { services } = ctx;
+    if (ctx.session) throw new TrackerError('ALREADY_LOGGED_IN', `already logged in as ${ctx.session.user}; log out first`);
+    checkName('user', user as string);
+    checkPassword(password as string);
+    const { store, options, clock, log, loginFailures, entropy } = services;
+    const keys = throttleKeys(ctx, user as string);
+    refuseIfThrottled(services, keys, clock.now());
+    const row = store.user(user as string);
+    let valid = false;
+    if (row) valid = await verifyPassword(password as string, row);
+    else await dummyVerify(password as string, options.scryptCost);
+    const now = clock.now();
+    if (!valid) {
+      for (const key of keys) loginFailures.record(key, now);
+      throw new TrackerError('INVALID_CREDENTIALS', 'unknown user or wrong password');
+    }
+    loginFailures.clear(keys[0]);
+    let id = entropy.sessionId();
+    while (store.session(formatSessionId(id))) id = entropy.sessionId();
+    const { durable } = log.append({
+      type: 'session_opened',
+      session: formatSessionId(id),
+      user: user as string,
+      at: now,
+      expires: now + options.sessionTtlMs,
+    });
+    const sessions = store.liveSessionCount(user as string, now);
+    await durable;
+    return { payload: ok(`logged in as ${user} sessions=${sessions}`), session: id };
+  },
+};
+
+export const logout: Command = {
+  name: 'logout',
+  auth: true,
+  args: [],
+  summary: 'end this session',
+  async run(ctx): Promise<Reply> {
+    const { store, log, clock } = ctx.services;
+    const session = ctx.session as NonNullable<RequestContext['session']>;
+    const { durable } = log.append({ type: 'session_closed', session: session.key });
+    const left = store.liveSessionCount(session.user, clock.now());
+    await durable;
+    return { payload: ok(`logged out sessions=${left}`), session: NO_SESSION };
+  },
+};
+
+export const whoami: Command = {
+  name: 'whoami',
+  auth: true,
+  args: [],
+  summary: 'the user of this session and its live session count',
+  run(ctx): Reply {
+    const user = userOf(ctx);
+    const n = ctx.services.store.liveSessionCount(user, ctx.services.clock.now());
+    return { payload: ok(`${user} sessions=${n}`) };
+  },
+};
+
+export { checkName };

@@ -1,0 +1,24 @@
+import type { Reply, RequestContext } from '../services.js';
+
+/**
+ * One command of PROTOCOL.md §3. `auth` is checked once by dispatch, before
+ * `run`, as is the argument count, so a handler starts from valid input.
+ */
+export interface Command {
+  name: string;
+  /** Needs a live session. */
+  auth: boolean;
+  /** Argument names, for the count check and the usage text. */
+  args: readonly string[];
+  summary: string;
+  run(ctx: RequestContext, args: string[]): Reply | Promise<Reply>;
+}
+
+export function usage(command: Command): string {
+  return [command.name, ...command.args.map((a) => `<${a}>`)].join(' ');
+}
+
+/** The user of a command that has `auth: true` (dispatch guarantees the session). */
+export function userOf(ctx: RequestContext): string {
+  return (ctx.session as NonNullable<RequestContext['session']>).user;
+}

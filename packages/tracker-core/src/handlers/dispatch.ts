@@ -1,0 +1,125 @@
+import { isUtf8 } from 'node:buffer';
+import { NO_SESSION, TrackerError, err, formatSessionId, tokenize } from '@tracker-cluster/protocol';
+import type { Reply, RequestContext, Services } from '../services.js';
+import { createUser, login, logout, whoami } from './account.js';
+import { ping, status } from './basic.js';
+import type { Command } from './command.js';
+import { usage } from './command.js';
+import {
+  acceptRequest,
+  createGroup,
+  joinGroup,
+  leaveGroup,
+  listGroups,
+  listMembers,
+  listRequests,
+  rejectRequest,
+} from './groups.js';
+
+export const COMMANDS: ReadonlyMap<string, Command> = new Map(
+  [
+    ping,
+    status,
+    createUser,
+    login,
+    logout,
+    whoami,
+    createGroup,
+    joinGroup,
+    leaveGroup,
+    listRequests,
+    acceptRequest,
+    rejectRequest,
+    listGroups,
+    listMembers,
+  ].map((c) => [c.name, c]),
+);
+
+/** The request as dispatch sees it, before a handler runs. */
+export interface Request {
+  connectionId: number;
+  session: bigint;
+  payload: Buffer;
+  /** The connection is over its request rate: answer RATE_LIMITED without running anything. */
+  rateLimited?: boolean;
+}
+
+/**
+ * Turns one request frame into its response: decodes and tokenizes the
+ * payload, resolves the session, checks authentication and the argument
+ * count once for every command, and runs the handler. Never throws: every
+ * failure becomes an `ERR` reply. Synchronous answers are returned as they
+ * are unless state they may have seen is not yet durable.
+ */
+export function dispatch(services: Services, request: Request, onSession?: (key: string) => void): Reply | Promise<Reply> {
+  const now = services.clock.now();
+  const ctx: RequestContext = { services, connectionId: request.connectionId, session: undefined };
+  let answerSession = NO_SESSION;
+  let expiresAt = 0;
+  try {
+    if (request.session !== NO_SESSION) {
+      const key = formatSessionId(request.session);
+      const row = services.store.session(key);
+      if (row && row.expires_at > now) {
+        ctx.session = { id: request.session, key, user: row.user };
+        answerSession = request.session;
+        expiresAt = row.expires_at;
+      }
+    }
+    if (request.rateLimited) throw new TrackerError('RATE_LIMITED', 'too many requests on this connection; slow down');
+    const command = parse(request.payload);
+    const spec = COMMANDS.get((command[0] as string).toLowerCase());
+    if (!spec) throw new TrackerError('UNKNOWN_COMMAND', `unknown command ${JSON.stringify((command[0] as string).slice(0, 64))}; try ping, login, list_groups`);
+    if (spec.auth && !ctx.session) throw new TrackerError('AUTH_REQUIRED', `${spec.name} needs a session: log in first`);
+    const args = command.slice(1);
+    if (args.length !== spec.args.length) throw new TrackerError('BAD_REQUEST', `usage: ${usage(spec)}`);
+    if (ctx.session) {
+      onSession?.(ctx.session.key);
+      extendSession(services, ctx.session.key, expiresAt, now);
+    }
+    const result = spec.run(ctx, args);
+    if (result instanceof Promise) return result.then(withSession(answerSession), failure(services, answerSession));
+    const reply = withSession(answerSession)(result);
+    const barrier = services.log.barrier();
+    return barrier ? barrier.then(() => reply, failure(services, answerSession)) : reply;
+  } catch (error) {
+    return failure(services, answerSession)(error);
+  }
+}
+
+function parse(payload: Buffer): string[] {
+  if (!isUtf8(payload)) throw new TrackerError('BAD_REQUEST', 'payload is not valid UTF-8');
+  let line = payload.toString('utf8');
+  if (line.endsWith('\n')) line = line.slice(0, line.endsWith('\r\n') ? -2 : -1);
+  if (line.includes('\n') || line.includes('\r')) throw new TrackerError('BAD_REQUEST', 'a request is one line');
+  const words = tokenize(line);
+  if (words.length === 0) throw new TrackerError('BAD_REQUEST', 'empty request');
+  return words;
+}
+
+function withSession(session: bigint): (reply: Reply) => Reply {
+  return (reply) => (reply.session === undefined ? { payload: reply.payload, session } : reply);
+}
+
+function failure(services: Services, session: bigint): (error: unknown) => Reply {
+  return (error) => {
+    if (error instanceof TrackerError) return { payload: error.toPayload(), session };
+    services.logger.error({ err: error }, 'request failed with an unexpected error');
+    return { payload: err('INTERNAL', 'internal error; see the tracker log'), session };
+  };
+}
+
+/**
+ * Sliding TTL. Each request pushes the expiry out, but the new expiry is
+ * written (and replicated) only when it moved by more than a granularity —
+ * a tenth of the TTL, at most a minute — so that a busy session costs one
+ * small change a minute, not one per request.
+ */
+function extendSession(services: Services, key: string, expiresAt: number, now: number): void {
+  const { options, log } = services;
+  const expires = now + options.sessionTtlMs;
+  const granularity = Math.min(60_000, Math.floor(options.sessionTtlMs / 10));
+  if (expires - expiresAt < granularity || options.role !== 'primary') return;
+  // Not awaited: losing a touch only shortens the session by the granularity.
+  log.append({ type: 'sessions_touched', sessions: [[key, expires]] });
+}

@@ -1,0 +1,135 @@
+import { TrackerError, formatRow, ok, okList } from '@tracker-cluster/protocol';
+import type { Reply, RequestContext } from '../services.js';
+import { checkName } from './account.js';
+import type { Command } from './command.js';
+import { userOf } from './command.js';
+
+/** The group, or NO_SUCH_GROUP. */
+function existingGroup(ctx: RequestContext, group: string): { name: string; owner: string } {
+  checkName('group', group);
+  const row = ctx.services.store.group(group);
+  if (!row) throw new TrackerError('NO_SUCH_GROUP', `no group ${group}`);
+  return row;
+}
+
+function requireOwner(ctx: RequestContext, group: string): void {
+  const row = existingGroup(ctx, group);
+  if (row.owner !== userOf(ctx)) throw new TrackerError('NOT_OWNER', `only the owner of ${group} may do that`);
+}
+
+function requireMember(ctx: RequestContext, group: string): void {
+  existingGroup(ctx, group);
+  if (!ctx.services.store.isMember(group, userOf(ctx))) throw new TrackerError('NOT_MEMBER', `you are not a member of ${group}`);
+}
+
+export const createGroup: Command = {
+  name: 'create_group',
+  auth: true,
+  args: ['group'],
+  summary: 'create a group; you become its owner and first member',
+  async run(ctx, [group]): Promise<Reply> {
+    checkName('group', group as string);
+    const { store, log, clock } = ctx.services;
+    if (store.group(group as string)) throw new TrackerError('GROUP_EXISTS', `group ${group} already exists`);
+    await log.append({ type: 'group_created', group: group as string, owner: userOf(ctx), at: clock.now() }).durable;
+    return { payload: ok('group created') };
+  },
+};
+
+export const joinGroup: Command = {
+  name: 'join_group',
+  auth: true,
+  args: ['group'],
+  summary: 'ask the owner of a group to let you in',
+  async run(ctx, [group]): Promise<Reply> {
+    existingGroup(ctx, group as string);
+    const { store, log, clock } = ctx.services;
+    const user = userOf(ctx);
+    if (store.isMember(group as string, user)) throw new TrackerError('ALREADY_MEMBER', `you are already a member of ${group}`);
+    if (store.hasRequest(group as string, user)) throw new TrackerError('REQUEST_PENDING', `your request to join ${group} is pending`);
+    await log.append({ type: 'join_requested', group: group as string, user, at: clock.now() }).durable;
+    return { payload: ok('request sent') };
+  },
+};
+
+export const leaveGroup: Command = {
+  name: 'leave_group',
+  auth: true,
+  args: ['group'],
+  summary: 'leave a group (ownership passes to the earliest-joined member)',
+  async run(ctx, [group]): Promise<Reply> {
+    requireMember(ctx, group as string);
+    await ctx.services.log.append({ type: 'member_left', group: group as string, user: userOf(ctx) }).durable;
+    return { payload: ok(`left ${group}`) };
+  },
+};
+
+export const listRequests: Command = {
+  name: 'list_requests',
+  auth: true,
+  args: ['group'],
+  summary: 'pending join requests, oldest first (owner only)',
+  run(ctx, [group]): Reply {
+    requireOwner(ctx, group as string);
+    return { payload: okList(ctx.services.store.listRequests(group as string).map((u) => formatRow(u))) };
+  },
+};
+
+function pendingRequest(ctx: RequestContext, group: string, user: string): void {
+  requireOwner(ctx, group);
+  checkName('user', user);
+  if (!ctx.services.store.hasRequest(group, user)) throw new TrackerError('NO_SUCH_REQUEST', `no pending request from ${user} to join ${group}`);
+}
+
+export const acceptRequest: Command = {
+  name: 'accept_request',
+  auth: true,
+  args: ['group', 'user'],
+  summary: 'let a user into your group (owner only)',
+  async run(ctx, [group, user]): Promise<Reply> {
+    pendingRequest(ctx, group as string, user as string);
+    const { log, clock } = ctx.services;
+    await log.append({ type: 'request_accepted', group: group as string, user: user as string, at: clock.now() }).durable;
+    return { payload: ok(`${user} joined ${group}`) };
+  },
+};
+
+export const rejectRequest: Command = {
+  name: 'reject_request',
+  auth: true,
+  args: ['group', 'user'],
+  summary: 'turn down a join request (owner only)',
+  async run(ctx, [group, user]): Promise<Reply> {
+    pendingRequest(ctx, group as string, user as string);
+    await ctx.services.log.append({ type: 'request_rejected', group: group as string, user: user as string }).durable;
+    return { payload: ok('request rejected') };
+  },
+};
+
+export const listGroups: Command = {
+  name: 'list_groups',
+  auth: true,
+  args: [],
+  summary: 'every group with its owner and member count, by name',
+  run(ctx): Reply {
+    const { cache, store } = ctx.services;
+    const payload = cache.get('list_groups', () =>
+      okList(store.listGroups().map((g) => formatRow(g.name, { owner: g.owner, members: g.members }))),
+    );
+    return { payload };
+  },
+};
+
+export const listMembers: Command = {
+  name: 'list_members',
+  auth: true,
+  args: ['group'],
+  summary: 'members of a group with their role, by name (members only)',
+  run(ctx, [group]): Reply {
+    requireMember(ctx, group as string);
+    const { store } = ctx.services;
+    const owner = (store.group(group as string) as { owner: string }).owner;
+    const rows = store.listMembers(group as string).map((m) => formatRow(m.user, { role: m.user === owner ? 'owner' : 'member' }));
+    return { payload: okList(rows) };
+  },
+};

@@ -1,0 +1,235 @@
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Frame } from '@tracker-cluster/protocol';
+import { FATAL_CODES, FrameDecoder, TrackerError, encodeFrame, err } from '@tracker-cluster/protocol';
+import type { Reply } from '../services.js';
+import { TokenBucket } from '../limits/rate-limit.js';
+import type { EventSink } from './session-hub.js';
+
+export interface ConnectionLimits {
+  maxPayload: number;
+  frameTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** Requests per second (0: unlimited). */
+  rateLimit: number;
+  maxPipeline: number;
+}
+
+/** Handles one request frame; `rateLimited` asks for a RATE_LIMITED answer. */
+export type FrameHandler = (frame: Frame, rateLimited: boolean, connection: Connection) => Reply | Promise<Reply>;
+
+/** Output a peer does not read is capped: past this much unsent data the connection is dropped. */
+const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+/** How long a closing connection may take to flush before it is destroyed. */
+const CLOSE_GRACE_MS = 5000;
+
+interface Slot {
+  frame: Buffer | undefined;
+}
+
+/**
+ * One client or peer connection over any duplex stream. Requests are decoded
+ * as they arrive and may complete out of order; answers are written strictly
+ * in request order. When too many answers are outstanding, or the peer does
+ * not read what is written, the connection stops reading (backpressure)
+ * instead of buffering without bound.
+ */
+export class Connection implements EventSink {
+  readonly id: number;
+  readonly remote: string;
+  readonly closed: Promise<void>;
+  private readonly stream: Duplex;
+  private readonly limits: ConnectionLimits;
+  private readonly handle: FrameHandler;
+  private readonly log: Logger;
+  private readonly decoder: FrameDecoder;
+  private readonly bucket: TokenBucket | undefined;
+  private readonly queue: Slot[] = [];
+  private closing = false;
+  private isClosed = false;
+  private paused = false;
+  private lastActivity = Date.now();
+  private frameTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(id: number, stream: Duplex, remote: string, limits: ConnectionLimits, handle: FrameHandler, logger: Logger) {
+    this.id = id;
+    this.stream = stream;
+    this.remote = remote;
+    this.limits = limits;
+    this.handle = handle;
+    this.log = logger;
+    this.decoder = new FrameDecoder({ maxPayload: limits.maxPayload });
+    this.bucket = limits.rateLimit > 0 ? new TokenBucket(limits.rateLimit, Date.now()) : undefined;
+    this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    // The peer finished sending: answer what it asked, then close our side.
+    stream.on('end', () => this.closeAfterFlush());
+    stream.on('error', (error) => this.log.debug({ err: error }, 'connection error'));
+    stream.once('close', () => this.onClose());
+    stream.on('drain', () => this.maybeResume());
+    this.armIdleTimer(limits.idleTimeoutMs);
+  }
+
+  /** Sends an unasked EVENT frame (never a response). */
+  sendEvent(session: bigint, payload: string): void {
+    if (this.isClosed || this.closing) return;
+    if (this.stream.writableLength > MAX_UNSENT_BYTES) {
+      this.log.warn({ unsent: this.stream.writableLength }, 'peer does not read its events; dropping the connection');
+      this.stream.destroy();
+      return;
+    }
+    this.stream.write(encodeFrame(session, payload));
+  }
+
+  /** Stops reading, answers what is pending, then closes (graceful shutdown). */
+  shutdown(): Promise<void> {
+    this.closeAfterFlush();
+    return this.closed;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing) return;
+    this.lastActivity = Date.now();
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (error) {
+      const fault = error instanceof TrackerError ? error : new TrackerError('PROTOCOL', 'undecodable frame');
+      this.log.info({ code: fault.code }, fault.message);
+      this.fail(fault);
+      return;
+    }
+    this.stream.cork();
+    for (const frame of frames) {
+      if (this.closing) break;
+      this.onFrame(frame);
+    }
+    this.flush();
+    this.stream.uncork();
+    this.updateFrameTimer(frames.length > 0);
+    this.applyBackpressure();
+  }
+
+  private onFrame(frame: Frame): void {
+    const limited = this.bucket !== undefined && !this.bucket.take(this.lastActivity);
+    let reply: Reply | Promise<Reply>;
+    try {
+      reply = this.handle(frame, limited, this);
+    } catch (error) {
+      this.log.error({ err: error }, 'request handler threw');
+      reply = { payload: err('INTERNAL', 'internal error'), session: 0n };
+    }
+    if (reply instanceof Promise) {
+      const slot: Slot = { frame: undefined };
+      this.queue.push(slot);
+      reply.then(
+        (r) => this.complete(slot, r),
+        (error: unknown) => {
+          this.log.error({ err: error }, 'request handler rejected');
+          this.complete(slot, { payload: err('INTERNAL', 'internal error'), session: 0n });
+        },
+      );
+    } else {
+      this.queue.push({ frame: encodeReply(reply) });
+    }
+  }
+
+  private complete(slot: Slot, reply: Reply): void {
+    slot.frame = encodeReply(reply);
+    if (this.queue[0] === slot) {
+      this.flush();
+      this.applyBackpressure();
+      this.maybeResume();
+    }
+  }
+
+  /** Writes every answer at the head of the queue that is ready. */
+  private flush(): void {
+    if (this.isClosed) return;
+    let head = this.queue[0];
+    while (head !== undefined && head.frame !== undefined) {
+      this.stream.write(head.frame);
+      this.queue.shift();
+      head = this.queue[0];
+    }
+    if (this.queue.length > 0) this.lastActivity = Date.now();
+    if (this.closing && this.queue.length === 0) this.endNow();
+  }
+
+  private applyBackpressure(): void {
+    if (this.paused || this.closing) return;
+    if (this.queue.length >= this.limits.maxPipeline || this.stream.writableNeedDrain) {
+      this.paused = true;
+      this.stream.pause();
+    }
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.closing) return;
+    if (this.queue.length < Math.max(1, this.limits.maxPipeline / 2) && !this.stream.writableNeedDrain) {
+      this.paused = false;
+      this.stream.resume();
+    }
+  }
+
+  /** A framing fault: answer it after what is pending, then close (PROTOCOL.md §1). */
+  private fail(fault: TrackerError): void {
+    if (!FATAL_CODES.has(fault.code)) throw fault;
+    this.queue.push({ frame: encodeFrame(0n, fault.toPayload()) });
+    this.closeAfterFlush();
+  }
+
+  private closeAfterFlush(): void {
+    if (this.closing || this.isClosed) return;
+    this.closing = true;
+    this.clearFrameTimer();
+    this.stream.pause();
+    this.flush();
+    setTimeout(() => this.stream.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  private endNow(): void {
+    if (!this.stream.writableEnded) this.stream.end();
+  }
+
+  private updateFrameTimer(completedAny: boolean): void {
+    if (completedAny || this.decoder.bufferedBytes === 0) this.clearFrameTimer();
+    if (this.decoder.bufferedBytes > 0 && this.frameTimer === undefined && !this.closing) {
+      this.frameTimer = setTimeout(() => {
+        this.frameTimer = undefined;
+        this.log.info({ buffered: this.decoder.bufferedBytes }, 'frame timeout');
+        this.fail(new TrackerError('PROTOCOL', `frame not completed within ${this.limits.frameTimeoutMs} ms`));
+      }, this.limits.frameTimeoutMs);
+    }
+  }
+
+  private clearFrameTimer(): void {
+    if (this.frameTimer !== undefined) clearTimeout(this.frameTimer);
+    this.frameTimer = undefined;
+  }
+
+  private armIdleTimer(delay: number): void {
+    this.idleTimer = setTimeout(() => {
+      const idle = Date.now() - this.lastActivity;
+      if (this.queue.length === 0 && idle >= this.limits.idleTimeoutMs) {
+        this.log.info({ idleMs: idle }, 'idle timeout; closing');
+        this.stream.destroy();
+      } else {
+        this.armIdleTimer(Math.max(1, this.limits.idleTimeoutMs - idle));
+      }
+    }, delay);
+  }
+
+  private onClose(): void {
+    this.isClosed = true;
+    this.closing = true;
+    this.clearFrameTimer();
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.queue.length = 0;
+  }
+}
+
+function encodeReply(reply: Reply): Buffer {
+  return encodeFrame(reply.session ?? 0n, reply.payload);
+}

@@ -1,0 +1,56 @@
+import type { Logger } from 'pino';
+import type { Clock, Entropy } from './clock.js';
+import type { FailureWindow } from './limits/rate-limit.js';
+import type { SessionHub } from './net/session-hub.js';
+import type { TrackerOptions } from './options.js';
+import type { ChangeLog } from './state/change-log.js';
+import type { Store } from './store/store.js';
+
+/** Everything a handler may use, passed in once: no module-level state. */
+export interface Services {
+  options: TrackerOptions;
+  logger: Logger;
+  store: Store;
+  log: ChangeLog;
+  clock: Clock;
+  entropy: Entropy;
+  hub: SessionHub;
+  /** Failed logins, keyed `user:<name>` and `conn:<id>`. */
+  loginFailures: FailureWindow;
+  /** Rendered answers that only change with state; dropped on every relevant change. */
+  cache: AnswerCache;
+  /** `key=value` fields of `status` that only the tracker knows (replication, connections). */
+  statusFields(): Record<string, string | number>;
+}
+
+/** Caches answers that are expensive to render and change rarely (list_groups). */
+export class AnswerCache {
+  private readonly answers = new Map<string, string>();
+
+  get(key: string, render: () => string): string {
+    let answer = this.answers.get(key);
+    if (answer === undefined) {
+      answer = render();
+      this.answers.set(key, answer);
+    }
+    return answer;
+  }
+
+  clear(): void {
+    this.answers.clear();
+  }
+}
+
+/** The per-request view a handler gets. */
+export interface RequestContext {
+  services: Services;
+  connectionId: number;
+  /** The frame's session when it is live, with its user. */
+  session: { id: bigint; key: string; user: string } | undefined;
+}
+
+export interface Reply {
+  payload: string;
+  /** The session field of the response when it is not the request's own (login, logout). */
+  session?: bigint;
+}

@@ -1,0 +1,70 @@
+import type { Store } from '../store/store.js';
+import type { Change } from './changes.js';
+
+/** An event for the live sessions of some users (PROTOCOL.md §4); `text` follows `EVENT `. */
+export interface DomainEvent {
+  users: string[];
+  text: string;
+}
+
+/**
+ * Applies one change to the tables. Deterministic: it reads only the store
+ * and the change — never the clock or a random source — so the primary and
+ * the replica reach the same state from the same log. The caller owns the
+ * transaction. Returns the events the change implies.
+ */
+export function applyChange(store: Store, change: Change): DomainEvent[] {
+  const c = change.body;
+  switch (c.type) {
+    case 'user_created':
+      store.insertUser(c.user, c.salt, c.hash, c.params, c.at);
+      return [];
+    case 'session_opened':
+      store.insertSession(c.session, c.user, c.at, c.expires);
+      return [];
+    case 'session_closed':
+      store.deleteSession(c.session);
+      return [];
+    case 'sessions_touched':
+      for (const [id, expires] of c.sessions) store.touchSession(id, expires);
+      return [];
+    case 'sessions_expired':
+      for (const id of c.sessions) store.deleteSession(id);
+      return [];
+    case 'group_created':
+      store.insertGroup(c.group, c.owner, c.at);
+      store.insertMember(c.group, c.owner, change.seq, c.at);
+      return [];
+    case 'join_requested': {
+      store.insertRequest(c.group, c.user, change.seq, c.at);
+      const owner = store.group(c.group)?.owner;
+      return owner ? [{ users: [owner], text: `join_request ${c.group} ${c.user}` }] : [];
+    }
+    case 'request_accepted':
+      store.deleteRequest(c.group, c.user);
+      store.insertMember(c.group, c.user, change.seq, c.at);
+      return [{ users: [c.user], text: `request_accepted ${c.group}` }];
+    case 'request_rejected':
+      store.deleteRequest(c.group, c.user);
+      return [{ users: [c.user], text: `request_rejected ${c.group}` }];
+    case 'member_left':
+      return applyLeave(store, c.group, c.user);
+  }
+}
+
+function applyLeave(store: Store, group: string, user: string): DomainEvent[] {
+  const before = store.group(group);
+  if (!before || !store.deleteMember(group, user)) return [];
+  const remaining = store.listMembers(group).map((m) => m.user);
+  if (remaining.length === 0) {
+    store.deleteGroup(group);
+    return [];
+  }
+  const events: DomainEvent[] = [{ users: remaining, text: `member_left ${group} ${user}` }];
+  if (before.owner === user) {
+    const heir = store.earliestMember(group) as string;
+    store.setOwner(group, heir);
+    events.push({ users: remaining, text: `owner_changed ${group} ${heir}` });
+  }
+  return events;
+}

@@ -1,0 +1,206 @@
+import Database from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
+import type { SqliteSynchronous } from '../options.js';
+import { migrate } from './schema.js';
+
+export interface UserRow {
+  name: string;
+  salt: string;
+  hash: string;
+  params: string;
+}
+export interface SessionRow {
+  id: string;
+  user: string;
+  expires_at: number;
+}
+export interface GroupRow {
+  name: string;
+  owner: string;
+  members: number;
+}
+export interface MemberRow {
+  user: string;
+  joined_seq: number;
+}
+
+/** Raised when the database cannot be opened or is not ours. */
+export class StoreOpenError extends Error {
+  constructor(path: string, cause: unknown) {
+    super(`cannot open database ${path}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'StoreOpenError';
+  }
+}
+
+/**
+ * The SQLite side of the state: connection setup, and one prepared statement
+ * per query. It holds no state of its own beyond the connection; callers
+ * decide what is a transaction.
+ */
+export class Store {
+  readonly db: Db;
+  readonly path: string;
+  private readonly s: ReturnType<typeof prepare>;
+
+  private constructor(db: Db, path: string) {
+    this.db = db;
+    this.path = path;
+    this.s = prepare(db);
+  }
+
+  static open(path: string, synchronous: SqliteSynchronous = 'FULL'): Store {
+    let db: Db | undefined;
+    try {
+      db = new Database(path);
+      // WAL for concurrent readers and cheap commits. `synchronous` is set on
+      // every open because it is per connection and WAL's default differs.
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${synchronous}`);
+      db.pragma('busy_timeout = 5000');
+      migrate(db);
+      return new Store(db, path);
+    } catch (error) {
+      db?.close();
+      throw new StoreOpenError(path, error);
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  getMeta(key: string): string | undefined {
+    return (this.s.getMeta.get(key) as { value: string } | undefined)?.value;
+  }
+  setMeta(key: string, value: string | number): void {
+    this.s.setMeta.run(key, String(value));
+  }
+
+  // --- reads ------------------------------------------------------------
+
+  user(name: string): UserRow | undefined {
+    return this.s.user.get(name) as UserRow | undefined;
+  }
+  session(id: string): SessionRow | undefined {
+    return this.s.session.get(id) as SessionRow | undefined;
+  }
+  liveSessionCount(user: string, now: number): number {
+    return (this.s.liveSessionCount.get(user, now) as { n: number }).n;
+  }
+  liveSessionsOf(user: string, now: number): string[] {
+    return this.s.liveSessionsOf.pluck().all(user, now) as string[];
+  }
+  expiredSessions(now: number, limit: number): string[] {
+    return this.s.expiredSessions.pluck().all(now, limit) as string[];
+  }
+  group(name: string): { name: string; owner: string } | undefined {
+    return this.s.group.get(name) as { name: string; owner: string } | undefined;
+  }
+  isMember(group: string, user: string): boolean {
+    return this.s.member.get(group, user) !== undefined;
+  }
+  hasRequest(group: string, user: string): boolean {
+    return this.s.request.get(group, user) !== undefined;
+  }
+  listGroups(): GroupRow[] {
+    return this.s.listGroups.all() as GroupRow[];
+  }
+  /** Members by name. */
+  listMembers(group: string): MemberRow[] {
+    return this.s.listMembers.all(group) as MemberRow[];
+  }
+  /** Requesting users, oldest request first. */
+  listRequests(group: string): string[] {
+    return this.s.listRequests.pluck().all(group) as string[];
+  }
+  /** The member who joined earliest, if any. */
+  earliestMember(group: string): string | undefined {
+    return this.s.earliestMember.pluck().get(group) as string | undefined;
+  }
+  counts(): { users: number; sessions: number; groups: number } {
+    return this.s.counts.get() as { users: number; sessions: number; groups: number };
+  }
+
+  // --- writes (only `apply` calls these) -----------------------------------
+
+  insertUser(name: string, salt: string, hash: string, params: string, at: number): void {
+    this.s.insertUser.run(name, salt, hash, params, at);
+  }
+  insertSession(id: string, user: string, at: number, expires: number): void {
+    this.s.insertSession.run(id, user, at, expires);
+  }
+  deleteSession(id: string): boolean {
+    return this.s.deleteSession.run(id).changes > 0;
+  }
+  touchSession(id: string, expires: number): void {
+    this.s.touchSession.run(expires, id);
+  }
+  insertGroup(name: string, owner: string, at: number): void {
+    this.s.insertGroup.run(name, owner, at);
+  }
+  setOwner(group: string, owner: string): void {
+    this.s.setOwner.run(owner, group);
+  }
+  deleteGroup(group: string): void {
+    this.s.deleteGroup.run(group);
+    this.s.deleteGroupRequests.run(group);
+  }
+  insertMember(group: string, user: string, seq: number, at: number): void {
+    this.s.insertMember.run(group, user, seq, at);
+  }
+  deleteMember(group: string, user: string): boolean {
+    return this.s.deleteMember.run(group, user).changes > 0;
+  }
+  insertRequest(group: string, user: string, seq: number, at: number): void {
+    this.s.insertRequest.run(group, user, seq, at);
+  }
+  deleteRequest(group: string, user: string): boolean {
+    return this.s.deleteRequest.run(group, user).changes > 0;
+  }
+  appendLog(seq: number, epoch: number, change: string): void {
+    this.s.appendLog.run(seq, epoch, change);
+  }
+  /** Log entries after `seq`, oldest first. */
+  logAfter(seq: number, limit: number): Array<{ seq: number; change: string }> {
+    return this.s.logAfter.all(seq, limit) as Array<{ seq: number; change: string }>;
+  }
+}
+
+function prepare(db: Db) {
+  const p = (sql: string): Statement => db.prepare(sql);
+  return {
+    getMeta: p('SELECT value FROM meta WHERE key = ?'),
+    setMeta: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+    user: p('SELECT name, salt, hash, params FROM users WHERE name = ?'),
+    session: p('SELECT id, user, expires_at FROM sessions WHERE id = ?'),
+    liveSessionCount: p('SELECT COUNT(*) AS n FROM sessions WHERE user = ? AND expires_at > ?'),
+    liveSessionsOf: p('SELECT id FROM sessions WHERE user = ? AND expires_at > ?'),
+    expiredSessions: p('SELECT id FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?'),
+    group: p('SELECT name, owner FROM groups WHERE name = ?'),
+    member: p('SELECT 1 FROM members WHERE grp = ? AND user = ?'),
+    request: p('SELECT 1 FROM requests WHERE grp = ? AND user = ?'),
+    listGroups: p(
+      'SELECT g.name AS name, g.owner AS owner, (SELECT COUNT(*) FROM members m WHERE m.grp = g.name) AS members FROM groups g ORDER BY g.name',
+    ),
+    listMembers: p('SELECT user, joined_seq FROM members WHERE grp = ? ORDER BY user'),
+    listRequests: p('SELECT user FROM requests WHERE grp = ? ORDER BY seq'),
+    earliestMember: p('SELECT user FROM members WHERE grp = ? ORDER BY joined_seq LIMIT 1'),
+    counts: p(
+      'SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM sessions) AS sessions, (SELECT COUNT(*) FROM groups) AS groups',
+    ),
+    insertUser: p('INSERT INTO users (name, salt, hash, params, created_at) VALUES (?, ?, ?, ?, ?)'),
+    insertSession: p('INSERT INTO sessions (id, user, created_at, expires_at) VALUES (?, ?, ?, ?)'),
+    deleteSession: p('DELETE FROM sessions WHERE id = ?'),
+    touchSession: p('UPDATE sessions SET expires_at = ? WHERE id = ?'),
+    insertGroup: p('INSERT INTO groups (name, owner, created_at) VALUES (?, ?, ?)'),
+    setOwner: p('UPDATE groups SET owner = ? WHERE name = ?'),
+    deleteGroup: p('DELETE FROM groups WHERE name = ?'),
+    deleteGroupRequests: p('DELETE FROM requests WHERE grp = ?'),
+    insertMember: p('INSERT INTO members (grp, user, joined_seq, joined_at) VALUES (?, ?, ?, ?)'),
+    deleteMember: p('DELETE FROM members WHERE grp = ? AND user = ?'),
+    insertRequest: p('INSERT INTO requests (grp, user, seq, requested_at) VALUES (?, ?, ?, ?)'),
+    deleteRequest: p('DELETE FROM requests WHERE grp = ? AND user = ?'),
+    appendLog: p('INSERT INTO sync_log (seq, epoch, change) VALUES (?, ?, ?)'),
+    logAfter: p('SELECT seq, change FROM sync_log WHERE seq > ? ORDER BY seq LIMIT ?'),
+  };
+}

@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { encodeFrame, err } from '@tracker-cluster/protocol';
+import type { Clock, Entropy } from './clock.js';
+import { cryptoEntropy, systemClock } from './clock.js';
+import { dispatch } from './handlers/dispatch.js';
+import { FailureWindow } from './limits/rate-limit.js';
+import { Connection } from './net/connection.js';
+import { SessionHub } from './net/session-hub.js';
+import type { TrackerOptions } from './options.js';
+import type { Services } from './services.js';
+import { AnswerCache } from './services.js';
+import type { Change } from './state/changes.js';
+import { ChangeLog } from './state/change-log.js';
+import { Store } from './store/store.js';
+
+export interface TrackerDeps {
+  clock?: Clock;
+  entropy?: Entropy;
+}
+
+/** Changes after which a cached `list_groups` answer is stale. */
+const GROUP_LIST_CHANGES: ReadonlySet<Change['body']['type']> = new Set(['group_created', 'request_accepted', 'member_left']);
+/** Sessions purged per change, so that one purge never becomes a huge transaction. */
+const PURGE_BATCH = 1000;
+
+/**
+ * One tracker: the store, the change log, and the connections. It never
+ * opens a listening socket; the CLI hands it each accepted stream.
+ */
+export class Tracker {
+  readonly options: TrackerOptions;
+  private readonly logger: Logger;
+  private readonly store: Store;
+  private readonly log: ChangeLog;
+  private readonly services: Services;
+  private readonly connections = new Set<Connection>();
+  private readonly purgeTimer: NodeJS.Timeout;
+  private nextConnectionId = 1;
+  private closing = false;
+
+  private constructor(options: TrackerOptions, logger: Logger, deps: TrackerDeps) {
+    this.options = options;
+    this.logger = logger;
+    this.store = Store.open(options.dbPath, options.dbSynchronous);
+    initMeta(this.store);
+    const cache = new AnswerCache();
+    const hub = new SessionHub();
+    const clock = deps.clock ?? systemClock;
+    this.log = new ChangeLog(this.store, logger.child({ component: 'change-log' }), {
+      onApplied: (change) => {
+        if (GROUP_LIST_CHANGES.has(change.body.type)) cache.clear();
+      },
+      onRollback: () => cache.clear(),
+      onDurable: (batch) => hub.deliver(batch.events, this.store, clock.now()),
+    });
+    this.services = {
+      options,
+      logger,
+      store: this.store,
+      log: this.log,
+      clock,
+      entropy: deps.entropy ?? cryptoEntropy,
+      hub,
+      loginFailures: new FailureWindow(options.maxLoginFailures, options.loginWindowMs),
+      cache,
+      statusFields: () => this.statusFields(),
+    };
+    this.purgeTimer = setInterval(() => this.purgeExpiredSessions(), options.sessionPurgeIntervalMs);
+    this.purgeTimer.unref();
+  }
+
+  /** Opens the database (throws StoreOpenError) and readies the tracker. */
+  static open(options: TrackerOptions, logger: Logger, deps: TrackerDeps = {}): Tracker {
+    return new Tracker(options, logger, deps);
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  handleConnection(stream: Duplex, remote = 'unknown'): void {
+    if (this.closing || this.connections.size >= this.options.maxConnections) {
+      const why = this.closing ? 'tracker is shutting down' : `too many connections (max ${this.options.maxConnections})`;
+      this.logger.warn({ remote }, `refusing connection: ${why}`);
+      stream.on('error', () => undefined);
+      stream.end(encodeFrame(0n, err('BUSY', why)));
+      setTimeout(() => stream.destroy(), 1000).unref();
+      return;
+    }
+    const id = this.nextConnectionId++;
+    const logger = this.logger.child({ conn: id, remote });
+    const connection = new Connection(
+      id,
+      stream,
+      remote,
+      this.options,
+      (frame, rateLimited, conn) =>
+        dispatch(this.services, { connectionId: conn.id, session: frame.session, payload: frame.payload, rateLimited }, (key) =>
+          this.services.hub.present(conn, key),
+        ),
+      logger,
+    );
+    this.connections.add(connection);
+    logger.debug('connection opened');
+    void connection.closed.then(() => {
+      this.connections.delete(connection);
+      this.services.hub.remove(connection);
+      logger.debug('connection closed');
+    });
+  }
+
+  describe(): string {
+    return `role=${this.options.role} epoch=${this.log.epoch} seq=${this.log.seq}`;
+  }
+
+  /** Graceful stop: no new requests, answer what is pending, commit, close the database. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.purgeTimer);
+    await Promise.all([...this.connections].map((c) => c.shutdown()));
+    await this.log.drain();
+    this.store.close();
+    this.logger.info({ seq: this.log.seq }, 'tracker stopped');
+  }
+
+  private statusFields(): Record<string, string | number> {
+    return {
+      role: this.options.role,
+      epoch: this.log.epoch,
+      seq: this.log.seq,
+      log_hash: this.log.logHash,
+      replica: 'disconnected',
+      replica_seq: 0,
+      degraded: 0,
+      history: this.store.getMeta('history_id') ?? '',
+      connections: this.connections.size,
+    };
+  }
+
+  private purgeExpiredSessions(): void {
+    if (this.closing || this.options.role !== 'primary') return;
+    const now = this.services.clock.now();
+    const expired = this.store.expiredSessions(now, PURGE_BATCH);
+    if (expired.length === 0) return;
+    this.log.append({ type: 'sessions_expired', sessions: expired, at: now });
+    this.logger.info({ sessions: expired.length }, 'expired sessions purged');
+  }
+}
+
+/** A new database gets its history id and epoch 1; both are part of the state a snapshot carries. */
+function initMeta(store: Store): void {
+  if (store.getMeta('history_id') !== undefined) return;
+  store.db.transaction(() => {
+    store.setMeta('history_id', randomBytes(16).toString('hex'));
+    store.setMeta('epoch', 1);
+    store.setMeta('seq', 0);
+  })();
+}
