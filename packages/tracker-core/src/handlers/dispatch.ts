@@ -35,6 +35,9 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map(
   ].map((c) => [c.name, c]),
 );
 
+/** Payloads of the tracker-to-tracker link; never honoured on a client connection. */
+export const SYNC_PREFIX = 'SYNC:';
+
 /** The request as dispatch sees it, before a handler runs. */
 export interface Request {
   connectionId: number;
@@ -68,6 +71,9 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
     }
     if (request.rateLimited) throw new TrackerError('RATE_LIMITED', 'too many requests on this connection; slow down');
     const command = parse(request.payload);
+    if ((command[0] as string).startsWith(SYNC_PREFIX)) {
+      throw new TrackerError('FORBIDDEN', 'SYNC: messages are only accepted on an authenticated tracker link');
+    }
     const spec = COMMANDS.get((command[0] as string).toLowerCase());
     if (!spec) throw new TrackerError('UNKNOWN_COMMAND', `unknown command ${JSON.stringify((command[0] as string).slice(0, 64))}; try ping, login, list_groups`);
     if (spec.auth && !ctx.session) throw new TrackerError('AUTH_REQUIRED', `${spec.name} needs a session: log in first`);
