@@ -65,9 +65,30 @@ export class FrameDecoder {
     return this.buffered;
   }
 
+  /** The fault that ended this decoder, if any. */
+  get error(): TrackerError | undefined {
+    return this.failed;
+  }
+
+  /**
+   * Returns every frame the chunk completes. A fault throws — unless whole
+   * frames came before it in the same chunk: those are returned first (the
+   * requests were sent in good faith and deserve their answers) and the fault
+   * is left in `error`; the next `push` throws it.
+   */
   push(chunk: Buffer): Frame[] {
     if (this.failed) throw this.failed;
     const frames: Frame[] = [];
+    try {
+      this.decodeInto(chunk, frames);
+    } catch (error) {
+      if (frames.length > 0 && error === this.failed) return frames;
+      throw error;
+    }
+    return frames;
+  }
+
+  private decodeInto(chunk: Buffer, frames: Frame[]): void {
     let offset = 0;
     // Fast path: nothing buffered, so frames can be sliced straight out of the chunk.
     while (this.buffered === 0 && chunk.length - offset >= LENGTH_BYTES) {
@@ -76,7 +97,7 @@ export class FrameDecoder {
       frames.push(sliceFrame(chunk, offset, total));
       offset += total;
     }
-    if (offset === chunk.length) return frames;
+    if (offset === chunk.length) return;
     this.append(offset === 0 ? chunk : chunk.subarray(offset));
     for (;;) {
       if (this.expected < 0) {
@@ -91,7 +112,6 @@ export class FrameDecoder {
       this.buffered = rest.length;
       this.expected = -1;
     }
-    return frames;
   }
 
   private append(part: Buffer): void {

@@ -15,8 +15,9 @@ export function isValidPassword(password: string): boolean {
   return length >= 1 && length <= 256;
 }
 
+// C0, DEL and C1 control characters, and lone surrogates (not encodable as UTF-8).
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u;
 
 /** File names: 1–255 bytes of UTF-8, no `/`, no NUL, no control characters. */
 export function isValidFileName(name: string): boolean {

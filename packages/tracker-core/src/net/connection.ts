@@ -105,6 +105,8 @@ export class Connection implements EventSink {
       if (this.closing) break;
       this.onFrame(frame);
     }
+    // A fault after whole frames in the same chunk: those are answered first.
+    if (this.decoder.error && !this.closing) this.fail(this.decoder.error);
     this.flush();
     this.stream.uncork();
     this.updateFrameTimer(frames.length > 0);
