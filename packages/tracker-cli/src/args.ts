@@ -1,0 +1,333 @@
+import path from 'node:path';
+import yargs from 'yargs';
+import {
+  DEFAULT_PRIMARY_PORT,
+  DEFAULT_REPLICA_PORT,
+  DEVELOPMENT_SECRET,
+  OptionsError,
+  parseDuration,
+  parseHostPort,
+  parseOptions,
+} from '@tracker-cluster/tracker-core';
+import type { HostPort, OptionsInput, Role, TrackerOptions } from '@tracker-cluster/tracker-core';
+
+/**
+ * Command-line parsing shared by `tracker-primary` and `tracker-replica`.
+ *
+ * Pure: takes the arguments and the environment, returns either what to run
+ * or the text to print (`--help`, `--version`), or throws `UsageError`.
+ * Nothing here opens files, sockets or loggers.
+ */
+
+export type LogFormat = 'auto' | 'json' | 'pretty';
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
+
+/** Everything a tracker process needs to start. */
+export interface CliConfig {
+  role: Role;
+  /** `tracker-primary` or `tracker-replica`: the prefix of every message. */
+  program: string;
+  /** Where to listen for clients (port 0 = ephemeral). */
+  listen: HostPort;
+  options: TrackerOptions;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  /** `default` means no secret was configured and DEVELOPMENT_SECRET is in use. */
+  secretSource: 'option' | 'env' | 'default';
+  /** `TRACKER_*` variables that name no option: ignored, reported as a warning. */
+  unknownEnv: string[];
+}
+
+export type ParsedArgs =
+  | { kind: 'run'; config: CliConfig }
+  /** `--help` or `--version`: print `output` to stdout and exit 0. */
+  | { kind: 'exit'; output: string };
+
+/** A bad command line: print `<program>: <message>`, a hint to --help, exit 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const ENV_PREFIX = 'TRACKER_';
+
+/** `sync-timeout-ms` → `TRACKER_SYNC_TIMEOUT_MS`. */
+export function envName(option: string): string {
+  return ENV_PREFIX + option.toUpperCase().replace(/-/g, '_');
+}
+
+export function programName(role: Role): string {
+  return `tracker-${role}`;
+}
+
+interface OptionSpec {
+  describe: string;
+  group: string;
+  default?: string;
+}
+
+const NETWORK = 'Network:';
+const REPLICATION = 'Replication:';
+const STORAGE = 'Storage and security:';
+const LIMITS = 'Limits (durations: 500ms, 30s, 10m, 24h, 7d; a bare number is milliseconds):';
+const LOGGING = 'Logging:';
+
+function optionSpecs(role: Role): Record<string, OptionSpec> {
+  const peerOption = role === 'primary' ? 'replica' : 'primary';
+  return {
+    host: { group: NETWORK, describe: 'address to listen on for clients', default: '127.0.0.1' },
+    port: {
+      group: NETWORK,
+      describe: 'port to listen on for clients (0 = any free port)',
+      default: String(role === 'primary' ? DEFAULT_PRIMARY_PORT : DEFAULT_REPLICA_PORT),
+    },
+    [peerOption]: {
+      group: REPLICATION,
+      describe: role === 'primary' ? 'the replica tracker, HOST:PORT' : 'the primary tracker, HOST:PORT',
+    },
+    'sync-mode': { group: REPLICATION, describe: 'semi-sync (answer writes after the replica acked or a timeout) or async', default: 'semi-sync' },
+    'sync-timeout-ms': { group: REPLICATION, describe: 'semi-sync: longest wait for the replica (ms)', default: '1000' },
+    db: { group: STORAGE, describe: 'SQLite database file', default: `tracker-${role}.db` },
+    'db-synchronous': { group: STORAGE, describe: 'SQLite synchronous pragma: FULL, NORMAL or EXTRA', default: 'FULL' },
+    secret: { group: STORAGE, describe: 'cluster secret shared by both trackers (prefer TRACKER_SECRET)', default: 'an insecure development secret' },
+    'scrypt-cost': { group: STORAGE, describe: 'scrypt N for new password hashes (a power of two)', default: '16384' },
+    'max-frame': { group: LIMITS, describe: 'largest frame payload accepted (bytes)', default: '1048576' },
+    'frame-timeout': { group: LIMITS, describe: 'a started frame must complete within this', default: '30s' },
+    'idle-timeout': { group: LIMITS, describe: 'close connections idle this long', default: '10m' },
+    'max-connections': { group: LIMITS, describe: 'more connections get ERR BUSY', default: '1024' },
+    'max-pipeline': { group: LIMITS, describe: 'unanswered requests per connection before reading pauses', default: '1024' },
+    'rate-limit': { group: LIMITS, describe: 'requests per second per connection (0 = unlimited)', default: '5000' },
+    'max-login-failures': { group: LIMITS, describe: 'failed logins per user and per connection within --login-window', default: '5' },
+    'login-window': { group: LIMITS, describe: 'window of --max-login-failures', default: '1m' },
+    'session-ttl': { group: LIMITS, describe: 'sessions idle this long expire', default: '24h' },
+    'session-purge-interval': { group: LIMITS, describe: 'how often expired sessions are purged', default: '1m' },
+    'max-shares-per-user': { group: LIMITS, describe: 'files one user may share', default: '1000' },
+    'log-level': { group: LOGGING, describe: LOG_LEVELS.join(', '), default: 'info' },
+    'log-format': { group: LOGGING, describe: 'auto (pretty on a terminal, else JSON), json or pretty', default: 'auto' },
+  };
+}
+
+/** The names of every option the role accepts (without the leading dashes). */
+export function optionNames(role: Role): string[] {
+  return Object.keys(optionSpecs(role));
+}
+
+/**
+ * Parses a tracker command line. Precedence: command-line flag, then the
+ * `TRACKER_<OPTION>` environment variable, then the default. The classic
+ * positional form (PROTOCOL §6) sets the listen and peer addresses and may not
+ * be combined with the flags it replaces.
+ */
+export function parseTrackerArgs(
+  role: Role,
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+  version = '0.0.0',
+): ParsedArgs {
+  const program = programName(role);
+  const specs = optionSpecs(role);
+  const peerOption = role === 'primary' ? 'replica' : 'primary';
+  const classic =
+    role === 'primary'
+      ? '<bind_ip> <bind_port> <peer_ip> <peer_port>'
+      : '<peer_ip> <peer_port> <bind_ip> <bind_port>';
+
+  let parser = yargs()
+    .scriptName(program)
+    .usage(`Usage:\n  $0 [options]\n  $0 ${classic}    (the classic form)`)
+    .parserConfiguration({
+      'parse-numbers': false,
+      'parse-positional-numbers': false,
+      'duplicate-arguments-array': false,
+      'strip-aliased': true,
+    })
+    .strictOptions()
+    .version(version)
+    .help()
+    .epilogue(
+      `Every option can also be set by an environment variable TRACKER_<OPTION>, ` +
+        `e.g. TRACKER_SECRET or TRACKER_SYNC_TIMEOUT_MS; a command-line flag wins over it.`,
+    )
+    .wrap(null);
+  for (const [name, spec] of Object.entries(specs)) {
+    parser = parser.option(name, {
+      type: 'string',
+      describe: spec.describe,
+      group: spec.group,
+      ...(spec.default !== undefined ? { defaultDescription: spec.default } : {}),
+    });
+  }
+
+  let failure: Error | undefined;
+  let output = '';
+  const parsed = parser.parse([...argv], {}, (err, _argv, out) => {
+    failure = err ?? undefined;
+    output = out;
+  }) as Record<string, unknown>;
+  if (failure) throw new UsageError(failure.message);
+  if (parsed['help'] === true || parsed['version'] === true) return { kind: 'exit', output };
+
+  /** A flag's or variable's text, with the name to use in messages. */
+  const read = (name: string): { text: string; label: string; source: 'option' | 'env' } | undefined => {
+    const value = parsed[name];
+    if (value !== undefined) {
+      if (typeof value !== 'string') throw new UsageError(`--${name} needs a value`);
+      return { text: value, label: `--${name}`, source: 'option' };
+    }
+    const variable = envName(name);
+    const fromEnv = env[variable];
+    if (fromEnv !== undefined) return { text: fromEnv, label: variable, source: 'env' };
+    return undefined;
+  };
+  const text = (name: string): string | undefined => read(name)?.text;
+  const integer = (name: string): number | undefined => {
+    const v = read(name);
+    if (!v) return undefined;
+    if (!/^\s*\d+\s*$/.test(v.text)) throw new UsageError(`${v.label} must be a whole number, got "${v.text}"`);
+    return Number(v.text);
+  };
+  const duration = (name: string): number | undefined => {
+    const v = read(name);
+    if (!v) return undefined;
+    try {
+      return parseDuration(v.text);
+    } catch (err) {
+      throw new UsageError(`${v.label}: ${(err as Error).message}`);
+    }
+  };
+  const hostPort = (name: string): HostPort | undefined => {
+    const v = read(name);
+    if (!v) return undefined;
+    try {
+      return parseHostPort(v.text.trim());
+    } catch (err) {
+      throw new UsageError(`${v.label}: ${(err as Error).message}`);
+    }
+  };
+  const choice = <T extends string>(name: string, choices: readonly T[], fallback: T): T => {
+    const v = read(name);
+    if (!v) return fallback;
+    const lower = v.text.trim().toLowerCase();
+    const found = choices.find((c) => c === lower);
+    if (!found) throw new UsageError(`${v.label} must be one of ${choices.join(', ')}, got "${v.text}"`);
+    return found;
+  };
+
+  // Listen and peer addresses: flags/variables, or the classic positional form.
+  const positionals = (parsed['_'] as unknown[]).map(String);
+  let listen: HostPort;
+  let peer: HostPort | undefined;
+  if (positionals.length === 4) {
+    const clash = ['host', 'port', peerOption].filter((name) => parsed[name] !== undefined);
+    if (clash.length > 0) {
+      throw new UsageError(
+        `the classic form ${classic} cannot be combined with ${clash.map((n) => `--${n}`).join(', ')}`,
+      );
+    }
+    const [a, b, c, d] = positionals as [string, string, string, string];
+    const bind = role === 'primary' ? { host: a, port: b } : { host: c, port: d };
+    const other = role === 'primary' ? { host: c, port: d } : { host: a, port: b };
+    listen = { host: nonEmpty('bind_ip', bind.host), port: portNumber('bind_port', bind.port) };
+    peer = { host: nonEmpty('peer_ip', other.host), port: portNumber('peer_port', other.port) };
+  } else if (positionals.length === 0) {
+    const host = read('host');
+    const port = read('port');
+    listen = {
+      host: host ? nonEmpty(host.label, host.text.trim()) : '127.0.0.1',
+      port: port ? portNumber(port.label, port.text) : role === 'primary' ? DEFAULT_PRIMARY_PORT : DEFAULT_REPLICA_PORT,
+    };
+    peer = hostPort(peerOption);
+  } else {
+    throw new UsageError(
+      `expected no positional arguments or exactly 4 (${classic}), got ${positionals.length}: ${positionals.join(' ')}`,
+    );
+  }
+
+  const secret = read('secret');
+  const dbPath = text('db') ?? `tracker-${role}.db`;
+  if (dbPath.length === 0) throw new UsageError('--db must name a database file');
+  const syncMode = text('sync-mode');
+  const dbSynchronous = text('db-synchronous');
+
+  const input: OptionsInput = {
+    role,
+    dbPath: path.resolve(dbPath),
+    peer,
+    secret: secret?.text,
+    syncMode: syncMode?.trim() as TrackerOptions['syncMode'] | undefined,
+    syncTimeoutMs: duration('sync-timeout-ms'),
+    maxPayload: integer('max-frame'),
+    frameTimeoutMs: duration('frame-timeout'),
+    idleTimeoutMs: duration('idle-timeout'),
+    loginWindowMs: duration('login-window'),
+    sessionTtlMs: duration('session-ttl'),
+    sessionPurgeIntervalMs: duration('session-purge-interval'),
+    maxConnections: integer('max-connections'),
+    rateLimit: integer('rate-limit'),
+    maxLoginFailures: integer('max-login-failures'),
+    maxSharesPerUser: integer('max-shares-per-user'),
+    maxPipeline: integer('max-pipeline'),
+    scryptCost: integer('scrypt-cost'),
+    dbSynchronous: dbSynchronous?.trim().toUpperCase() as TrackerOptions['dbSynchronous'] | undefined,
+  };
+  if (secret?.text === '') throw new UsageError(`${secret.label} must not be empty`);
+
+  let options: TrackerOptions;
+  try {
+    options = parseOptions(input);
+  } catch (err) {
+    if (err instanceof OptionsError) throw new UsageError(err.message);
+    throw err;
+  }
+
+  const known = new Set(Object.keys(specs).map(envName));
+  const unknownEnv = Object.keys(env)
+    .filter((k) => k.startsWith(ENV_PREFIX) && !known.has(k))
+    .sort();
+
+  return {
+    kind: 'run',
+    config: {
+      role,
+      program,
+      listen,
+      options,
+      logLevel: choice('log-level', LOG_LEVELS, 'info'),
+      logFormat: choice('log-format', LOG_FORMATS, 'auto'),
+      secretSource: secret ? secret.source : 'default',
+      unknownEnv,
+    },
+  };
+}
+
+function nonEmpty(label: string, value: string): string {
+  if (value.length === 0) throw new UsageError(`${label} must not be empty`);
+  return value;
+}
+
+function portNumber(label: string, text: string): number {
+  const port = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`${label} must be a port number from 0 to 65535, got "${text}"`);
+  }
+  return port;
+}
+
+/** The effective options without the secret, for the startup log line. */
+export function describeOptions(config: CliConfig): Record<string, unknown> {
+  const { secret: _secret, ...rest } = config.options;
+  return {
+    ...rest,
+    secretFrom: config.secretSource === 'default' ? 'development default' : config.secretSource,
+    listen: `${config.listen.host}:${config.listen.port}`,
+  };
+}
+
+/** True when the configured secret is the insecure built-in one. */
+export function usesDevelopmentSecret(config: CliConfig): boolean {
+  return config.options.secret === DEVELOPMENT_SECRET;
+}
