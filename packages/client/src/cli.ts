@@ -1,0 +1,63 @@
+import readline from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { parseArgs } from './args.js';
+import { connectFirst } from './connect.js';
+import { ClientError } from './errors.js';
+import type { ExitCode } from './errors.js';
+import { formatClientError } from './format.js';
+import { scriptCommand, splitExec } from './input.js';
+import { runInteractive } from './interactive.js';
+import type { Env } from './options.js';
+import { Runner } from './runner.js';
+import { runScript } from './script.js';
+
+export interface CliIo {
+  argv: readonly string[];
+  env: Env;
+  stdin: Readable & { isTTY?: boolean };
+  stdout: Writable;
+  stderr: Writable;
+}
+
+/** The whole `tracker-client` program, minus `process.exit`. Resolves to the exit status. */
+export async function run(io: CliIo): Promise<ExitCode> {
+  const parsed = parseArgs(io.argv, io.env);
+  if (parsed.kind === 'exit') {
+    if (parsed.stdout.length > 0) io.stdout.write(parsed.stdout);
+    if (parsed.stderr.length > 0) io.stderr.write(parsed.stderr);
+    return parsed.code;
+  }
+  const { options } = parsed;
+  const runner = new Runner((handlers) =>
+    connectFirst(options.trackers, {
+      ...handlers,
+      requestTimeoutMs: options.requestTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs,
+    }),
+  );
+  try {
+    await runner.connect();
+    if (options.exec !== undefined) return await runScript(runner, splitExec(options.exec), io);
+    if (io.stdin.isTTY !== true) return await runScript(runner, readScript(io.stdin), io);
+    return await runInteractive(runner, { input: io.stdin, output: io.stdout });
+  } catch (error) {
+    if (!(error instanceof ClientError)) throw error;
+    io.stderr.write(`${formatClientError(error.message)}\n`);
+    return error.exitCode;
+  } finally {
+    await runner.close();
+  }
+}
+
+/** Commands from a script on stdin: one a line, blank lines and `#` comments skipped. */
+export async function* readScript(input: Readable): AsyncGenerator<string> {
+  const rl = readline.createInterface({ input, crlfDelay: Infinity, terminal: false });
+  try {
+    for await (const line of rl) {
+      const command = scriptCommand(line);
+      if (command !== undefined) yield command;
+    }
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,320 @@
+/**
+ * tracker-client against the real tracker: the client bin spawned with
+ * --exec and with a script on stdin, its output and exit status; and the
+ * prompt (run in-process over streams that claim to be a terminal).
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import t from 'tap';
+import { run } from '@tracker-cluster/client';
+import { childEnv, makeTempDir, ROOT, startTracker } from './helpers/tracker.js';
+import type { TeardownHost } from './helpers/tracker.js';
+import { connect, waitFor } from './helpers/wire.js';
+
+const CLIENT_BIN = path.join(ROOT, 'packages/client/bin/tracker-client.js');
+const DEADLINE_MS = 20_000;
+
+interface ClientRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface SpawnedClient {
+  proc: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  exited: Promise<ClientRun>;
+}
+
+/** Starts the client bin; it is killed (if still running) and awaited in teardown. */
+async function spawnClient(t: TeardownHost, args: string[]): Promise<SpawnedClient> {
+  const cwd = await makeTempDir(t, 'tracker-client-test-');
+  const proc = spawn(process.execPath, [CLIENT_BIN, ...args], { cwd, env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
+  proc.stderr?.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const exited = new Promise<ClientRun>((resolve) => {
+    proc.once('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: err }));
+    proc.once('error', (error) => resolve({ code: null, signal: null, stdout: out, stderr: `${err}${String(error)}` }));
+  });
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+  });
+  return { proc, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Runs the client to its exit, with `stdin` as its whole input (closed at once when absent). */
+async function runClient(t: TeardownHost, args: string[], stdin = ''): Promise<ClientRun> {
+  const client = await spawnClient(t, args);
+  client.proc.stdin?.end(stdin);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      client.proc.kill('SIGKILL');
+      reject(new Error(`tracker-client ${args.join(' ')} did not exit within ${DEADLINE_MS} ms; stderr:\n${client.stderr()}`));
+    }, DEADLINE_MS);
+  });
+  try {
+    return await Promise.race([client.exited, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function lines(text: string): string[] {
+  return text.split('\n').filter((l) => l.length > 0);
+}
+
+/** A port nothing listens on: one just closed. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+t.test('tracker-client against a real tracker', async (t) => {
+  const tracker = await startTracker(t);
+  const at = ['--tracker', tracker.address];
+
+  t.test('--exec: a whole session, the session kept between commands, exit 0', async (t) => {
+    const r = await runClient(t, [
+      ...at,
+      '--exec',
+      'create_user alice pw-alice; login alice pw-alice; whoami; create_group g1; list_groups; list_members g1; logout',
+    ]);
+    t.equal(r.stderr, '');
+    t.same(lines(r.stdout), [
+      'OK user created',
+      'OK logged in as alice sessions=1',
+      'OK alice sessions=1',
+      'OK group created',
+      'OK 1',
+      'g1 owner=alice members=1',
+      'OK 1',
+      'alice role=owner',
+      'OK logged out sessions=0',
+    ]);
+    t.equal(r.code, 0);
+  });
+
+  t.test('--exec: an ERR answer makes the exit status 1, and the remaining commands still run', async (t) => {
+    const r = await runClient(t, [...at, '--exec', 'whoami; ping; login nobody nopw; ping']);
+    const out = lines(r.stdout);
+    t.equal(out.length, 4);
+    t.match(out[0], /^ERR AUTH_REQUIRED\b/);
+    t.equal(out[1], 'OK PONG');
+    t.match(out[2], /^ERR INVALID_CREDENTIALS\b/);
+    t.equal(out[3], 'OK PONG');
+    t.equal(r.code, 1);
+  });
+
+  t.test('--exec: logout ends the session for the following commands', async (t) => {
+    const r = await runClient(t, [...at, '--exec', 'create_user bob pw-bob; login bob pw-bob; logout; whoami']);
+    const out = lines(r.stdout);
+    t.same(out.slice(0, 3), ['OK user created', 'OK logged in as bob sessions=1', 'OK logged out sessions=0']);
+    t.match(out[3], /^ERR AUTH_REQUIRED\b/);
+    t.equal(out.length, 4);
+    t.equal(r.code, 1);
+  });
+
+  t.test('--exec: quoted arguments, with ";" and spaces inside quotes', async (t) => {
+    const r = await runClient(t, [...at, '--exec', 'create_user carol "pass; word"; login carol "pass; word"; whoami']);
+    t.same(lines(r.stdout), ['OK user created', 'OK logged in as carol sessions=1', 'OK carol sessions=1']);
+    t.equal(r.code, 0);
+  });
+
+  t.test('stdin: one command a line, comments and blank lines skipped', async (t) => {
+    const script = [
+      '# a script',
+      'create_user dave pw-dave',
+      '',
+      '   ',
+      'login dave pw-dave',
+      '  # indented comment',
+      'WHOAMI',
+      'create_group g-dave',
+      'list_groups',
+      'logout',
+      '',
+    ].join('\n');
+    const r = await runClient(t, at, script);
+    t.equal(r.stderr, '');
+    t.same(lines(r.stdout), [
+      'OK user created',
+      'OK logged in as dave sessions=1',
+      'OK dave sessions=1',
+      'OK group created',
+      'OK 2',
+      'g-dave owner=dave members=1',
+      'g1 owner=alice members=1',
+      'OK logged out sessions=0',
+    ]);
+    t.equal(r.code, 0);
+  });
+
+  t.test('stdin: ERR gives exit 1; help and quit are handled by the client', async (t) => {
+    const r = await runClient(t, at, 'help whoami\nwhoami\nping\nquit\nping\n');
+    const out = lines(r.stdout);
+    t.equal(out[0], 'usage: whoami');
+    t.match(out.find((l) => l.startsWith('ERR')), /^ERR AUTH_REQUIRED\b/);
+    t.equal(out.filter((l) => l === 'OK PONG').length, 1, 'nothing runs after quit');
+    t.equal(r.code, 1);
+  });
+
+  t.test('stdin: events are printed as they arrive', async (t) => {
+    await runClient(t, [...at, '--exec', 'create_user erin pw-erin; create_user frank pw-frank']);
+    const client = await spawnClient(t, at);
+    client.proc.stdin?.write('login erin pw-erin\ncreate_group g-erin\n');
+    await waitFor(() => client.stdout().includes('OK group created'), { timeoutMs: DEADLINE_MS, message: 'erin logged in with a group' });
+
+    // frank asks to join over a plain frame connection; erin's client is told.
+    const frank = await connect(tracker.port, tracker.host);
+    t.teardown(() => frank.close());
+    const login = await frank.request('login frank pw-frank');
+    t.match(login.payload, /^OK logged in as frank/);
+    t.equal((await frank.request('join_group g-erin', login.session)).payload, 'OK request sent');
+    await waitFor(() => client.stdout().includes('[event] join_request g-erin frank'), {
+      timeoutMs: DEADLINE_MS,
+      message: 'the join_request event in the client output',
+    });
+
+    client.proc.stdin?.end('accept_request g-erin frank\nlist_members g-erin\n');
+    const r = await client.exited;
+    t.same(lines(r.stdout), [
+      'OK logged in as erin sessions=1',
+      'OK group created',
+      '[event] join_request g-erin frank',
+      'OK frank joined g-erin',
+      'OK 2',
+      'erin role=owner',
+      'frank role=member',
+    ]);
+    t.equal(r.code, 0);
+  });
+
+  t.test('bad options: exit 2', async (t) => {
+    const r1 = await runClient(t, ['--tracker', 'no-port-here', '--exec', 'ping']);
+    t.equal(r1.code, 2);
+    t.equal(r1.stdout, '');
+    t.match(r1.stderr, /bad --tracker value: invalid tracker address "no-port-here": missing port/);
+    const r2 = await runClient(t, [...at, '--no-such-option']);
+    t.equal(r2.code, 2);
+    t.match(r2.stderr, /Unknown argument/);
+  });
+
+  t.test('interactive: the prompt follows login and logout; quit leaves cleanly', async (t) => {
+    await runClient(t, [...at, '--exec', 'create_user gina pw-gina']);
+    const input = Object.assign(new PassThrough(), { isTTY: true });
+    const output = new PassThrough();
+    let shown = '';
+    output.setEncoding('utf8').on('data', (s: string) => (shown += s));
+    const stderr = new PassThrough();
+    const done = run({ argv: at, env: {}, stdin: input, stdout: output, stderr });
+    t.teardown(async () => {
+      input.end();
+      await done.catch(() => {});
+    });
+    const seen = (text: string, message: string): Promise<boolean> =>
+      waitFor(() => shown.includes(text), { timeoutMs: DEADLINE_MS, message: `${message}; shown:\n${shown}` });
+
+    await seen('tracker> ', 'the logged-out prompt');
+    input.write('login gina pw-gina\n');
+    await seen(`gina@${tracker.address}> `, 'the logged-in prompt');
+    t.match(shown, 'OK logged in as gina sessions=1');
+    input.write('help\n');
+    await seen('accept_request <group> <user>', 'the help table');
+    input.write('logout\n');
+    await waitFor(() => /OK logged out sessions=0\n[^]*tracker> /.test(shown), {
+      timeoutMs: DEADLINE_MS,
+      message: 'the logout answer, then the prompt back to tracker>',
+    });
+    input.write('quit\n');
+    t.equal(await done, 0);
+  });
+
+  t.test('interactive: Ctrl-D leaves cleanly without logging out', async (t) => {
+    await runClient(t, [...at, '--exec', 'create_user hank pw-hank']);
+    const input = Object.assign(new PassThrough(), { isTTY: true });
+    const output = new PassThrough();
+    let shown = '';
+    output.setEncoding('utf8').on('data', (s: string) => (shown += s));
+    const done = run({ argv: at, env: {}, stdin: input, stdout: output, stderr: new PassThrough() });
+    t.teardown(async () => {
+      input.end();
+      await done.catch(() => {});
+    });
+    input.write('login hank pw-hank\n');
+    await waitFor(() => shown.includes(`hank@${tracker.address}> `), { timeoutMs: DEADLINE_MS, message: 'the logged-in prompt' });
+    input.end(); // Ctrl-D
+    t.equal(await done, 0);
+    // The session was not ended: a second login counts two live sessions.
+    const r = await runClient(t, [...at, '--exec', 'login hank pw-hank']);
+    t.same(lines(r.stdout), ['OK logged in as hank sessions=2']);
+  });
+});
+
+t.test('nothing listening: exit 3 with every tracker tried', async (t) => {
+  const first = await closedPort();
+  const second = await closedPort();
+  const r = await runClient(t, ['--tracker', `127.0.0.1:${first}`, '--tracker', `127.0.0.1:${second}`, '--exec', 'ping']);
+  t.equal(r.code, 3);
+  t.equal(r.stdout, '');
+  t.equal(
+    r.stderr,
+    `tracker-client: cannot reach any tracker: 127.0.0.1:${first} (ECONNREFUSED), 127.0.0.1:${second} (ECONNREFUSED)\n`,
+  );
+});
+
+t.test('the first tracker that accepts is used', async (t) => {
+  const tracker = await startTracker(t);
+  const dead = await closedPort();
+  const r = await runClient(t, ['--tracker', `127.0.0.1:${dead}`, '--tracker', tracker.address, '--exec', 'ping']);
+  t.same(lines(r.stdout), ['OK PONG']);
+  t.equal(r.code, 0);
+});
+
+t.test('a connection dropped between commands is reopened with the same session', async (t) => {
+  const tracker = await startTracker(t, { args: ['--idle-timeout', '1s'] });
+  const at = ['--tracker', tracker.address];
+  await runClient(t, [...at, '--exec', 'create_user ivan pw-ivan']);
+  const client = await spawnClient(t, at);
+  client.proc.stdin?.write('login ivan pw-ivan\n');
+  await waitFor(() => client.stdout().includes('OK logged in as ivan sessions=1'), { timeoutMs: DEADLINE_MS, message: 'the login' });
+  // The tracker closes the idle connection; the client notes it on stderr.
+  await waitFor(() => /connection to .* lost .*the next command reconnects/.test(client.stderr()), {
+    timeoutMs: DEADLINE_MS,
+    message: `the idle close noted on stderr; stderr:\n${client.stderr()}`,
+  });
+  client.proc.stdin?.end('whoami\n');
+  const r = await client.exited;
+  t.same(lines(r.stdout), ['OK logged in as ivan sessions=1', 'OK ivan sessions=1'], 'still logged in after reconnecting');
+  t.equal(r.code, 0);
+});
+
+t.test('the tracker gone mid-session: a clear message and exit 3', async (t) => {
+  const tracker = await startTracker(t);
+  const at = ['--tracker', tracker.address];
+  await runClient(t, [...at, '--exec', 'create_user judy pw-judy']);
+  const client = await spawnClient(t, at);
+  client.proc.stdin?.write('login judy pw-judy\n');
+  await waitFor(() => client.stdout().includes('OK logged in as judy'), { timeoutMs: DEADLINE_MS, message: 'the login' });
+  await tracker.kill9();
+  await waitFor(() => client.stderr().includes(`connection to ${tracker.address} lost`), {
+    timeoutMs: DEADLINE_MS,
+    message: 'the lost connection noted on stderr',
+  });
+  client.proc.stdin?.end('whoami\n');
+  const r = await client.exited;
+  t.match(r.stderr, `tracker-client: cannot reach any tracker: ${tracker.address} (ECONNREFUSED)`);
+  t.same(lines(r.stdout), ['OK logged in as judy sessions=1']);
+  t.equal(r.code, 3);
+});
