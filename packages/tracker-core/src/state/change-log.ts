@@ -108,6 +108,8 @@ export class ChangeLog {
     })();
     this.seq = change.seq;
     this.logHash = nextLogHash(this.logHash, text);
+    // The tail moves only once the batch holds a change: a batch whose every change failed settles at once.
+    this.tail = batch.done;
     this.hooks.onApplied?.(change);
     batch.changes.push(change);
     batch.texts.push(text);
@@ -139,6 +141,11 @@ export class ChangeLog {
     }
     this.committedSeq = this.seq;
     this.committedHash = this.logHash;
+    if (batch.changes.length === 0) {
+      // Every change of this batch failed and was undone at its savepoint: nothing to ship or deliver.
+      batch.resolve();
+      return;
+    }
     this.committedTail = batch.done;
     void this.finish(batch);
   }
@@ -164,7 +171,6 @@ export class ChangeLog {
     done.catch(() => undefined);
     const batch: OpenBatch = { changes: [], texts: [], events: [], done, resolve, reject };
     this.batch = batch;
-    this.tail = done;
     setImmediate(() => {
       if (this.batch === batch) this.flush();
     });

@@ -1,0 +1,185 @@
+import Database from 'better-sqlite3';
+import t from 'tap';
+import { decodeChange } from '@tracker-cluster/tracker-core';
+import type { FrameClient } from './fixtures/frame-client.js';
+import { waitFor } from './fixtures/env.js';
+import { logIn, signUp, startTracker } from './fixtures/tracker.js';
+
+t.test('sessions=<n> counts the live sessions of a user across logins and logouts', async (t) => {
+  const run = await startTracker(t);
+  const a = await run.connect();
+  const b = await run.connect();
+  t.equal(await a.text('create_user alice pw'), 'OK user created');
+  const first = await a.request('login alice pw');
+  const second = await b.request('login alice pw');
+  t.equal(first.text, 'OK logged in as alice sessions=1');
+  t.equal(second.text, 'OK logged in as alice sessions=2', 'this one included');
+  t.not(first.session, 0n, 'session ids are non-zero');
+  t.not(second.session, 0n);
+  t.not(first.session, second.session, 'and differ');
+  t.not(first.session - second.session, 1n, 'not a counter');
+  t.not(second.session - first.session, 1n, 'not a counter');
+  t.equal(await a.text('whoami', first.session), 'OK alice sessions=2');
+  t.equal(await a.text('whoami', second.session), 'OK alice sessions=2', 'a session works on any connection');
+  t.same(await b.request('logout', second.session), { text: 'OK logged out sessions=1', session: 0n });
+  t.equal(await a.text('whoami', first.session), 'OK alice sessions=1');
+  t.match(await b.text('whoami', second.session), /^ERR AUTH_REQUIRED /);
+  t.same(await a.request('logout', first.session), { text: 'OK logged out sessions=0', session: 0n });
+});
+
+t.test('sessions outlive their TCP connection and a tracker restart', async (t) => {
+  const run = await startTracker(t);
+  const a = await run.connect();
+  const sa = await signUp(a, 'alice');
+  await a.close();
+  const b = await run.connect();
+  t.equal(await b.text('whoami', sa), 'OK alice sessions=1', 'a disconnect does not end a session');
+  t.equal(await b.text('create_group g', sa), 'OK group created');
+  await run.stop();
+
+  const again = await startTracker(t, { dbPath: run.dbPath }, run.clock);
+  const c = await again.connect();
+  t.equal(await c.text('whoami', sa), 'OK alice sessions=1', 'the session survived the restart');
+  t.equal(await c.text('list_groups', sa), 'OK 1\ng owner=alice members=1', 'and so did the state');
+  t.equal((await c.request('login alice pw-alice')).text, 'OK logged in as alice sessions=2');
+});
+
+t.test('the session TTL slides with activity; an expired session is AUTH_REQUIRED', async (t) => {
+  const ttl = 10_000; // the expiry is written when it moves by more than ttl/10
+  const run = await startTracker(t, { sessionTtlMs: ttl });
+  const db = new Database(run.dbPath, { readonly: true });
+  t.teardown(() => db.close());
+  const expiresAt = (session: bigint): number | undefined =>
+    db.prepare('SELECT expires_at FROM sessions WHERE id = ?').pluck().get(session.toString()) as number | undefined;
+  const a = await run.connect();
+  t.equal(await a.text('create_user alice pw'), 'OK user created');
+  const t0 = run.clock.t;
+  const active = (await a.request('login alice pw')).session;
+  const idle = (await a.request('login alice pw')).session;
+  t.equal(expiresAt(active), t0 + ttl, 'a new session lives one TTL');
+
+  run.clock.advance(6000);
+  t.equal(await a.text('whoami', active), 'OK alice sessions=2');
+  t.equal(expiresAt(active), t0 + 6000 + ttl, 'activity pushed the expiry out, durably');
+  run.clock.advance(500);
+  t.equal(await a.text('whoami', active), 'OK alice sessions=2');
+  t.equal(expiresAt(active), t0 + 6000 + ttl, 'a move below the granularity is not written');
+
+  run.clock.advance(3500); // t0 + 10 000: the idle session's expiry
+  const expired = await a.request('whoami', idle);
+  t.match(expired.text, /^ERR AUTH_REQUIRED /, 'an idle session expires after one TTL');
+  t.equal(expired.session, 0n, 'the response session is 0 for an expired session');
+  t.same(await a.request('ping', idle), { text: 'OK PONG', session: 0n }, 'also on commands that need no session');
+  const answer = await a.request('whoami', active);
+  t.same(answer, { text: 'OK alice sessions=1', session: active }, 'the active one lives on; expired sessions are not counted');
+
+  run.clock.advance(ttl - 1); // one ms before the extended expiry
+  t.equal(await a.text('whoami', active), 'OK alice sessions=1');
+  run.clock.advance(ttl);
+  const late = await a.request('whoami', active);
+  t.match(late.text, /^ERR AUTH_REQUIRED /, 'expired after a full TTL without activity');
+  t.equal(late.session, 0n);
+  const relogin = await a.request('login alice pw', active);
+  t.equal(relogin.text, 'OK logged in as alice sessions=1', 'an expired session in the frame is no ALREADY_LOGGED_IN');
+});
+
+t.test('expired sessions are purged by a replicated change', async (t) => {
+  const run = await startTracker(t, { sessionTtlMs: 1000, sessionPurgeIntervalMs: 20 });
+  const db = new Database(run.dbPath, { readonly: true });
+  t.teardown(() => db.close());
+  const sessions = (): string[] => db.prepare('SELECT id FROM sessions ORDER BY id').pluck().all() as string[];
+  const a = await run.connect();
+  t.equal(await a.text('create_user alice pw'), 'OK user created');
+  const gone = (await a.request('login alice pw')).session;
+  const kept = (await a.request('login alice pw')).session;
+  run.clock.advance(500);
+  t.equal(await a.text('whoami', kept), 'OK alice sessions=2', 'extends the kept session to +1500');
+  const seqBefore = Number(/ seq=(\d+)/.exec(await a.text('status'))?.[1]);
+  t.same(sessions().sort(), [gone, kept].map(String).sort(), 'nothing purged while both are live');
+
+  run.clock.advance(600); // +1100: `gone` expired at +1000, `kept` lives to +1500
+  await waitFor(() => sessions().length === 1, 'the purge timer to remove the expired session');
+  t.same(sessions(), [kept.toString()], 'only the expired session was removed');
+  const last = db.prepare('SELECT change FROM sync_log ORDER BY seq DESC LIMIT 1').pluck().get() as string;
+  const change = decodeChange(last);
+  t.equal(change.seq, seqBefore + 1, 'the purge is the next change in the log');
+  t.same(change.body, { type: 'sessions_expired', sessions: [gone.toString()], at: run.clock.t }, 'carrying the ids and the time');
+  t.equal(await a.text('whoami', kept), 'OK alice sessions=1');
+  t.match(await a.text('whoami', gone), /^ERR AUTH_REQUIRED /);
+});
+
+/**
+ * A ping on `client` under the session it presents anyway: every event written
+ * to the connection before the answer has been received once the answer is.
+ */
+async function sync(client: FrameClient, session: bigint): Promise<void> {
+  if ((await client.text('ping', session)) !== 'OK PONG') throw new Error('ping failed');
+}
+
+t.test('events go to the connections that last presented the session, with its id in the frame', async (t) => {
+  const run = await startTracker(t);
+  const a = await run.connect();
+  const a2 = await run.connect();
+  const b = await run.connect();
+  const c = await run.connect();
+  const sa = await signUp(a, 'alice'); // presented on a by whoami
+  const sb = await signUp(b, 'bob');
+  const sc = await signUp(c, 'carol');
+  t.equal(await a.text('create_group g', sa), 'OK group created');
+
+  t.equal(await b.text('join_group g', sb), 'OK request sent');
+  t.same(await a.event(), { text: 'EVENT join_request g bob', session: sa }, "the owner's connection gets join_request with the owner's session");
+  await sync(b, sb);
+  t.same(b.events, [], 'the requester gets no join_request');
+
+  const sa2 = await logIn(a2, 'alice'); // a second session of the owner, presented on a2
+  t.equal(await c.text('join_group g', sc), 'OK request sent');
+  t.same(await a.event(), { text: 'EVENT join_request g carol', session: sa }, 'each live session of the owner...');
+  t.same(await a2.event(), { text: 'EVENT join_request g carol', session: sa2 }, '...gets it, on its own connection, under its own id');
+
+  t.equal(await a.text('accept_request g bob', sa), 'OK bob joined g');
+  t.same(await b.event(), { text: 'EVENT request_accepted g', session: sb }, 'request_accepted to the accepted user');
+  t.equal(await a.text('reject_request g carol', sa), 'OK request rejected');
+  t.same(await c.event(), { text: 'EVENT request_rejected g', session: sc }, 'request_rejected to the rejected user');
+
+  // a presents another session now: alice's events no longer go there.
+  const sd = await signUp(a, 'dave');
+  t.equal(await c.text('join_group g', sc), 'OK request sent');
+  t.same(await a2.event(), { text: 'EVENT join_request g carol', session: sa2 });
+  await sync(a, sd);
+  t.same(a.events, [], 'a connection that moved on to another session gets none of the old one');
+
+  // Owner leaves: member_left and owner_changed to the remaining members.
+  t.equal(await a2.text('leave_group g', sa2), 'OK left g');
+  t.same(await b.event(), { text: 'EVENT member_left g alice', session: sb });
+  t.same(await b.event(), { text: 'EVENT owner_changed g bob', session: sb }, 'bob joined earliest and owns g now');
+  await sync(a2, sa2);
+  t.same(a2.events, [], 'the leaver is not told');
+  t.equal(await b.text('list_requests g', sb), 'OK 1\ncarol', 'the pending request is now for bob');
+
+  // Logged-out sessions get nothing.
+  t.equal(await a.text('join_group g', sd), 'OK request sent');
+  t.same(await b.event(), { text: 'EVENT join_request g dave', session: sb });
+  t.same(await b.request('logout', sb), { text: 'OK logged out sessions=0', session: 0n });
+  const se = await signUp(c, 'erin');
+  t.equal(await c.text('join_group g', se), 'OK request sent');
+  await sync(b, sb);
+  t.same(b.events, [], 'no event for a logged-out session');
+});
+
+t.test('a connection that only logged in has not presented the new session yet', async (t) => {
+  // PROTOCOL §4 says events go to "the connections that last presented that session";
+  // the login request carries no session, so the session is first presented by the next request.
+  const run = await startTracker(t);
+  const a = await run.connect();
+  const b = await run.connect();
+  t.equal(await a.text('create_user alice pw'), 'OK user created');
+  const sa = (await a.request('login alice pw')).session;
+  const sb = await signUp(b, 'bob');
+  const other = await run.connect();
+  t.equal(await other.text('create_group g', sa), 'OK group created', 'alice presents her session on another connection');
+  t.equal(await b.text('join_group g', sb), 'OK request sent');
+  t.same(await other.event(), { text: 'EVENT join_request g bob', session: sa });
+  await sync(a, 0n);
+  t.same(a.events, [], 'the login connection gets nothing until it presents the session');
+});

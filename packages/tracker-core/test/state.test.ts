@@ -1,0 +1,466 @@
+/**
+ * The replicated state machine: ChangeLog (seq, log rows, rolling hash, group
+ * commit, savepoints, rollback) and applyChange (the group and session rules),
+ * on real temporary SQLite files.
+ */
+import { createHash } from 'node:crypto';
+import t from 'tap';
+import { TrackerError } from '@tracker-cluster/protocol';
+import { ChangeLog, GENESIS_HASH, Store, applyChange, decodeChange, encodeChange, nextLogHash } from '@tracker-cluster/tracker-core';
+import type { Change, ChangeBody, CommittedBatch, DomainEvent } from '@tracker-cluster/tracker-core';
+import type { Test } from './fixtures/env.js';
+import { silent, tempDb } from './fixtures/env.js';
+import { dump, openLog, reader, userCreated } from './fixtures/state.js';
+
+/** h_n = SHA-256(h_{n-1} bytes ‖ change text), computed here without the package's helper. */
+function independentHash(texts: readonly string[]): string {
+  let h = Buffer.alloc(32);
+  for (const text of texts) h = createHash('sha256').update(Buffer.concat([h, Buffer.from(text, 'utf8')])).digest();
+  return h.toString('hex');
+}
+
+const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+t.test('GENESIS_HASH and nextLogHash follow the definition', async (t) => {
+  t.equal(GENESIS_HASH, '0'.repeat(64));
+  const text = '{"seq":1,"epoch":1,"type":"session_closed","session":"5"}';
+  t.equal(nextLogHash(GENESIS_HASH, text), independentHash([text]));
+  t.equal(nextLogHash(nextLogHash(GENESIS_HASH, 'a'), 'b'), independentHash(['a', 'b']));
+  t.not(nextLogHash(GENESIS_HASH, 'ab'), independentHash(['a', 'b']), 'the chain is not a hash of the concatenation');
+});
+
+t.test('encodeChange / decodeChange', async (t) => {
+  const change: Change = { seq: 3, epoch: 2, body: { type: 'sessions_touched', sessions: [['18446744073709551615', 99]] } };
+  const text = encodeChange(change);
+  t.equal(text, '{"seq":3,"epoch":2,"type":"sessions_touched","sessions":[["18446744073709551615",99]]}', 'canonical text');
+  t.same(decodeChange(text), change, 'round trip, u64 session ids intact as decimal strings');
+  t.throws(() => decodeChange('{"seq":1,"epoch":1}'), /malformed change/);
+  t.throws(() => decodeChange('{"seq":1.5,"epoch":1,"type":"x"}'), /malformed change/);
+  t.throws(() => decodeChange('not json'));
+});
+
+t.test('append applies at once and writes its log row in the same transaction, committed on the next tick', async (t) => {
+  const { store, log, file } = await openLog(t);
+  const other = reader(t, file);
+  t.equal(log.seq, 0);
+  t.equal(log.logHash, GENESIS_HASH);
+  t.equal(log.epoch, 1);
+  const appended = log.append(userCreated('alice'));
+  t.same(appended.change, { seq: 1, epoch: 1, body: userCreated('alice') });
+  t.same(appended.events, []);
+  t.equal(log.seq, 1, 'seq moves at once');
+  t.ok(store.user('alice'), 'the next request on this tracker already sees the change');
+  t.ok(store.db.inTransaction, 'inside the open batch transaction');
+  t.equal(other.prepare('SELECT COUNT(*) FROM users').pluck().get(), 0, 'another connection sees no state yet');
+  t.equal(other.prepare('SELECT COUNT(*) FROM sync_log').pluck().get(), 0, '... and no log row yet');
+  await appended.durable;
+  t.notOk(store.db.inTransaction, 'committed');
+  t.equal(other.prepare('SELECT COUNT(*) FROM users').pluck().get(), 1, 'after commit: the state...');
+  t.same(other.prepare('SELECT seq, epoch, change FROM sync_log').all(), [{ seq: 1, epoch: 1, change: encodeChange(appended.change) }], '...and its log row');
+  t.equal(store.getMeta('seq'), '1');
+  t.equal(store.getMeta('log_hash'), log.logHash);
+});
+
+t.test('seq increments by one and log_hash chains over the log texts', async (t) => {
+  const { store, log, file } = await openLog(t);
+  const bodies: ChangeBody[] = [
+    userCreated('alice'),
+    userCreated('bob'),
+    { type: 'session_opened', session: '18446744073709551615', user: 'alice', at: 1, expires: 100 },
+    { type: 'group_created', group: 'g', owner: 'alice', at: 2 },
+    { type: 'join_requested', group: 'g', user: 'bob', at: 3 },
+  ];
+  const seqs: number[] = [];
+  for (const body of bodies) {
+    const a = log.append(body);
+    seqs.push(a.change.seq);
+    await a.durable; // one batch each
+  }
+  t.same(seqs, [1, 2, 3, 4, 5]);
+  const texts = reader(t, file).prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
+  t.equal(texts.length, 5);
+  t.same(texts.map((x) => decodeChange(x).body), bodies, 'the log holds the changes in order');
+  const expected = independentHash(texts);
+  t.equal(log.logHash, expected, 'log_hash = SHA-256 chain from 64 zero hex digits');
+  t.equal(store.getMeta('log_hash'), expected, 'and is stored with the batch');
+  t.equal(store.getMeta('seq'), '5');
+
+  store.close();
+  const again = Store.open(file);
+  t.teardown(() => again.close());
+  const resumed = new ChangeLog(again, silent);
+  t.equal(resumed.seq, 5, 'a reopened log resumes its seq');
+  t.equal(resumed.logHash, expected, '... and its hash');
+  t.equal(resumed.append(userCreated('carol')).change.seq, 6);
+  await resumed.drain();
+  t.equal(resumed.logHash, independentHash([...texts, encodeChange({ seq: 6, epoch: 1, body: userCreated('carol') })]));
+});
+
+t.test('group commit: changes appended in one tick share one commit', async (t) => {
+  const batches: CommittedBatch[] = [];
+  const durableBatches: CommittedBatch[] = [];
+  const { store, log } = await openLog(t, {
+    afterCommit: (batch) => {
+      t.notOk(store.db.inTransaction, 'afterCommit runs after the COMMIT');
+      batches.push(batch);
+    },
+    onDurable: (batch) => durableBatches.push(batch),
+  });
+  const N = 50;
+  const appended = Array.from({ length: N }, (_, i) => log.append(userCreated(`u${i}`)));
+  t.equal(new Set(appended.map((a) => a.durable)).size, 1, 'every writer of the tick awaits the same batch');
+  await Promise.all(appended.map((a) => a.durable));
+  t.equal(batches.length, 1, 'one commit');
+  const batch = batches[0] as CommittedBatch;
+  t.equal(batch.changes.length, N, `with ${N} changes`);
+  t.same(batch.changes.map((c) => c.seq), Array.from({ length: N }, (_, i) => i + 1));
+  t.same(batch.texts, batch.changes.map(encodeChange), 'texts aligned with changes');
+  t.equal(durableBatches.length, 1);
+  t.equal(store.counts().users, N);
+
+  const later = log.append(userCreated('late'));
+  await later.durable;
+  t.equal(batches.length, 2, 'a change in a later tick is a new batch');
+  t.same(batches[1]?.changes.map((c) => c.seq), [N + 1]);
+});
+
+t.test('barrier() is undefined when nothing is pending and waits for the open batch otherwise', async (t) => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const delivered: CommittedBatch[] = [];
+  const { store, log } = await openLog(t, {
+    afterCommit: () => gate, // a semi-sync primary waiting for the replica's ack
+    onDurable: (batch) => delivered.push(batch),
+  });
+  t.equal(log.barrier(), undefined, 'nothing pending on a fresh log');
+  const a = log.append(userCreated('alice'));
+  log.append({ type: 'group_created', group: 'g', owner: 'alice', at: 1 });
+  const barrier = log.barrier();
+  t.ok(barrier instanceof Promise, 'a promise while a batch is open');
+  let durable = false;
+  void a.durable.then(() => {
+    durable = true;
+  });
+  await nextTick(); // the batch's own setImmediate ran first: it is committed now
+  t.notOk(store.db.inTransaction, 'committed');
+  t.notOk(durable, 'committed but not acknowledged: writers still wait');
+  t.ok(log.barrier() instanceof Promise, 'and readers too');
+  t.same(delivered, [], 'no events before the ack');
+  release();
+  await barrier;
+  t.ok(durable, 'the ack makes the batch durable');
+  t.equal(log.barrier(), undefined, 'nothing pending after the ack');
+  t.equal(delivered.length, 1, 'onDurable ran once');
+});
+
+t.test('drain() and flush() commit without waiting for the next tick', async (t) => {
+  const { store, log } = await openLog(t);
+  log.flush(); // nothing open: a no-op
+  await log.drain();
+  t.equal(log.barrier(), undefined);
+  log.append(userCreated('alice'));
+  log.flush();
+  t.notOk(store.db.inTransaction, 'flush() committed at once');
+  log.append(userCreated('bob'));
+  await log.drain();
+  t.equal(log.barrier(), undefined, 'drain() waits until everything is durable');
+  t.equal(store.getMeta('seq'), '2');
+});
+
+t.test('a change whose apply throws is undone at its savepoint; the rest of the batch stays', async (t) => {
+  const batches: CommittedBatch[] = [];
+  const { store, log, file } = await openLog(t, { afterCommit: (b) => void batches.push(b) });
+  const first = log.append(userCreated('alice'));
+  const hashAfterFirst = log.logHash;
+  const error = (() => {
+    try {
+      log.append(userCreated('alice')); // a crafted duplicate primary key
+      return undefined;
+    } catch (e) {
+      return e as Error & { code?: string };
+    }
+  })();
+  t.ok(error, 'append throws');
+  t.equal(error?.code, 'SQLITE_CONSTRAINT_PRIMARYKEY', 'the SQLite constraint error reaches the caller');
+  t.equal(log.seq, 1, 'seq unchanged');
+  t.equal(log.logHash, hashAfterFirst, 'log_hash unchanged');
+  t.ok(store.db.inTransaction, 'the batch is still open');
+  const second = log.append(userCreated('bob'));
+  t.equal(second.change.seq, 2, 'the next change takes the next seq');
+  await Promise.all([first.durable, second.durable]);
+  t.equal(batches.length, 1);
+  t.same(batches[0]?.changes.map((c) => c.seq), [1, 2], 'the failed change is not part of the batch');
+  const db = reader(t, file);
+  t.same(db.prepare('SELECT name FROM users ORDER BY name').pluck().all(), ['alice', 'bob']);
+  const texts = db.prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
+  t.same(texts.map((x) => decodeChange(x).seq), [1, 2], 'one log row per applied change, no gap');
+  t.equal(log.logHash, independentHash(texts));
+});
+
+t.test('a batch whose only change throws settles without committing anything or calling the hooks', async (t) => {
+  // Regression: an empty batch used to crash the process (unhandled TypeError in finish()).
+  const batches: CommittedBatch[] = [];
+  const { store, log } = await openLog(t, { afterCommit: (b) => void batches.push(b), onDurable: (b) => void batches.push(b) });
+  await log.append(userCreated('alice')).durable;
+  batches.length = 0;
+  t.throws(() => log.append(userCreated('alice')), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' });
+  t.equal(log.barrier(), undefined, 'nothing pending: no change was applied');
+  await nextTick();
+  await nextTick();
+  t.notOk(store.db.inTransaction, 'the empty batch was closed');
+  t.same(batches, [], 'no hook saw an empty batch');
+  const next = log.append(userCreated('bob'));
+  t.equal(next.change.seq, 2);
+  await next.durable;
+  t.equal(store.getMeta('seq'), '2');
+});
+
+t.test('a write lock held by another connection fails the change, not the tracker', async (t) => {
+  const { store, log, file } = await openLog(t);
+  await log.append(userCreated('alice')).durable;
+  const Database = (await import('better-sqlite3')).default;
+  const other = new Database(file);
+  t.teardown(() => other.close());
+  other.exec('BEGIN IMMEDIATE'); // e.g. an operator's sqlite3 shell in the middle of a write
+  store.db.pragma('busy_timeout = 20');
+  t.throws(() => log.append(userCreated('bob')), { code: 'SQLITE_BUSY' }, 'SQLITE_BUSY after the busy timeout');
+  t.equal(log.seq, 1, 'seq unchanged');
+  await nextTick();
+  t.notOk(store.db.inTransaction);
+  other.exec('ROLLBACK');
+  const bob = log.append(userCreated('bob'));
+  t.equal(bob.change.seq, 2);
+  await bob.durable;
+  t.ok(store.user('bob'), 'writes resume once the lock is gone');
+});
+
+t.test('a failed COMMIT rolls the whole batch back and rejects its writers', async (t) => {
+  // A real COMMIT failure inside SQLite: a deferred foreign key, checked only at
+  // COMMIT, is violated by a trigger when the user "poison" is inserted. The
+  // guard table and trigger exist only in this test's database.
+  let rollbacks = 0;
+  const committed: CommittedBatch[] = [];
+  const { store, log, file } = await openLog(t, { onRollback: () => rollbacks++, afterCommit: (b) => void committed.push(b) });
+  store.db.exec(`
+    CREATE TABLE guard_parent (id INTEGER PRIMARY KEY);
+    CREATE TABLE guard (parent INTEGER REFERENCES guard_parent(id) DEFERRABLE INITIALLY DEFERRED);
+    CREATE TRIGGER poison AFTER INSERT ON users WHEN NEW.name = 'poison' BEGIN INSERT INTO guard (parent) VALUES (42); END;
+  `);
+  store.db.pragma('foreign_keys = ON');
+  await log.append(userCreated('alice')).durable;
+  const committedHash = log.logHash;
+  const db = reader(t, file);
+
+  const bob = log.append(userCreated('bob'));
+  const poison = log.append(userCreated('poison'));
+  t.equal(log.seq, 3, 'both applied inside the open batch');
+  t.ok(store.user('bob'));
+  const results = await Promise.allSettled([bob.durable, poison.durable]);
+  for (const r of results) {
+    t.equal(r.status, 'rejected', 'every writer of the batch is rejected');
+    if (r.status === 'rejected') {
+      t.ok(r.reason instanceof TrackerError);
+      t.equal((r.reason as TrackerError).code, 'INTERNAL');
+    }
+  }
+  t.equal(rollbacks, 1, 'onRollback ran');
+  t.equal(committed.length, 1, 'afterCommit never saw the failed batch');
+  t.notOk(store.db.inTransaction, 'the transaction was rolled back');
+  t.equal(log.seq, 1, 'seq back to the last commit');
+  t.equal(log.logHash, committedHash, 'log_hash back to the last commit');
+  t.equal(log.barrier(), undefined, 'nothing pending');
+  t.equal(store.user('bob'), undefined, "the batch's state is gone");
+  t.same(db.prepare('SELECT seq FROM sync_log').pluck().all(), [1], "and so are its log rows");
+  t.equal(store.getMeta('seq'), '1');
+
+  const carol = log.append(userCreated('carol'));
+  t.equal(carol.change.seq, 2, 'the next change reuses the seq that was never committed');
+  await carol.durable;
+  const texts = db.prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
+  t.equal(texts.length, 2);
+  t.equal(log.logHash, independentHash(texts), 'the chain continues from the committed history');
+});
+
+t.test('applyOne takes seq and epoch from elsewhere but only in order', async (t) => {
+  const { store, log } = await openLog(t);
+  const change: Change = { seq: 1, epoch: 4, body: userCreated('alice') };
+  await log.applyOne(change).durable;
+  t.same(store.logAfter(0, 10), [{ seq: 1, change: encodeChange(change) }]);
+  for (const seq of [1, 3]) {
+    try {
+      log.applyOne({ seq, epoch: 4, body: userCreated(`x${seq}`) });
+      t.fail(`seq ${seq} accepted`);
+    } catch (error) {
+      t.ok(error instanceof TrackerError && error.code === 'INTERNAL', `seq ${seq} after 1 is refused`);
+    }
+  }
+  t.equal(log.seq, 1);
+  t.equal(log.barrier(), undefined, 'nothing was opened');
+});
+
+/** A history touching every kind of change and every group rule. */
+const HISTORY: ChangeBody[] = [
+  userCreated('alice', 1),
+  userCreated('bob', 2),
+  userCreated('carol', 3),
+  userCreated('dave', 4),
+  { type: 'session_opened', session: '18446744073709551615', user: 'alice', at: 10, expires: 1000 },
+  { type: 'session_opened', session: '9007199254740993', user: 'bob', at: 11, expires: 1001 },
+  { type: 'session_opened', session: '42', user: 'carol', at: 12, expires: 500 },
+  { type: 'group_created', group: 'g1', owner: 'alice', at: 20 },
+  { type: 'group_created', group: 'g2', owner: 'bob', at: 21 },
+  { type: 'join_requested', group: 'g1', user: 'dave', at: 22 },
+  { type: 'join_requested', group: 'g1', user: 'bob', at: 23 },
+  { type: 'join_requested', group: 'g1', user: 'carol', at: 24 },
+  { type: 'request_accepted', group: 'g1', user: 'dave', at: 25 },
+  { type: 'request_accepted', group: 'g1', user: 'bob', at: 26 },
+  { type: 'request_rejected', group: 'g1', user: 'carol' },
+  { type: 'join_requested', group: 'g2', user: 'carol', at: 27 },
+  { type: 'sessions_touched', sessions: [['18446744073709551615', 2000], ['9007199254740993', 2001]] },
+  { type: 'member_left', group: 'g1', user: 'alice' },
+  { type: 'member_left', group: 'g2', user: 'bob' },
+  { type: 'sessions_expired', sessions: ['42'], at: 600 },
+  { type: 'session_closed', session: '9007199254740993' },
+  { type: 'group_created', group: 'g2', owner: 'carol', at: 30 },
+];
+
+t.test('determinism: replaying the log into a fresh database gives the same state, seq, hash and events', async (t) => {
+  const source = await openLog(t);
+  const events: DomainEvent[][] = [];
+  for (const [i, body] of HISTORY.entries()) {
+    const a = source.log.append(body);
+    events.push(a.events);
+    if (i % 5 === 4) await a.durable; // several batches of several changes
+  }
+  await source.log.drain();
+  const texts = source.store.logAfter(0, 1000).map((row) => row.change);
+  t.equal(texts.length, HISTORY.length);
+
+  const replica = await openLog(t);
+  const replayedEvents: DomainEvent[][] = [];
+  for (const text of texts) replayedEvents.push(replica.log.applyOne(decodeChange(text)).events);
+  await replica.log.drain();
+
+  t.equal(replica.log.seq, source.log.seq, 'same seq');
+  t.equal(replica.log.logHash, source.log.logHash, 'same log_hash');
+  t.equal(replica.log.logHash, independentHash(texts));
+  t.same(replayedEvents, events, 'same events');
+  t.same(dump(replica.store.db), dump(source.store.db), 'identical table contents');
+  t.same(source.store.listGroups(), [
+    { name: 'g1', owner: 'dave', members: 2 },
+    { name: 'g2', owner: 'carol', members: 1 },
+  ], 'the history did what it says');
+  t.same(source.store.listRequests('g2'), [], "the deleted g2's pending request went with it");
+
+  // Replay once more, into a file reopened between halves: the same again.
+  const file = await tempDb(t);
+  let store = Store.open(file);
+  let log = new ChangeLog(store, silent);
+  for (const text of texts.slice(0, 9)) log.applyOne(decodeChange(text));
+  await log.drain();
+  store.close();
+  store = Store.open(file);
+  t.teardown(() => store.close());
+  log = new ChangeLog(store, silent);
+  for (const text of texts.slice(9)) log.applyOne(decodeChange(text));
+  await log.drain();
+  t.equal(log.logHash, source.log.logHash, 'same hash across a restart');
+  t.same(dump(store.db), dump(source.store.db), 'same tables across a restart');
+});
+
+// --- applyChange: the rules of groups and sessions ------------------------
+
+/** A log with the given users; `apply` appends a change and returns its events. */
+async function world(t: Test, users: string[]) {
+  const { store, log } = await openLog(t);
+  for (const u of users) log.append(userCreated(u));
+  const apply = (body: ChangeBody): DomainEvent[] => log.append(body).events;
+  return { store, log, apply };
+}
+
+t.test('group_created: the creator is owner and first member, joined at the change seq', async (t) => {
+  const { store, log, apply } = await world(t, ['alice']);
+  t.same(apply({ type: 'group_created', group: 'g', owner: 'alice', at: 5 }), []);
+  t.same(store.group('g'), { name: 'g', owner: 'alice' });
+  t.same(store.listMembers('g'), [{ user: 'alice', joined_seq: log.seq }]);
+  t.same(store.listGroups(), [{ name: 'g', owner: 'alice', members: 1 }]);
+});
+
+t.test('join requests: an event for the owner; accept and reject tell the requester', async (t) => {
+  const { store, apply } = await world(t, ['alice', 'bob', 'carol']);
+  apply({ type: 'group_created', group: 'g', owner: 'alice', at: 1 });
+  t.same(apply({ type: 'join_requested', group: 'g', user: 'carol', at: 2 }), [{ users: ['alice'], text: 'join_request g carol' }]);
+  t.same(apply({ type: 'join_requested', group: 'g', user: 'bob', at: 3 }), [{ users: ['alice'], text: 'join_request g bob' }]);
+  t.same(store.listRequests('g'), ['carol', 'bob'], 'oldest first');
+  t.same(apply({ type: 'request_accepted', group: 'g', user: 'bob', at: 4 }), [{ users: ['bob'], text: 'request_accepted g' }]);
+  t.ok(store.isMember('g', 'bob'));
+  t.notOk(store.hasRequest('g', 'bob'), 'the accepted request is gone');
+  t.same(apply({ type: 'request_rejected', group: 'g', user: 'carol' }), [{ users: ['carol'], text: 'request_rejected g' }]);
+  t.notOk(store.isMember('g', 'carol'), 'a rejected user is not a member');
+  t.same(store.listRequests('g'), []);
+});
+
+t.test('the owner leaving hands ownership to the earliest-joined member, not the first by name', async (t) => {
+  const { store, apply } = await world(t, ['mallory', 'zed', 'adam', 'bob']);
+  apply({ type: 'group_created', group: 'g', owner: 'mallory', at: 1 });
+  apply({ type: 'join_requested', group: 'g', user: 'adam', at: 2 });
+  apply({ type: 'join_requested', group: 'g', user: 'zed', at: 3 });
+  apply({ type: 'join_requested', group: 'g', user: 'bob', at: 4 });
+  apply({ type: 'request_accepted', group: 'g', user: 'zed', at: 5 }); // zed joins first...
+  apply({ type: 'request_accepted', group: 'g', user: 'adam', at: 6 }); // ...though adam asked first and sorts first
+  const events = apply({ type: 'member_left', group: 'g', user: 'mallory' });
+  t.same(events, [
+    { users: ['adam', 'zed'], text: 'member_left g mallory' },
+    { users: ['adam', 'zed'], text: 'owner_changed g zed' },
+  ], 'member_left and owner_changed go to the remaining members');
+  t.same(store.group('g'), { name: 'g', owner: 'zed' });
+  t.same(store.listRequests('g'), ['bob'], 'pending requests survive a change of owner');
+
+  t.same(apply({ type: 'member_left', group: 'g', user: 'adam' }), [{ users: ['zed'], text: 'member_left g adam' }], 'a member leaving: no owner change');
+  t.equal(store.group('g')?.owner, 'zed');
+  t.same(apply({ type: 'member_left', group: 'g', user: 'adam' }), [], 'leaving again changes nothing');
+  t.same(apply({ type: 'member_left', group: 'nope', user: 'adam' }), [], 'leaving a missing group changes nothing');
+});
+
+t.test('the last member leaving deletes the group and its pending requests', async (t) => {
+  const { store, apply } = await world(t, ['alice', 'bob', 'carol']);
+  apply({ type: 'group_created', group: 'g', owner: 'alice', at: 1 });
+  apply({ type: 'join_requested', group: 'g', user: 'bob', at: 2 });
+  apply({ type: 'join_requested', group: 'g', user: 'carol', at: 3 });
+  t.same(apply({ type: 'member_left', group: 'g', user: 'alice' }), [], 'nobody is left to tell');
+  t.equal(store.group('g'), undefined, 'the group is gone');
+  t.same(store.listMembers('g'), []);
+  t.same(store.listRequests('g'), [], 'its pending requests are gone');
+  t.same(store.listGroups(), []);
+  apply({ type: 'group_created', group: 'g', owner: 'carol', at: 4 });
+  t.same(store.listMembers('g').map((m) => m.user), ['carol'], 'the name can be taken again, from scratch');
+  t.same(store.listRequests('g'), []);
+});
+
+t.test('session changes', async (t) => {
+  const { store, apply } = await world(t, ['alice']);
+  apply({ type: 'session_opened', session: '1', user: 'alice', at: 0, expires: 100 });
+  apply({ type: 'session_opened', session: '2', user: 'alice', at: 0, expires: 100 });
+  apply({ type: 'session_opened', session: '3', user: 'alice', at: 0, expires: 100 });
+  apply({ type: 'sessions_touched', sessions: [['1', 300], ['2', 200]] });
+  t.same(store.session('1'), { id: '1', user: 'alice', expires_at: 300 });
+  t.equal(store.session('2')?.expires_at, 200);
+  t.equal(store.liveSessionCount('alice', 150), 2);
+  apply({ type: 'sessions_expired', sessions: ['3'], at: 150 });
+  t.equal(store.session('3'), undefined);
+  apply({ type: 'session_closed', session: '2' });
+  t.same(store.liveSessionsOf('alice', 0), ['1']);
+});
+
+t.test('applyChange is the same function the log uses and reads nothing but the store and the change', async (t) => {
+  const { store } = await openLog(t);
+  store.db.transaction(() => {
+    t.same(applyChange(store, { seq: 1, epoch: 1, body: userCreated('alice') }), []);
+    t.same(applyChange(store, { seq: 2, epoch: 1, body: { type: 'group_created', group: 'g', owner: 'alice', at: 9 } }), []);
+  })();
+  t.same(store.listMembers('g'), [{ user: 'alice', joined_seq: 2 }], 'joined_seq comes from the change, not a counter');
+  const joinedAt = store.db.prepare('SELECT joined_at FROM members').pluck().get();
+  t.equal(joinedAt, 9, 'times come from the change');
+});

@@ -1,0 +1,144 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import t from 'tap';
+import { SCHEMA_VERSION, Store, StoreOpenError } from '@tracker-cluster/tracker-core';
+import { tempDb, tempDir } from './fixtures/env.js';
+
+/** Opens a second, independent connection to inspect a database file. */
+function inspect(file: string): Database.Database {
+  return new Database(file, { readonly: true, fileMustExist: true });
+}
+
+t.test('a fresh database is migrated to SCHEMA_VERSION, in WAL mode, with synchronous as asked', async (t) => {
+  const file = await tempDb(t);
+  const store = Store.open(file);
+  t.teardown(() => store.close());
+  t.ok(SCHEMA_VERSION >= 1, 'there is at least one migration');
+  t.equal(store.db.pragma('user_version', { simple: true }), SCHEMA_VERSION, 'user_version is SCHEMA_VERSION');
+  t.equal(store.db.pragma('journal_mode', { simple: true }), 'wal', 'journal_mode is wal');
+  t.equal(store.db.pragma('synchronous', { simple: true }), 2, 'synchronous defaults to FULL (2)');
+  const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+  t.same(tables, ['groups', 'members', 'meta', 'requests', 'sessions', 'sync_log', 'users'], 'every table exists');
+  t.equal(store.path, file);
+  t.same(store.counts(), { users: 0, sessions: 0, groups: 0 });
+});
+
+t.test('synchronous is set on every open, including a reopen that asks for something else', async (t) => {
+  const file = await tempDb(t);
+  const expected = { FULL: 2, NORMAL: 1, EXTRA: 3 } as const;
+  for (const mode of ['NORMAL', 'FULL', 'EXTRA', 'NORMAL'] as const) {
+    const store = Store.open(file, mode);
+    t.equal(store.db.pragma('synchronous', { simple: true }), expected[mode], `synchronous = ${mode}`);
+    t.equal(store.db.pragma('journal_mode', { simple: true }), 'wal', `still wal after reopening with ${mode}`);
+    store.close();
+  }
+});
+
+t.test('reopening keeps the data and does not migrate again', async (t) => {
+  const file = await tempDb(t);
+  const first = Store.open(file, 'FULL');
+  first.db.transaction(() => {
+    first.insertUser('alice', 'salt', 'hash', 'scrypt:N=1024,r=8,p=1,len=32', 1);
+    first.insertGroup('g', 'alice', 2);
+    first.insertMember('g', 'alice', 1, 2);
+    first.setMeta('seq', 7);
+  })();
+  first.close();
+  t.notOk(first.db.open, 'close() closes the connection');
+  first.close(); // idempotent
+
+  const second = Store.open(file, 'NORMAL');
+  t.teardown(() => second.close());
+  t.same(second.user('alice'), { name: 'alice', salt: 'salt', hash: 'hash', params: 'scrypt:N=1024,r=8,p=1,len=32' });
+  t.same(second.group('g'), { name: 'g', owner: 'alice' });
+  t.ok(second.isMember('g', 'alice'));
+  t.equal(second.getMeta('seq'), '7', 'meta values come back as text');
+  t.equal(second.getMeta('nope'), undefined);
+  t.equal(second.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.equal(second.db.pragma('synchronous', { simple: true }), 1, 'the reopen has synchronous NORMAL (1)');
+});
+
+t.test('a database from a newer tracker is refused', async (t) => {
+  const file = await tempDb(t);
+  Store.open(file).close();
+  const raw = new Database(file);
+  raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+  raw.close();
+  t.throws(() => Store.open(file), StoreOpenError, 'StoreOpenError');
+  try {
+    Store.open(file);
+  } catch (error) {
+    t.ok(error instanceof StoreOpenError);
+    t.equal((error as Error).name, 'StoreOpenError');
+    t.match((error as Error).message, file, 'the message names the file');
+    t.match((error as Error).message, /newer/, 'the message says why');
+  }
+  const check = inspect(file);
+  t.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION + 1, 'the refused database is left as it was');
+  check.close();
+});
+
+t.test('a file that is not a database is refused and left untouched', async (t) => {
+  const file = await tempDb(t, 'garbage.db');
+  const garbage = Buffer.alloc(8192);
+  for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 131 + 7) & 0xff;
+  await writeFile(file, garbage);
+  t.throws(() => Store.open(file), StoreOpenError);
+  t.same(await readFile(file), garbage, 'the file is unchanged');
+
+  const text = await tempDb(t, 'notes.txt');
+  await writeFile(text, 'this is not an SQLite database\n'.repeat(200));
+  t.throws(() => Store.open(text), StoreOpenError, 'a text file is refused too');
+});
+
+t.test('a path that cannot be created is refused with StoreOpenError', async (t) => {
+  const dir = await tempDir(t);
+  t.throws(() => Store.open(path.join(dir, 'missing', 'sub', 'tracker.db')), StoreOpenError);
+});
+
+t.test('reads and writes of the store', async (t) => {
+  const store = Store.open(await tempDb(t));
+  t.teardown(() => store.close());
+  store.insertUser('bob', 's', 'h', 'p', 1);
+  store.insertUser('alice', 's', 'h', 'p', 1);
+  store.insertSession('11', 'alice', 0, 100);
+  store.insertSession('12', 'alice', 0, 200);
+  store.insertSession('13', 'bob', 0, 50);
+  t.equal(store.liveSessionCount('alice', 100), 1, 'a session expiring exactly now is not live');
+  t.equal(store.liveSessionCount('alice', 99), 2);
+  t.same(store.liveSessionsOf('alice', 150), ['12']);
+  t.same(store.expiredSessions(100, 10), ['13', '11'], 'expired sessions, soonest first');
+  t.same(store.expiredSessions(1000, 1), ['13'], 'limited');
+  store.touchSession('13', 500);
+  t.same(store.session('13'), { id: '13', user: 'bob', expires_at: 500 });
+  t.ok(store.deleteSession('13'));
+  t.notOk(store.deleteSession('13'), 'deleting twice reports nothing deleted');
+
+  store.insertGroup('zeta', 'bob', 1);
+  store.insertMember('zeta', 'bob', 5, 1);
+  store.insertMember('zeta', 'alice', 9, 1);
+  store.insertGroup('alpha', 'alice', 1);
+  store.insertMember('alpha', 'alice', 6, 1);
+  t.same(store.listGroups(), [
+    { name: 'alpha', owner: 'alice', members: 1 },
+    { name: 'zeta', owner: 'bob', members: 2 },
+  ], 'groups by name with member counts');
+  t.same(store.listMembers('zeta'), [
+    { user: 'alice', joined_seq: 9 },
+    { user: 'bob', joined_seq: 5 },
+  ], 'members by name');
+  t.equal(store.earliestMember('zeta'), 'bob', 'earliest by joined_seq');
+  store.insertRequest('alpha', 'zed', 20, 1);
+  store.insertRequest('alpha', 'amy', 21, 1);
+  t.same(store.listRequests('alpha'), ['zed', 'amy'], 'requests oldest first, not by name');
+  t.ok(store.hasRequest('alpha', 'amy'));
+  store.deleteGroup('alpha');
+  t.equal(store.group('alpha'), undefined);
+  t.same(store.listRequests('alpha'), [], "a deleted group's requests go with it");
+  store.appendLog(1, 1, 'one');
+  store.appendLog(2, 1, 'two');
+  store.appendLog(3, 2, 'three');
+  t.same(store.logAfter(1, 10), [{ seq: 2, change: 'two' }, { seq: 3, change: 'three' }]);
+  t.same(store.logAfter(0, 1), [{ seq: 1, change: 'one' }]);
+});
