@@ -49,6 +49,17 @@ export interface RequestContext {
   session: { id: bigint; key: string; user: string } | undefined;
 }
 
+/**
+ * The answer of a command whose effect is decided only after an await: the
+ * connection runs nothing else of this peer's until `reply` settles.
+ */
+export class OrderedReply {
+  constructor(readonly reply: Promise<Reply>) {}
+}
+
+/** What dispatch gives back for one request. */
+export type Outcome = Reply | Promise<Reply> | OrderedReply;
+
 export interface Reply {
   payload: string;
   /** The session field of the response when it is not the request's own (login, logout). */

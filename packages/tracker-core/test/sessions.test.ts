@@ -1,3 +1,4 @@
+import { encodeFrame } from '@tracker-cluster/protocol';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { decodeChange } from '@tracker-cluster/tracker-core';
@@ -167,9 +168,9 @@ t.test('events go to the connections that last presented the session, with its i
   t.same(b.events, [], 'no event for a logged-out session');
 });
 
-t.test('a connection that only logged in has not presented the new session yet', async (t) => {
-  // PROTOCOL §4 says events go to "the connections that last presented that session";
-  // the login request carries no session, so the session is first presented by the next request.
+t.test('the connection that logged in gets the events of the new session at once', async (t) => {
+  // The login answer hands the session to that connection: it counts as presented there
+  // (docs/protocol.md §4), so a client hears events without sending anything else first.
   const run = await startTracker(t);
   const a = await run.connect();
   const b = await run.connect();
@@ -177,9 +178,29 @@ t.test('a connection that only logged in has not presented the new session yet',
   const sa = (await a.request('login alice pw')).session;
   const sb = await signUp(b, 'bob');
   const other = await run.connect();
-  t.equal(await other.text('create_group g', sa), 'OK group created', 'alice presents her session on another connection');
+  t.equal(await other.text('create_group g', sa), 'OK group created', 'alice presents her session on another connection too');
   t.equal(await b.text('join_group g', sb), 'OK request sent');
-  t.same(await other.event(), { text: 'EVENT join_request g bob', session: sa });
-  await sync(a, 0n);
-  t.same(a.events, [], 'the login connection gets nothing until it presents the session');
+  t.same(await a.event(), { text: 'EVENT join_request g bob', session: sa }, 'the login connection hears it');
+  t.same(await other.event(), { text: 'EVENT join_request g bob', session: sa }, 'and so does the other one');
+});
+
+t.test('pipelined requests take effect in the order they were sent', async (t) => {
+  // create_user and login both wait for scrypt before they decide; without ordering the
+  // login could look for the user before it exists.
+  const run = await startTracker(t);
+  const c = await run.connect();
+  c.sendRaw(
+    Buffer.concat([
+      encodeFrame(0n, 'create_user zoe pw'),
+      encodeFrame(0n, 'login zoe pw'),
+      encodeFrame(0n, 'create_user zoe other'),
+      encodeFrame(0n, 'ping'),
+    ]),
+  );
+  t.equal((await c.response()).text, 'OK user created');
+  const login = await c.response();
+  t.equal(login.text, 'OK logged in as zoe sessions=1');
+  t.not(login.session, 0n);
+  t.match((await c.response()).text, /^ERR USER_EXISTS /);
+  t.equal((await c.response()).text, 'OK PONG');
 });

@@ -17,6 +17,7 @@ export const createUser: Command = {
   auth: false,
   args: ['user', 'password'],
   summary: 'create an account',
+  decidesLate: true,
   async run({ services }, [user, password]) {
     checkName('user', user as string);
     checkPassword(password as string);
@@ -49,6 +50,7 @@ export const login: Command = {
   auth: false,
   args: ['user', 'password'],
   summary: 'log in; the answer carries the new session id',
+  decidesLate: true,
   async run(ctx, [user, password]): Promise<Reply> {
     const { services } = ctx;
     if (ctx.session) throw new TrackerError('ALREADY_LOGGED_IN', `already logged in as ${ctx.session.user}; log out first`);

@@ -11,6 +11,13 @@ export interface Command {
   /** Argument names, for the count check and the usage text. */
   args: readonly string[];
   summary: string;
+  /**
+   * The handler awaits (scrypt) before it chooses its change. Later requests
+   * on the same connection are held until it is answered, so that pipelined
+   * requests take effect in the order they were sent (`create_user x p` then
+   * `login x p` must find the user).
+   */
+  decidesLate?: boolean;
   run(ctx: RequestContext, args: string[]): Reply | Promise<Reply>;
 }
 

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { NO_SESSION, TrackerError, err, formatSessionId, tokenize } from '@tracker-cluster/protocol';
-import type { Reply, RequestContext, Services } from '../services.js';
+import type { Outcome, Reply, RequestContext, Services } from '../services.js';
+import { OrderedReply } from '../services.js';
 import { createUser, login, logout, whoami } from './account.js';
 import { ping, status } from './basic.js';
 import type { Command } from './command.js';
@@ -52,9 +53,10 @@ export interface Request {
  * payload, resolves the session, checks authentication and the argument
  * count once for every command, and runs the handler. Never throws: every
  * failure becomes an `ERR` reply. Synchronous answers are returned as they
- * are unless state they may have seen is not yet durable.
+ * are unless state they may have seen is not yet durable; commands that
+ * decide late come back as an `OrderedReply`.
  */
-export function dispatch(services: Services, request: Request, onSession?: (key: string) => void): Reply | Promise<Reply> {
+export function dispatch(services: Services, request: Request, onSession?: (key: string) => void): Outcome {
   const now = services.clock.now();
   const ctx: RequestContext = { services, connectionId: request.connectionId, session: undefined };
   let answerSession = NO_SESSION;
@@ -84,7 +86,17 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
       extendSession(services, ctx.session.key, expiresAt, now);
     }
     const result = spec.run(ctx, args);
-    if (result instanceof Promise) return result.then(withSession(answerSession), failure(services, answerSession));
+    if (result instanceof Promise) {
+      const reply = result.then(withSession(answerSession), failure(services, answerSession));
+      if (!spec.decidesLate) return reply;
+      // A new session belongs to the connection that asked for it: its events start flowing at once.
+      return new OrderedReply(
+        reply.then((r) => {
+          if (r.session !== undefined && r.session !== NO_SESSION && r.session !== answerSession) onSession?.(formatSessionId(r.session));
+          return r;
+        }),
+      );
+    }
     const reply = withSession(answerSession)(result);
     const barrier = services.log.barrier();
     return barrier ? barrier.then(() => reply, failure(services, answerSession)) : reply;

@@ -2,7 +2,8 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Frame } from '@tracker-cluster/protocol';
 import { FATAL_CODES, FrameDecoder, TrackerError, encodeFrame, err } from '@tracker-cluster/protocol';
-import type { Reply } from '../services.js';
+import type { Outcome, Reply } from '../services.js';
+import { OrderedReply } from '../services.js';
 import { TokenBucket } from '../limits/rate-limit.js';
 import type { EventSink } from './session-hub.js';
 
@@ -16,7 +17,10 @@ export interface ConnectionLimits {
 }
 
 /** Handles one request frame; `rateLimited` asks for a RATE_LIMITED answer. */
-export type FrameHandler = (frame: Frame, rateLimited: boolean, connection: Connection) => Reply | Promise<Reply>;
+export type FrameHandler = (frame: Frame, rateLimited: boolean, connection: Connection) => Outcome;
+
+/** A request held behind an ordered one, or the framing fault that ends the connection. */
+type Held = { frame: Frame; rateLimited: boolean } | TrackerError;
 
 /** Output a peer does not read is capped: past this much unsent data the connection is dropped. */
 const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
@@ -45,6 +49,9 @@ export class Connection implements EventSink {
   private readonly decoder: FrameDecoder;
   private readonly bucket: TokenBucket | undefined;
   private readonly queue: Slot[] = [];
+  /** Requests that arrived while an ordered request (login, create_user) was undecided. */
+  private readonly held: Held[] = [];
+  private ordered: Promise<unknown> | undefined;
   private closing = false;
   private isClosed = false;
   private paused = false;
@@ -115,12 +122,26 @@ export class Connection implements EventSink {
 
   private onFrame(frame: Frame): void {
     const limited = this.bucket !== undefined && !this.bucket.take(this.lastActivity);
-    let reply: Reply | Promise<Reply>;
+    if (this.ordered || this.held.length > 0) this.held.push({ frame, rateLimited: limited });
+    else this.run(frame, limited);
+  }
+
+  private run(frame: Frame, limited: boolean): void {
+    let reply: Outcome;
     try {
       reply = this.handle(frame, limited, this);
     } catch (error) {
       this.log.error({ err: error }, 'request handler threw');
       reply = { payload: err('INTERNAL', 'internal error'), session: 0n };
+    }
+    if (reply instanceof OrderedReply) {
+      const gate = reply.reply.finally(() => {
+        if (this.ordered === gate) this.ordered = undefined;
+        this.releaseHeld();
+      });
+      gate.catch(() => undefined); // settled through `reply` below; never an unhandled rejection
+      this.ordered = gate;
+      reply = reply.reply;
     }
     if (reply instanceof Promise) {
       const slot: Slot = { frame: undefined };
@@ -135,6 +156,20 @@ export class Connection implements EventSink {
     } else {
       this.queue.push({ frame: encodeReply(reply) });
     }
+  }
+
+  /** Runs held requests in arrival order until one of them is ordered again. */
+  private releaseHeld(): void {
+    if (this.isClosed) return;
+    this.stream.cork();
+    while (this.held.length > 0 && !this.ordered) {
+      const next = this.held.shift() as Held;
+      if (next instanceof TrackerError) this.queue.push({ frame: encodeFrame(0n, next.toPayload()) });
+      else this.run(next.frame, next.rateLimited);
+    }
+    this.flush();
+    this.stream.uncork();
+    this.maybeResume();
   }
 
   private complete(slot: Slot, reply: Reply): void {
@@ -156,12 +191,12 @@ export class Connection implements EventSink {
       head = this.queue[0];
     }
     if (this.queue.length > 0) this.lastActivity = Date.now();
-    if (this.closing && this.queue.length === 0) this.endNow();
+    if (this.closing && this.queue.length === 0 && this.held.length === 0) this.endNow();
   }
 
   private applyBackpressure(): void {
     if (this.paused || this.closing) return;
-    if (this.queue.length >= this.limits.maxPipeline || this.stream.writableNeedDrain) {
+    if (this.queue.length + this.held.length >= this.limits.maxPipeline || this.stream.writableNeedDrain) {
       this.paused = true;
       this.stream.pause();
     }
@@ -169,7 +204,7 @@ export class Connection implements EventSink {
 
   private maybeResume(): void {
     if (!this.paused || this.closing) return;
-    if (this.queue.length < Math.max(1, this.limits.maxPipeline / 2) && !this.stream.writableNeedDrain) {
+    if (this.queue.length + this.held.length < Math.max(1, this.limits.maxPipeline / 2) && !this.stream.writableNeedDrain) {
       this.paused = false;
       this.stream.resume();
     }
@@ -178,7 +213,9 @@ export class Connection implements EventSink {
   /** A framing fault: answer it after what is pending, then close (PROTOCOL.md §1). */
   private fail(fault: TrackerError): void {
     if (!FATAL_CODES.has(fault.code)) throw fault;
-    this.queue.push({ frame: encodeFrame(0n, fault.toPayload()) });
+    // Behind held requests, the fault waits its turn too: it is always the last answer.
+    if (this.ordered || this.held.length > 0) this.held.push(fault);
+    else this.queue.push({ frame: encodeFrame(0n, fault.toPayload()) });
     this.closeAfterFlush();
   }
 
@@ -186,7 +223,10 @@ export class Connection implements EventSink {
     if (this.closing || this.isClosed) return;
     this.closing = true;
     this.clearFrameTimer();
-    this.stream.pause();
+    // Keep reading but ignore what arrives (onData returns early): the peer's
+    // FIN must still be seen, or the socket lingers until the grace timer.
+    this.paused = false;
+    this.stream.resume();
     this.flush();
     setTimeout(() => this.stream.destroy(), CLOSE_GRACE_MS).unref();
   }
@@ -214,7 +254,7 @@ export class Connection implements EventSink {
   private armIdleTimer(delay: number): void {
     this.idleTimer = setTimeout(() => {
       const idle = Date.now() - this.lastActivity;
-      if (this.queue.length === 0 && idle >= this.limits.idleTimeoutMs) {
+      if (this.queue.length === 0 && this.held.length === 0 && idle >= this.limits.idleTimeoutMs) {
         this.log.info({ idleMs: idle }, 'idle timeout; closing');
         this.stream.destroy();
       } else {
@@ -229,6 +269,7 @@ export class Connection implements EventSink {
     this.clearFrameTimer();
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.queue.length = 0;
+    this.held.length = 0;
   }
 }
 
