@@ -76,8 +76,8 @@ export const listRequests: Command = {
 };
 
 function pendingRequest(ctx: RequestContext, group: string, user: string): void {
-  requireOwner(ctx, group);
   checkName('user', user);
+  requireOwner(ctx, group);
   if (!ctx.services.store.hasRequest(group, user)) throw new TrackerError('NO_SUCH_REQUEST', `no pending request from ${user} to join ${group}`);
 }
 
