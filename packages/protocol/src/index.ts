@@ -4,3 +4,4 @@ export * from './frame.js';
 export * from './command-line.js';
 export * from './response.js';
 export * from './names.js';
+export * from './address.js';

@@ -1,4 +1,4 @@
-export { runTracker, formatAddress, EXIT_OK, EXIT_FAILURE, EXIT_USAGE } from './run.js';
+export { runTracker, EXIT_OK, EXIT_FAILURE, EXIT_USAGE } from './run.js';
 export {
   parseTrackerArgs,
   optionNames,

@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { formatHostPort } from '@tracker-cluster/protocol';
 import { SchemaError, StoreOpenError, Tracker } from '@tracker-cluster/tracker-core';
 import type { Role } from '@tracker-cluster/tracker-core';
 import { describeOptions, parseTrackerArgs, programName, UsageError, usesDevelopmentSecret } from './args.js';
@@ -42,9 +43,8 @@ function packageVersion(): string {
   }
 }
 
-/** `[::1]:7001` for IPv6, `127.0.0.1:7001` otherwise. */
-export function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+function formatAddress(host: string, port: number): string {
+  return formatHostPort({ host, port });
 }
 
 const LISTEN_ERRORS: Record<string, string> = {

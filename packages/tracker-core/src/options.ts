@@ -1,4 +1,7 @@
-import { ABSOLUTE_MAX_PAYLOAD, DEFAULT_MAX_PAYLOAD } from '@tracker-cluster/protocol';
+import { ABSOLUTE_MAX_PAYLOAD, AddressError, DEFAULT_MAX_PAYLOAD, parseHostPort as parseAddress } from '@tracker-cluster/protocol';
+import type { HostPort } from '@tracker-cluster/protocol';
+
+export type { HostPort };
 
 /**
  * Every tunable of a tracker, with its default. The CLIs map flags and
@@ -8,11 +11,6 @@ import { ABSOLUTE_MAX_PAYLOAD, DEFAULT_MAX_PAYLOAD } from '@tracker-cluster/prot
 export type Role = 'primary' | 'replica';
 export type SyncMode = 'semi-sync' | 'async';
 export type SqliteSynchronous = 'FULL' | 'NORMAL' | 'EXTRA';
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
 
 export interface TrackerOptions {
   role: Role;
@@ -136,13 +134,14 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** `HOST:PORT` (IPv6 as `[::1]:7001`). */
+/** `HOST:PORT` (IPv6 as `[::1]:7001`; port 0 allowed for listening); refusals are OptionsErrors. */
 export function parseHostPort(text: string): HostPort {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m) throw new OptionsError(`expected HOST:PORT, got "${text}"`);
-  const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OptionsError(`port out of range in "${text}"`);
-  return { host: m[1] as string, port };
+  try {
+    return parseAddress(text, { allowPortZero: true });
+  } catch (error) {
+    if (error instanceof AddressError) throw new OptionsError(`invalid address "${text}": ${error.message}`);
+    throw error;
+  }
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -1,0 +1,65 @@
+/**
+ * `HOST:PORT` addresses as people write them on command lines and in files:
+ * `127.0.0.1:7001`, `tracker-1.example.org:7001`, and IPv6 in brackets,
+ * `[::1]:7001`. One parser for the trackers and the client, so an address
+ * that one accepts the other accepts too.
+ */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Why an address was refused; callers wrap it in their own usage error. */
+export class AddressError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AddressError';
+  }
+}
+
+export interface ParseHostPortOptions {
+  /** Accept port 0 ("any free port"), which makes sense only for listening. */
+  allowPortZero?: boolean;
+}
+
+const HOSTNAME = /^[A-Za-z0-9_.-]+$/;
+const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9_.-]+)?$/;
+const PORT = /^[0-9]{1,5}$/;
+
+export function parseHostPort(text: string, options: ParseHostPortOptions = {}): HostPort {
+  const value = text.trim();
+  const bad = (why: string): never => {
+    throw new AddressError(why);
+  };
+  if (value.length === 0) bad('empty (expected HOST:PORT)');
+  let host: string;
+  let portText: string;
+  if (value.startsWith('[')) {
+    const close = value.indexOf(']');
+    if (close < 0) bad('missing "]" after an IPv6 address (expected [ADDRESS]:PORT)');
+    host = value.slice(1, close);
+    if (!IPV6.test(host)) bad(`"${host}" is not an IPv6 address`);
+    const rest = value.slice(close + 1);
+    if (!rest.startsWith(':')) bad('missing port (expected [ADDRESS]:PORT)');
+    portText = rest.slice(1);
+  } else {
+    const colon = value.lastIndexOf(':');
+    if (colon < 0) bad('missing port (expected HOST:PORT)');
+    host = value.slice(0, colon);
+    portText = value.slice(colon + 1);
+    if (host.includes(':')) bad('an IPv6 address must be written in brackets, e.g. [::1]:7001');
+    if (host.length === 0) bad('missing host (expected HOST:PORT)');
+    if (!HOSTNAME.test(host)) bad(`"${host}" is not a valid host name or address`);
+  }
+  if (portText.length === 0) bad('missing port (expected HOST:PORT)');
+  if (!PORT.test(portText)) bad(`port "${portText}" is not a number`);
+  const port = Number(portText);
+  const min = options.allowPortZero ? 0 : 1;
+  if (port < min || port > 65535) bad(`port ${port} is out of range ${min}-65535`);
+  return { host, port };
+}
+
+/** The inverse of `parseHostPort`: `127.0.0.1:7001`, `[::1]:7001`. */
+export function formatHostPort(address: HostPort): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}

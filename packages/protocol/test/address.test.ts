@@ -1,0 +1,40 @@
+import t from 'tap';
+import { AddressError, formatHostPort, parseHostPort } from '@tracker-cluster/protocol';
+
+t.test('HOST:PORT and [IPv6]:PORT parse and format back', async (t) => {
+  const cases: Array<[string, { host: string; port: number }]> = [
+    ['127.0.0.1:7001', { host: '127.0.0.1', port: 7001 }],
+    ['tracker-1.example.org:65535', { host: 'tracker-1.example.org', port: 65535 }],
+    ['[::1]:7001', { host: '::1', port: 7001 }],
+    ['[fe80::1%eth0]:1', { host: 'fe80::1%eth0', port: 1 }],
+  ];
+  for (const [text, want] of cases) {
+    t.same(parseHostPort(text), want, text);
+    t.equal(formatHostPort(want), text, `${text} round-trips`);
+  }
+  t.same(parseHostPort('  localhost:1 '), { host: 'localhost', port: 1 }, 'surrounding blanks ignored');
+});
+
+t.test('port 0 only where asked for (listening)', async (t) => {
+  t.throws(() => parseHostPort('127.0.0.1:0'), { message: /out of range 1-65535/ });
+  t.same(parseHostPort('127.0.0.1:0', { allowPortZero: true }), { host: '127.0.0.1', port: 0 });
+});
+
+t.test('bad addresses are AddressErrors that say what is wrong', async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['', /empty/],
+    ['localhost', /missing port/],
+    [':7001', /missing host/],
+    ['::1:7001', /must be written in brackets/],
+    ['[::1:7001', /missing "]"/],
+    ['[::1]7001', /missing port/],
+    ['[127.0.0.1]:7001', /not an IPv6 address/],
+    ['host:port', /not a number/],
+    ['host:65536', /out of range/],
+    ['bad host:1', /not a valid host/],
+  ];
+  for (const [text, why] of cases) {
+    t.throws(() => parseHostPort(text), AddressError, `${JSON.stringify(text)} refused`);
+    t.throws(() => parseHostPort(text), { message: why }, `${JSON.stringify(text)}: ${String(why)}`);
+  }
+});
