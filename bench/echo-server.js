@@ -1,0 +1,33 @@
+// Baseline for `npm run bench`: the smallest useful Node server speaking the
+// tracker's framing. It answers every frame with `OK PONG` on the same
+// session, one write per socket read, and does nothing else (no parsing, no
+// sessions, no database). Its req/s is what this machine allows a single
+// Node process to answer over loopback; the tracker cannot beat it.
+import net from 'node:net';
+import { encodeFrame, FrameDecoder } from '@tracker-cluster/protocol';
+
+const PONG = encodeFrame(0n, 'OK PONG');
+
+const server = net.createServer({ noDelay: true }, (socket) => {
+  const decoder = new FrameDecoder();
+  socket.on('data', (chunk) => {
+    let frames;
+    try {
+      frames = decoder.push(chunk);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    if (frames.length === 1) socket.write(PONG);
+    else if (frames.length > 1) socket.write(Buffer.concat(frames.map(() => PONG)));
+  });
+  socket.on('error', () => {});
+});
+
+server.listen({ host: '127.0.0.1', port: 0 }, () => {
+  const { address, port } = server.address();
+  process.stdout.write(`echo-server ready on ${address}:${port}\n`);
+});
+const stop = () => server.close(() => process.exit(0)) && setTimeout(() => process.exit(0), 1000).unref();
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
