@@ -61,6 +61,8 @@ export class ChangeLog {
   private readonly store: Store;
   private readonly log: Logger;
   private readonly hooks: ChangeLogHooks;
+  /** Applies one change and writes its log row; inside the open batch it runs as a savepoint. */
+  private readonly applyInSavepoint: (change: Change, text: string) => DomainEvent[];
   private batch: OpenBatch | undefined;
   /** The newest batch not rolled back: settles when everything applied so far is durable. */
   private tail: Promise<void> | undefined;
@@ -77,6 +79,12 @@ export class ChangeLog {
     this.store = store;
     this.log = logger;
     this.hooks = hooks;
+    // Built once: better-sqlite3 compiles a wrapper per transaction() call.
+    this.applyInSavepoint = store.db.transaction((change: Change, text: string) => {
+      const events = applyChange(store, change);
+      store.appendLog(change.seq, change.epoch, text);
+      return events;
+    });
     this.seq = Number(store.getMeta('seq') ?? 0);
     this.logHash = store.getMeta('log_hash') ?? GENESIS_HASH;
     this.epoch = Number(store.getMeta('epoch') ?? 1);
@@ -101,11 +109,13 @@ export class ChangeLog {
     const text = encodeChange(change);
     const batch = this.openBatch();
     // A savepoint per change: a change that throws leaves the batch intact.
-    const events = this.store.db.transaction(() => {
-      const ev = applyChange(this.store, change);
-      this.store.appendLog(change.seq, change.epoch, text);
-      return ev;
-    })();
+    let events: DomainEvent[];
+    try {
+      events = this.applyInSavepoint(change, text);
+    } catch (error) {
+      this.store.dropCaches(); // they may hold a write the savepoint undid
+      throw error;
+    }
     this.seq = change.seq;
     this.logHash = nextLogHash(this.logHash, text);
     // The tail moves only once the batch holds a change: a batch whose every change failed settles at once.
@@ -200,6 +210,7 @@ export class ChangeLog {
     } catch (error) {
       this.log.error({ err: error }, 'rollback failed');
     }
+    this.store.dropCaches();
     this.seq = this.committedSeq;
     this.logHash = this.committedHash;
     this.tail = this.committedTail;
