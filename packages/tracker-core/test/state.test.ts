@@ -283,6 +283,32 @@ t.test('a failed COMMIT rolls the whole batch back and rejects its writers', asy
   t.equal(log.logHash, independentHash(texts), 'the chain continues from the committed history');
 });
 
+t.test('the session cache follows a rolled-back batch', async (t) => {
+  // Sessions are cached by the store; a batch that fails at COMMIT must not
+  // leave the cache saying what SQLite undid (same deferred-FK poison as above).
+  const { store, log } = await openLog(t);
+  store.db.exec(`
+    CREATE TABLE guard_parent (id INTEGER PRIMARY KEY);
+    CREATE TABLE guard (parent INTEGER REFERENCES guard_parent(id) DEFERRABLE INITIALLY DEFERRED);
+    CREATE TRIGGER poison AFTER INSERT ON users WHEN NEW.name = 'poison' BEGIN INSERT INTO guard (parent) VALUES (42); END;
+  `);
+  store.db.pragma('foreign_keys = ON');
+  await log.append(userCreated('alice')).durable;
+  await log.append({ type: 'session_opened', session: '7', user: 'alice', at: 1000, expires: 9000 }).durable;
+  t.equal(store.session('7')?.expires_at, 9000, 'cached after a read');
+
+  const closed = log.append({ type: 'session_closed', session: '7' });
+  const opened = log.append({ type: 'session_opened', session: '8', user: 'alice', at: 1000, expires: 9000 });
+  const touched = log.append({ type: 'sessions_touched', sessions: [['9', 5]] });
+  t.equal(store.session('7'), undefined, 'inside the batch the close is visible');
+  t.ok(store.session('8'), 'and so is the new session');
+  log.append(userCreated('poison'));
+  await Promise.allSettled([closed.durable, opened.durable, touched.durable]);
+
+  t.same(store.session('7'), { id: '7', user: 'alice', expires_at: 9000 }, 'the closed session is back, as SQLite has it');
+  t.equal(store.session('8'), undefined, 'the opened session is gone');
+});
+
 t.test('applyOne takes seq and epoch from elsewhere but only in order', async (t) => {
   const { store, log } = await openLog(t);
   const change: Change = { seq: 1, epoch: 4, body: userCreated('alice') };
