@@ -499,7 +499,7 @@ function docsSection(opts, results, startedAt) {
       ' req/s counts `OK` answers received in the measured window; `ERR` answers are errors, never successes.' +
       ' Latency is from sending a request to receiving its answer (exact percentiles over every answer in the window).',
     `- Scenarios: \`ping\` (no session); \`list_groups\` with ${READ_GROUPS} groups existing (~${READ_GROUPS + 1}-line answer);` +
-      ' `create_group b<conn>_<n>`, a unique name per request, each a durable change (SQLite commit of state + sync_log row).',
+      ' `create_group b<conn>_<n>`, a unique name per request, each a durable change (committed to the change log with synchronous=FULL before the answer).',
     '- Baseline row (not the tracker): `bench/echo-server.js`, a minimal Node server that answers every frame with `OK PONG` and does nothing else,' +
       ' driven by the same load generator. It shows what this machine allows; its RSS and CPU are in the tracker columns.',
     '- Tracker peak RSS: max of VmRSS polled every 200 ms and VmHWM read at the end (/proc/&lt;pid&gt;/status).',

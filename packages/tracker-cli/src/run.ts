@@ -114,7 +114,14 @@ async function serve(role: Role, argv: string[]): Promise<number> {
 
   let tracker: Tracker;
   try {
-    tracker = Tracker.open(config.options, logger);
+    tracker = Tracker.open(config.options, logger, {
+      // Fail-stop: a tracker that can no longer store changes must not linger;
+      // its clients go to the other tracker. Everything answered is in the log.
+      onFatal: (err) => {
+        fail(`cannot store changes any more: ${(err as Error)?.message ?? String(err)}; stopping`);
+        process.exit(EXIT_FAILURE);
+      },
+    });
   } catch (err) {
     const message = (err as Error)?.message ?? String(err);
     if (isDatabaseError(err)) {

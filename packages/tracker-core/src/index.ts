@@ -1,10 +1,12 @@
 export * from './options.js';
-export { Tracker } from './tracker.js';
+export { Tracker, logPathFor } from './tracker.js';
 export type { TrackerDeps } from './tracker.js';
 export { Store, StoreOpenError } from './store/store.js';
-export { SchemaError, SCHEMA_VERSION } from './store/schema.js';
-export { ChangeLog, GENESIS_HASH, nextLogHash } from './state/change-log.js';
-export type { Appended, CommittedBatch, ChangeLogHooks } from './state/change-log.js';
+export { LogStore } from './store/log-store.js';
+export type { LogPosition, LogEntry } from './store/log-store.js';
+export { SchemaError, SCHEMA_VERSION, LOG_SCHEMA_VERSION } from './store/schema.js';
+export { ChangeLog, GENESIS_HASH, nextLogHash, LogMismatchError, DEFAULT_STATE_COMMIT_MS } from './state/change-log.js';
+export type { Appended, CommittedBatch, ChangeLogHooks, ChangeLogOptions } from './state/change-log.js';
 export { applyChange } from './state/apply.js';
 export type { DomainEvent } from './state/apply.js';
 export { encodeChange, decodeChange } from './state/changes.js';

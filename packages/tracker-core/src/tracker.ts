@@ -13,11 +13,20 @@ import type { Services } from './services.js';
 import { AnswerCache } from './services.js';
 import type { Change } from './state/changes.js';
 import { ChangeLog } from './state/change-log.js';
-import { Store } from './store/store.js';
+import type { ChangeLogHooks } from './state/change-log.js';
+import { LogStore } from './store/log-store.js';
+import { Store, StoreOpenError } from './store/store.js';
 
 export interface TrackerDeps {
   clock?: Clock;
   entropy?: Entropy;
+  /**
+   * Called once if the tracker can no longer store changes (its state file
+   * can be neither written nor rebuilt from the log). The tracker has
+   * already stopped taking connections; the owner of the process should end
+   * it, so that clients move to the other tracker.
+   */
+  onFatal?: (error: unknown) => void;
 }
 
 /** Changes after which a cached `list_groups` answer is stale. */
@@ -33,6 +42,7 @@ export class Tracker {
   readonly options: TrackerOptions;
   private readonly logger: Logger;
   private readonly store: Store;
+  private readonly logStore: LogStore;
   private readonly log: ChangeLog;
   private readonly services: Services;
   private readonly connections = new Set<Connection>();
@@ -43,17 +53,30 @@ export class Tracker {
   private constructor(options: TrackerOptions, logger: Logger, deps: TrackerDeps) {
     this.options = options;
     this.logger = logger;
-    this.store = Store.open(options.dbPath, options.dbSynchronous);
+    // The log is the durable record (synchronous as configured); the state
+    // file is rebuilt from it after a crash, so it does without fsync per commit.
+    this.store = Store.open(options.dbPath, 'NORMAL');
+    try {
+      this.logStore = LogStore.open(logPathFor(options.dbPath), options.dbSynchronous);
+    } catch (error) {
+      this.store.close();
+      throw error;
+    }
     initMeta(this.store);
     const cache = new AnswerCache();
     const hub = new SessionHub();
     const clock = deps.clock ?? systemClock;
-    this.log = new ChangeLog(this.store, logger.child({ component: 'change-log' }), {
+    this.log = openChangeLog(this.store, this.logStore, logger.child({ component: 'change-log' }), {
       onApplied: (change) => {
         if (GROUP_LIST_CHANGES.has(change.body.type)) cache.clear();
       },
       onRollback: () => cache.clear(),
       onDurable: (batch) => hub.deliver(batch.events, this.store, clock.now()),
+      onFatal: (error) => {
+        this.closing = true;
+        for (const connection of this.connections) void connection.shutdown();
+        deps.onFatal?.(error);
+      },
     });
     this.services = {
       options,
@@ -121,8 +144,9 @@ export class Tracker {
     this.closing = true;
     clearInterval(this.purgeTimer);
     await Promise.all([...this.connections].map((c) => c.shutdown()));
-    await this.log.drain();
+    await this.log.close();
     this.store.close();
+    this.logStore.close();
     this.logger.info({ seq: this.log.seq }, 'tracker stopped');
   }
 
@@ -150,12 +174,28 @@ export class Tracker {
   }
 }
 
+/** The log file that goes with a state file: `<db>-log`, beside it. */
+export function logPathFor(dbPath: string): string {
+  return `${dbPath}-log`;
+}
+
+/** Opens the change log, closing both files if they do not belong together. */
+function openChangeLog(store: Store, logStore: LogStore, logger: Logger, hooks: ChangeLogHooks): ChangeLog {
+  try {
+    return new ChangeLog(store, logStore, logger, hooks);
+  } catch (error) {
+    store.close();
+    logStore.close();
+    throw new StoreOpenError(store.path, error);
+  }
+}
+
 /** A new database gets its history id and epoch 1; both are part of the state a snapshot carries. */
 function initMeta(store: Store): void {
   if (store.getMeta('history_id') !== undefined) return;
   store.db.transaction(() => {
     store.setMeta('history_id', randomBytes(16).toString('hex'));
-    store.setMeta('epoch', 1);
-    store.setMeta('seq', 0);
+    if (store.getMeta('epoch') === undefined) store.setMeta('epoch', 1);
+    if (store.getMeta('seq') === undefined) store.setMeta('seq', 0);
   })();
 }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import t from 'tap';
 import { encodeFrame } from '@tracker-cluster/protocol';
-import { ChangeLog, Store, decodeChange } from '@tracker-cluster/tracker-core';
-import { silent, tempDb } from './fixtures/env.js';
-import { dump } from './fixtures/state.js';
+import { LogStore, Store, decodeChange, logPathFor } from '@tracker-cluster/tracker-core';
+import { tempDb } from './fixtures/env.js';
+import { dump, openLog } from './fixtures/state.js';
 import { logIn, signUp, startTracker } from './fixtures/tracker.js';
 
 t.test('every command answers exactly as PROTOCOL §3', async (t) => {
@@ -65,22 +65,25 @@ t.test('every command answers exactly as PROTOCOL §3', async (t) => {
 
   const store = Store.open(run.dbPath);
   t.teardown(() => store.close());
-  const texts = store.logAfter(0, 100_000).map((r) => r.change);
+  const logStore = LogStore.open(logPathFor(run.dbPath));
+  t.teardown(() => logStore.close());
+  const texts = logStore.after(0, 100_000).map((r) => r.change);
   t.equal(texts.length, seq, 'status seq = number of logged changes');
   t.same(texts.map((x) => decodeChange(x).seq), Array.from({ length: seq }, (_, i) => i + 1), 'seq has no gaps');
   let h = Buffer.alloc(32);
   for (const text of texts) h = createHash('sha256').update(h).update(text).digest();
   t.equal(logHash, h.toString('hex'), 'status log_hash = SHA-256 chain over the log');
+  t.same(logStore.head(), { seq, hash: logHash }, 'the log file records the head the status showed');
+  t.equal(store.getMeta('seq'), String(seq), 'close() committed the state file up to it');
+  t.equal(store.getMeta('log_hash'), logHash);
 
   // Determinism on a history made by the real handlers: replay it into a fresh file.
-  const copy = Store.open(await tempDb(t, 'replay.db'));
-  t.teardown(() => copy.close());
-  const log = new ChangeLog(copy, silent);
-  for (const text of texts) log.applyOne(decodeChange(text));
-  await log.drain();
-  t.equal(log.seq, seq);
-  t.equal(log.logHash, logHash, 'the replay reaches the same log_hash');
-  t.same(dump(copy.db), dump(store.db), 'and the same tables, session ids and password hashes included');
+  const copy = await openLog(t, {}, await tempDb(t, 'replay.db'));
+  for (const text of texts) copy.log.applyOne(decodeChange(text));
+  await copy.log.drain();
+  t.equal(copy.log.seq, seq);
+  t.equal(copy.log.logHash, logHash, 'the replay reaches the same log_hash');
+  t.same(dump(copy.store.db), dump(store.db), 'and the same tables, session ids and password hashes included');
   t.ok(
     texts.some((x) => decodeChange(x).body.type === 'user_created' && x.includes('"params":"scrypt:N=1024')),
     'password hashes travel in the change',

@@ -1,7 +1,8 @@
 import { encodeFrame } from '@tracker-cluster/protocol';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { decodeChange } from '@tracker-cluster/tracker-core';
+import { decodeChange, logPathFor } from '@tracker-cluster/tracker-core';
+import type { Change } from '@tracker-cluster/tracker-core';
 import type { FrameClient } from './fixtures/frame-client.js';
 import { waitFor } from './fixtures/env.js';
 import { logIn, signUp, startTracker } from './fixtures/tracker.js';
@@ -48,23 +49,32 @@ t.test('sessions outlive their TCP connection and a tracker restart', async (t) 
 t.test('the session TTL slides with activity; an expired session is AUTH_REQUIRED', async (t) => {
   const ttl = 10_000; // the expiry is written when it moves by more than ttl/10
   const run = await startTracker(t, { sessionTtlMs: ttl });
+  // What another process sees: the log file has every answered change; the
+  // state file follows it within a state commit (waited for, never slept on).
   const db = new Database(run.dbPath, { readonly: true });
   t.teardown(() => db.close());
+  const logDb = new Database(logPathFor(run.dbPath), { readonly: true });
+  t.teardown(() => logDb.close());
   const expiresAt = (session: bigint): number | undefined =>
     db.prepare('SELECT expires_at FROM sessions WHERE id = ?').pluck().get(session.toString()) as number | undefined;
+  const logged = (): Change[] => (logDb.prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[]).map(decodeChange);
   const a = await run.connect();
   t.equal(await a.text('create_user alice pw'), 'OK user created');
   const t0 = run.clock.t;
   const active = (await a.request('login alice pw')).session;
   const idle = (await a.request('login alice pw')).session;
-  t.equal(expiresAt(active), t0 + ttl, 'a new session lives one TTL');
+  t.same(logged().at(-2)?.body, { type: 'session_opened', session: active.toString(), user: 'alice', at: t0, expires: t0 + ttl }, 'a new session lives one TTL');
+  await waitFor(() => expiresAt(active) === t0 + ttl, 'the state file to show the new session');
 
   run.clock.advance(6000);
   t.equal(await a.text('whoami', active), 'OK alice sessions=2');
-  t.equal(expiresAt(active), t0 + 6000 + ttl, 'activity pushed the expiry out, durably');
+  const touches = logged().length;
+  t.same(logged().at(-1)?.body, { type: 'sessions_touched', sessions: [[active.toString(), t0 + 6000 + ttl]] }, 'activity pushed the expiry out, durably');
+  await waitFor(() => expiresAt(active) === t0 + 6000 + ttl, 'the state file to show the new expiry');
   run.clock.advance(500);
   t.equal(await a.text('whoami', active), 'OK alice sessions=2');
-  t.equal(expiresAt(active), t0 + 6000 + ttl, 'a move below the granularity is not written');
+  t.equal(logged().length, touches, 'a move below the granularity is not written');
+  t.equal(expiresAt(active), t0 + 6000 + ttl);
 
   run.clock.advance(3500); // t0 + 10 000: the idle session's expiry
   const expired = await a.request('whoami', idle);
@@ -88,6 +98,8 @@ t.test('expired sessions are purged by a replicated change', async (t) => {
   const run = await startTracker(t, { sessionTtlMs: 1000, sessionPurgeIntervalMs: 20 });
   const db = new Database(run.dbPath, { readonly: true });
   t.teardown(() => db.close());
+  const logDb = new Database(logPathFor(run.dbPath), { readonly: true });
+  t.teardown(() => logDb.close());
   const sessions = (): string[] => db.prepare('SELECT id FROM sessions ORDER BY id').pluck().all() as string[];
   const a = await run.connect();
   t.equal(await a.text('create_user alice pw'), 'OK user created');
@@ -96,12 +108,14 @@ t.test('expired sessions are purged by a replicated change', async (t) => {
   run.clock.advance(500);
   t.equal(await a.text('whoami', kept), 'OK alice sessions=2', 'extends the kept session to +1500');
   const seqBefore = Number(/ seq=(\d+)/.exec(await a.text('status'))?.[1]);
+  await waitFor(() => sessions().length === 2, 'the state file to show both sessions');
   t.same(sessions().sort(), [gone, kept].map(String).sort(), 'nothing purged while both are live');
 
   run.clock.advance(600); // +1100: `gone` expired at +1000, `kept` lives to +1500
   await waitFor(() => sessions().length === 1, 'the purge timer to remove the expired session');
   t.same(sessions(), [kept.toString()], 'only the expired session was removed');
-  const last = db.prepare('SELECT change FROM sync_log ORDER BY seq DESC LIMIT 1').pluck().get() as string;
+  // The state file never leads the log: the purge's log row is already there.
+  const last = logDb.prepare('SELECT change FROM sync_log ORDER BY seq DESC LIMIT 1').pluck().get() as string;
   const change = decodeChange(last);
   t.equal(change.seq, seqBefore + 1, 'the purge is the next change in the log');
   t.same(change.body, { type: 'sessions_expired', sessions: [gone.toString()], at: run.clock.t }, 'carrying the ids and the time');

@@ -1,16 +1,19 @@
 /**
  * The replicated state machine: ChangeLog (seq, log rows, rolling hash, group
- * commit, savepoints, rollback) and applyChange (the group and session rules),
- * on real temporary SQLite files.
+ * commit, savepoints, rollback) over its two files (the log file, committed per
+ * batch, and the state file, committed at most every stateCommitMs) and
+ * applyChange (the group and session rules), on real temporary SQLite files.
+ * Crash recovery and the pairing of the two files: durability.test.ts.
  */
 import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
 import t from 'tap';
 import { TrackerError } from '@tracker-cluster/protocol';
-import { ChangeLog, GENESIS_HASH, Store, applyChange, decodeChange, encodeChange, nextLogHash } from '@tracker-cluster/tracker-core';
-import type { Change, ChangeBody, CommittedBatch, DomainEvent } from '@tracker-cluster/tracker-core';
+import { GENESIS_HASH, applyChange, decodeChange, encodeChange, nextLogHash } from '@tracker-cluster/tracker-core';
+import type { Change, ChangeBody, CommittedBatch, DomainEvent, LogStore } from '@tracker-cluster/tracker-core';
 import type { Test } from './fixtures/env.js';
-import { silent, tempDb } from './fixtures/env.js';
-import { dump, openLog, reader, userCreated } from './fixtures/state.js';
+import { tempDb } from './fixtures/env.js';
+import { diskSeq, dump, dumpLog, openLog, openPair, reader, userCreated } from './fixtures/state.js';
 
 /** h_n = SHA-256(h_{n-1} bytes ‖ change text), computed here without the package's helper. */
 function independentHash(texts: readonly string[]): string {
@@ -39,30 +42,42 @@ t.test('encodeChange / decodeChange', async (t) => {
   t.throws(() => decodeChange('not json'));
 });
 
-t.test('append applies at once and writes its log row in the same transaction, committed on the next tick', async (t) => {
-  const { store, log, file } = await openLog(t);
-  const other = reader(t, file);
+t.test('append applies at once; the batch is committed to the log file on the next tick, the state file later', async (t) => {
+  const { store, logStore, log, file, logFile } = await openLog(t, {}, undefined, { stateCommitMs: 60_000 });
+  const state = reader(t, file);
+  const logDb = reader(t, logFile);
   t.equal(log.seq, 0);
   t.equal(log.logHash, GENESIS_HASH);
   t.equal(log.epoch, 1);
+  t.ok(store.db.inTransaction, 'the state runs inside its long transaction from the start');
+  t.notOk(logStore.db.inTransaction, 'no batch is open in the log');
   const appended = log.append(userCreated('alice'));
   t.same(appended.change, { seq: 1, epoch: 1, body: userCreated('alice') });
   t.same(appended.events, []);
   t.equal(log.seq, 1, 'seq moves at once');
   t.ok(store.user('alice'), 'the next request on this tracker already sees the change');
-  t.ok(store.db.inTransaction, 'inside the open batch transaction');
-  t.equal(other.prepare('SELECT COUNT(*) FROM users').pluck().get(), 0, 'another connection sees no state yet');
-  t.equal(other.prepare('SELECT COUNT(*) FROM sync_log').pluck().get(), 0, '... and no log row yet');
+  t.ok(logStore.db.inTransaction, 'the batch is open in the log file');
+  t.equal(state.prepare('SELECT COUNT(*) FROM users').pluck().get(), 0, 'another connection sees no state yet');
+  t.equal(logDb.prepare('SELECT COUNT(*) FROM sync_log').pluck().get(), 0, '... and no log row yet');
   await appended.durable;
-  t.notOk(store.db.inTransaction, 'committed');
-  t.equal(other.prepare('SELECT COUNT(*) FROM users').pluck().get(), 1, 'after commit: the state...');
-  t.same(other.prepare('SELECT seq, epoch, change FROM sync_log').all(), [{ seq: 1, epoch: 1, change: encodeChange(appended.change) }], '...and its log row');
+  t.notOk(logStore.db.inTransaction, 'the batch is committed to the log');
+  t.ok(store.db.inTransaction, 'the state transaction stays open');
+  t.same(logDb.prepare('SELECT seq, epoch, change FROM sync_log').all(), [{ seq: 1, epoch: 1, change: encodeChange(appended.change) }], 'after durable: the log row is on disk');
+  t.same(logStore.head(), { seq: 1, hash: log.logHash }, '... with the head it records');
+  t.equal(diskSeq(logDb), 1, '... as another connection sees it');
+  t.equal(state.prepare('SELECT COUNT(*) FROM users').pluck().get(), 0, 'the state file lags: not committed yet');
+  t.equal(diskSeq(state), 0);
+  await log.drain();
+  t.equal(state.prepare('SELECT COUNT(*) FROM users').pluck().get(), 1, 'drain() commits the state file');
+  t.equal(diskSeq(state), 1, '... with its seq');
+  t.equal(state.prepare("SELECT value FROM meta WHERE key = 'log_hash'").pluck().get(), log.logHash, '... and log_hash');
+  t.ok(store.db.inTransaction, 'and begins the next state transaction');
   t.equal(store.getMeta('seq'), '1');
   t.equal(store.getMeta('log_hash'), log.logHash);
 });
 
 t.test('seq increments by one and log_hash chains over the log texts', async (t) => {
-  const { store, log, file } = await openLog(t);
+  const { store, logStore, log, file, logFile } = await openLog(t);
   const bodies: ChangeBody[] = [
     userCreated('alice'),
     userCreated('bob'),
@@ -75,33 +90,35 @@ t.test('seq increments by one and log_hash chains over the log texts', async (t)
     const a = log.append(body);
     seqs.push(a.change.seq);
     await a.durable; // one batch each
+    t.same(logStore.head(), { seq: a.change.seq, hash: log.logHash }, `the log records its head with batch ${a.change.seq}`);
   }
   t.same(seqs, [1, 2, 3, 4, 5]);
-  const texts = reader(t, file).prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
+  const texts = reader(t, logFile).prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
   t.equal(texts.length, 5);
   t.same(texts.map((x) => decodeChange(x).body), bodies, 'the log holds the changes in order');
   const expected = independentHash(texts);
   t.equal(log.logHash, expected, 'log_hash = SHA-256 chain from 64 zero hex digits');
-  t.equal(store.getMeta('log_hash'), expected, 'and is stored with the batch');
+  await log.drain();
+  t.equal(store.getMeta('log_hash'), expected, 'and is stored in the state at its commit');
   t.equal(store.getMeta('seq'), '5');
 
+  await log.close();
   store.close();
-  const again = Store.open(file);
-  t.teardown(() => again.close());
-  const resumed = new ChangeLog(again, silent);
-  t.equal(resumed.seq, 5, 'a reopened log resumes its seq');
-  t.equal(resumed.logHash, expected, '... and its hash');
-  t.equal(resumed.append(userCreated('carol')).change.seq, 6);
-  await resumed.drain();
-  t.equal(resumed.logHash, independentHash([...texts, encodeChange({ seq: 6, epoch: 1, body: userCreated('carol') })]));
+  logStore.close();
+  const resumed = await openLog(t, {}, file);
+  t.equal(resumed.log.seq, 5, 'a reopened log resumes its seq');
+  t.equal(resumed.log.logHash, expected, '... and its hash');
+  t.equal(resumed.log.append(userCreated('carol')).change.seq, 6);
+  await resumed.log.drain();
+  t.equal(resumed.log.logHash, independentHash([...texts, encodeChange({ seq: 6, epoch: 1, body: userCreated('carol') })]));
 });
 
 t.test('group commit: changes appended in one tick share one commit', async (t) => {
   const batches: CommittedBatch[] = [];
   const durableBatches: CommittedBatch[] = [];
-  const { store, log } = await openLog(t, {
+  const { store, logStore, log } = await openLog(t, {
     afterCommit: (batch) => {
-      t.notOk(store.db.inTransaction, 'afterCommit runs after the COMMIT');
+      t.notOk(logStore.db.inTransaction, 'afterCommit runs after the log COMMIT');
       batches.push(batch);
     },
     onDurable: (batch) => durableBatches.push(batch),
@@ -130,10 +147,11 @@ t.test('barrier() is undefined when nothing is pending and waits for the open ba
     release = resolve;
   });
   const delivered: CommittedBatch[] = [];
-  const { store, log } = await openLog(t, {
+  const { logStore, log, logFile } = await openLog(t, {
     afterCommit: () => gate, // a semi-sync primary waiting for the replica's ack
     onDurable: (batch) => delivered.push(batch),
   });
+  const logDb = reader(t, logFile);
   t.equal(log.barrier(), undefined, 'nothing pending on a fresh log');
   const a = log.append(userCreated('alice'));
   log.append({ type: 'group_created', group: 'g', owner: 'alice', at: 1 });
@@ -144,7 +162,8 @@ t.test('barrier() is undefined when nothing is pending and waits for the open ba
     durable = true;
   });
   await nextTick(); // the batch's own setImmediate ran first: it is committed now
-  t.notOk(store.db.inTransaction, 'committed');
+  t.notOk(logStore.db.inTransaction, 'committed');
+  t.equal(diskSeq(logDb), 2, 'the log file has it');
   t.notOk(durable, 'committed but not acknowledged: writers still wait');
   t.ok(log.barrier() instanceof Promise, 'and readers too');
   t.same(delivered, [], 'no events before the ack');
@@ -156,22 +175,29 @@ t.test('barrier() is undefined when nothing is pending and waits for the open ba
 });
 
 t.test('drain() and flush() commit without waiting for the next tick', async (t) => {
-  const { store, log } = await openLog(t);
+  const { store, logStore, log, file, logFile } = await openLog(t, {}, undefined, { stateCommitMs: 60_000 });
+  const state = reader(t, file);
+  const logDb = reader(t, logFile);
   log.flush(); // nothing open: a no-op
   await log.drain();
   t.equal(log.barrier(), undefined);
   log.append(userCreated('alice'));
   log.flush();
-  t.notOk(store.db.inTransaction, 'flush() committed at once');
+  t.notOk(logStore.db.inTransaction, 'flush() committed the log at once');
+  t.equal(diskSeq(logDb), 1, 'the log file has the row');
+  t.equal(diskSeq(state), 0, 'the state file does not, yet');
   log.append(userCreated('bob'));
   await log.drain();
   t.equal(log.barrier(), undefined, 'drain() waits until everything is durable');
+  t.equal(diskSeq(logDb), 2);
+  t.equal(diskSeq(state), 2, 'and commits the state file');
+  t.equal(state.prepare('SELECT COUNT(*) FROM users').pluck().get(), 2);
   t.equal(store.getMeta('seq'), '2');
 });
 
 t.test('a change whose apply throws is undone at its savepoint; the rest of the batch stays', async (t) => {
   const batches: CommittedBatch[] = [];
-  const { store, log, file } = await openLog(t, { afterCommit: (b) => void batches.push(b) });
+  const { store, logStore, log, file, logFile } = await openLog(t, { afterCommit: (b) => void batches.push(b) });
   const first = log.append(userCreated('alice'));
   const hashAfterFirst = log.logHash;
   const error = (() => {
@@ -186,41 +212,47 @@ t.test('a change whose apply throws is undone at its savepoint; the rest of the 
   t.equal(error?.code, 'SQLITE_CONSTRAINT_PRIMARYKEY', 'the SQLite constraint error reaches the caller');
   t.equal(log.seq, 1, 'seq unchanged');
   t.equal(log.logHash, hashAfterFirst, 'log_hash unchanged');
-  t.ok(store.db.inTransaction, 'the batch is still open');
+  t.ok(logStore.db.inTransaction, 'the batch is still open');
   const second = log.append(userCreated('bob'));
   t.equal(second.change.seq, 2, 'the next change takes the next seq');
   await Promise.all([first.durable, second.durable]);
   t.equal(batches.length, 1);
   t.same(batches[0]?.changes.map((c) => c.seq), [1, 2], 'the failed change is not part of the batch');
-  const db = reader(t, file);
-  t.same(db.prepare('SELECT name FROM users ORDER BY name').pluck().all(), ['alice', 'bob']);
-  const texts = db.prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
+  await log.drain();
+  t.same(reader(t, file).prepare('SELECT name FROM users ORDER BY name').pluck().all(), ['alice', 'bob']);
+  const texts = reader(t, logFile).prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
   t.same(texts.map((x) => decodeChange(x).seq), [1, 2], 'one log row per applied change, no gap');
   t.equal(log.logHash, independentHash(texts));
+  t.equal(store.getMeta('log_hash'), log.logHash);
 });
 
 t.test('a batch whose only change throws settles without committing anything or calling the hooks', async (t) => {
   // Regression: an empty batch used to crash the process (unhandled TypeError in finish()).
   const batches: CommittedBatch[] = [];
-  const { store, log } = await openLog(t, { afterCommit: (b) => void batches.push(b), onDurable: (b) => void batches.push(b) });
+  const { store, logStore, log } = await openLog(t, { afterCommit: (b) => void batches.push(b), onDurable: (b) => void batches.push(b) });
   await log.append(userCreated('alice')).durable;
+  const head = logStore.head();
   batches.length = 0;
   t.throws(() => log.append(userCreated('alice')), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' });
   t.equal(log.barrier(), undefined, 'nothing pending: no change was applied');
   await nextTick();
   await nextTick();
-  t.notOk(store.db.inTransaction, 'the empty batch was closed');
+  t.notOk(logStore.db.inTransaction, 'the empty batch was closed');
+  t.ok(store.db.inTransaction, 'the state transaction stays open');
+  t.same(logStore.head(), head, 'the log head did not move');
+  t.same(logStore.after(0, 10).map((r) => r.seq), [1], 'no log row was added');
   t.same(batches, [], 'no hook saw an empty batch');
   const next = log.append(userCreated('bob'));
   t.equal(next.change.seq, 2);
   await next.durable;
+  await log.drain();
   t.equal(store.getMeta('seq'), '2');
 });
 
-t.test('a write lock held by another connection fails the change, not the tracker', async (t) => {
-  const { store, log, file } = await openLog(t);
+t.test('a write lock held by another connection on the state file fails the change, not the tracker', async (t) => {
+  const { store, logStore, log, file } = await openLog(t);
   await log.append(userCreated('alice')).durable;
-  const Database = (await import('better-sqlite3')).default;
+  await log.drain(); // the state transaction holds no write lock between state commits
   const other = new Database(file);
   t.teardown(() => other.close());
   other.exec('BEGIN IMMEDIATE'); // e.g. an operator's sqlite3 shell in the middle of a write
@@ -228,30 +260,64 @@ t.test('a write lock held by another connection fails the change, not the tracke
   t.throws(() => log.append(userCreated('bob')), { code: 'SQLITE_BUSY' }, 'SQLITE_BUSY after the busy timeout');
   t.equal(log.seq, 1, 'seq unchanged');
   await nextTick();
-  t.notOk(store.db.inTransaction);
+  t.notOk(logStore.db.inTransaction, 'the empty batch was closed');
+  t.same(logStore.after(1, 10), [], 'nothing was logged');
   other.exec('ROLLBACK');
   const bob = log.append(userCreated('bob'));
   t.equal(bob.change.seq, 2);
   await bob.durable;
   t.ok(store.user('bob'), 'writes resume once the lock is gone');
+  await log.drain();
+  t.equal(store.getMeta('seq'), '2');
 });
 
-t.test('a failed COMMIT rolls the whole batch back and rejects its writers', async (t) => {
-  // A real COMMIT failure inside SQLite: a deferred foreign key, checked only at
-  // COMMIT, is violated by a trigger when the user "poison" is inserted. The
-  // guard table and trigger exist only in this test's database.
+t.test('a write lock held by another connection on the log file fails the change and undoes its state', async (t) => {
   let rollbacks = 0;
-  const committed: CommittedBatch[] = [];
-  const { store, log, file } = await openLog(t, { onRollback: () => rollbacks++, afterCommit: (b) => void committed.push(b) });
-  store.db.exec(`
+  const { store, logStore, log, logFile } = await openLog(t, { onRollback: () => rollbacks++ });
+  await log.append(userCreated('alice')).durable;
+  const other = new Database(logFile);
+  t.teardown(() => other.close());
+  other.exec('BEGIN IMMEDIATE');
+  logStore.db.pragma('busy_timeout = 20');
+  t.throws(() => log.append(userCreated('bob')), { code: 'SQLITE_BUSY' }, 'the log row cannot be written');
+  t.equal(store.user('bob'), undefined, 'the state change was undone with it: the log row is written last');
+  t.equal(log.seq, 1, 'seq unchanged');
+  t.equal(log.barrier(), undefined, 'nothing pending');
+  await nextTick(); // the (empty) batch cannot commit either while the lock is held: it is rolled back
+  t.notOk(logStore.db.inTransaction, 'the batch is closed');
+  t.ok(store.db.inTransaction, 'the state transaction stays open');
+  other.exec('ROLLBACK');
+  const bob = log.append(userCreated('bob'));
+  t.equal(bob.change.seq, 2, 'the seq was never used');
+  await bob.durable;
+  t.ok(store.user('bob'), 'writes resume once the lock is gone');
+  t.same(logStore.after(0, 10).map((r) => r.seq), [1, 2]);
+  t.equal(rollbacks, 1, 'the batch that could not commit was rolled back');
+});
+
+/**
+ * A real COMMIT failure inside SQLite, in the log file: a deferred foreign
+ * key, checked only at COMMIT, is violated by a trigger when the log row of
+ * the user "poison" is inserted. The guard table and trigger exist only in
+ * this test's log file.
+ */
+function poisonLog(logStore: LogStore): void {
+  logStore.db.exec(`
     CREATE TABLE guard_parent (id INTEGER PRIMARY KEY);
     CREATE TABLE guard (parent INTEGER REFERENCES guard_parent(id) DEFERRABLE INITIALLY DEFERRED);
-    CREATE TRIGGER poison AFTER INSERT ON users WHEN NEW.name = 'poison' BEGIN INSERT INTO guard (parent) VALUES (42); END;
+    CREATE TRIGGER poison AFTER INSERT ON sync_log WHEN NEW.change LIKE '%"user":"poison"%' BEGIN INSERT INTO guard (parent) VALUES (42); END;
   `);
-  store.db.pragma('foreign_keys = ON');
+  logStore.db.pragma('foreign_keys = ON');
+}
+
+t.test('a failed log COMMIT rolls the whole batch back, state included, and rejects its writers', async (t) => {
+  let rollbacks = 0;
+  const committed: CommittedBatch[] = [];
+  const { store, logStore, log, file, logFile } = await openLog(t, { onRollback: () => rollbacks++, afterCommit: (b) => void committed.push(b) });
+  poisonLog(logStore);
   await log.append(userCreated('alice')).durable;
   const committedHash = log.logHash;
-  const db = reader(t, file);
+  const logDb = reader(t, logFile);
 
   const bob = log.append(userCreated('bob'));
   const poison = log.append(userCreated('poison'));
@@ -267,32 +333,35 @@ t.test('a failed COMMIT rolls the whole batch back and rejects its writers', asy
   }
   t.equal(rollbacks, 1, 'onRollback ran');
   t.equal(committed.length, 1, 'afterCommit never saw the failed batch');
-  t.notOk(store.db.inTransaction, 'the transaction was rolled back');
+  t.notOk(logStore.db.inTransaction, 'the log transaction was rolled back');
+  t.ok(store.db.inTransaction, 'the state transaction stays open: only the batch savepoint was undone');
   t.equal(log.seq, 1, 'seq back to the last commit');
   t.equal(log.logHash, committedHash, 'log_hash back to the last commit');
   t.equal(log.barrier(), undefined, 'nothing pending');
   t.equal(store.user('bob'), undefined, "the batch's state is gone");
-  t.same(db.prepare('SELECT seq FROM sync_log').pluck().all(), [1], "and so are its log rows");
-  t.equal(store.getMeta('seq'), '1');
+  t.equal(store.user('poison'), undefined);
+  t.ok(store.user('alice'), 'the earlier batch stays');
+  t.same(logDb.prepare('SELECT seq FROM sync_log').pluck().all(), [1], 'and so are its log rows');
+  t.same(logStore.head(), { seq: 1, hash: committedHash }, 'the log head is the last committed batch');
 
   const carol = log.append(userCreated('carol'));
   t.equal(carol.change.seq, 2, 'the next change reuses the seq that was never committed');
   await carol.durable;
-  const texts = db.prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
+  const texts = logDb.prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
   t.equal(texts.length, 2);
   t.equal(log.logHash, independentHash(texts), 'the chain continues from the committed history');
+  await log.drain();
+  const state = reader(t, file);
+  t.same(state.prepare('SELECT name FROM users ORDER BY name').pluck().all(), ['alice', 'carol'], 'the state file never saw the failed batch');
+  t.equal(diskSeq(state), 2);
+  t.equal(state.prepare("SELECT value FROM meta WHERE key = 'log_hash'").pluck().get(), log.logHash);
 });
 
 t.test('the session cache follows a rolled-back batch', async (t) => {
-  // Sessions are cached by the store; a batch that fails at COMMIT must not
-  // leave the cache saying what SQLite undid (same deferred-FK poison as above).
-  const { store, log } = await openLog(t);
-  store.db.exec(`
-    CREATE TABLE guard_parent (id INTEGER PRIMARY KEY);
-    CREATE TABLE guard (parent INTEGER REFERENCES guard_parent(id) DEFERRABLE INITIALLY DEFERRED);
-    CREATE TRIGGER poison AFTER INSERT ON users WHEN NEW.name = 'poison' BEGIN INSERT INTO guard (parent) VALUES (42); END;
-  `);
-  store.db.pragma('foreign_keys = ON');
+  // Sessions are cached by the store; a batch that fails at the log COMMIT must
+  // not leave the cache saying what the savepoint undid (same poison as above).
+  const { store, logStore, log } = await openLog(t);
+  poisonLog(logStore);
   await log.append(userCreated('alice')).durable;
   await log.append({ type: 'session_opened', session: '7', user: 'alice', at: 1000, expires: 9000 }).durable;
   t.equal(store.session('7')?.expires_at, 9000, 'cached after a read');
@@ -303,17 +372,19 @@ t.test('the session cache follows a rolled-back batch', async (t) => {
   t.equal(store.session('7'), undefined, 'inside the batch the close is visible');
   t.ok(store.session('8'), 'and so is the new session');
   log.append(userCreated('poison'));
-  await Promise.allSettled([closed.durable, opened.durable, touched.durable]);
+  const results = await Promise.allSettled([closed.durable, opened.durable, touched.durable]);
+  t.same(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
 
   t.same(store.session('7'), { id: '7', user: 'alice', expires_at: 9000 }, 'the closed session is back, as SQLite has it');
   t.equal(store.session('8'), undefined, 'the opened session is gone');
 });
 
 t.test('applyOne takes seq and epoch from elsewhere but only in order', async (t) => {
-  const { store, log } = await openLog(t);
+  const { logStore, log } = await openLog(t);
   const change: Change = { seq: 1, epoch: 4, body: userCreated('alice') };
   await log.applyOne(change).durable;
-  t.same(store.logAfter(0, 10), [{ seq: 1, change: encodeChange(change) }]);
+  t.same(log.entriesAfter(0, 10), [{ seq: 1, change: encodeChange(change) }]);
+  t.same(logStore.after(0, 10), log.entriesAfter(0, 10), 'entriesAfter reads the log file');
   for (const seq of [1, 3]) {
     try {
       log.applyOne({ seq, epoch: 4, body: userCreated(`x${seq}`) });
@@ -324,6 +395,17 @@ t.test('applyOne takes seq and epoch from elsewhere but only in order', async (t
   }
   t.equal(log.seq, 1);
   t.equal(log.barrier(), undefined, 'nothing was opened');
+  t.notOk(logStore.db.inTransaction);
+});
+
+t.test('append after close() is refused', async (t) => {
+  const { store, log } = await openLog(t);
+  await log.append(userCreated('alice')).durable;
+  await log.close();
+  t.notOk(store.db.inTransaction, 'close() ends the state transaction');
+  t.equal(store.getMeta('seq'), '1', 'after committing the state');
+  t.throws(() => log.append(userCreated('bob')), { code: 'INTERNAL' });
+  await log.close(); // idempotent
 });
 
 /** A history touching every kind of change and every group rule. */
@@ -361,7 +443,7 @@ t.test('determinism: replaying the log into a fresh database gives the same stat
     if (i % 5 === 4) await a.durable; // several batches of several changes
   }
   await source.log.drain();
-  const texts = source.store.logAfter(0, 1000).map((row) => row.change);
+  const texts = source.log.entriesAfter(0, 1000).map((row) => row.change);
   t.equal(texts.length, HISTORY.length);
 
   const replica = await openLog(t);
@@ -374,26 +456,27 @@ t.test('determinism: replaying the log into a fresh database gives the same stat
   t.equal(replica.log.logHash, independentHash(texts));
   t.same(replayedEvents, events, 'same events');
   t.same(dump(replica.store.db), dump(source.store.db), 'identical table contents');
+  t.same(dumpLog(replica.logStore.db), dumpLog(source.logStore.db), 'identical log files');
   t.same(source.store.listGroups(), [
     { name: 'g1', owner: 'dave', members: 2 },
     { name: 'g2', owner: 'carol', members: 1 },
   ], 'the history did what it says');
   t.same(source.store.listRequests('g2'), [], "the deleted g2's pending request went with it");
 
-  // Replay once more, into a file reopened between halves: the same again.
+  // Replay once more, into files reopened between halves: the same again.
   const file = await tempDb(t);
-  let store = Store.open(file);
-  let log = new ChangeLog(store, silent);
-  for (const text of texts.slice(0, 9)) log.applyOne(decodeChange(text));
-  await log.drain();
-  store.close();
-  store = Store.open(file);
-  t.teardown(() => store.close());
-  log = new ChangeLog(store, silent);
-  for (const text of texts.slice(9)) log.applyOne(decodeChange(text));
-  await log.drain();
-  t.equal(log.logHash, source.log.logHash, 'same hash across a restart');
-  t.same(dump(store.db), dump(source.store.db), 'same tables across a restart');
+  const first = openPair(file);
+  for (const text of texts.slice(0, 9)) first.log.applyOne(decodeChange(text));
+  await first.log.close();
+  first.store.close();
+  first.logStore.close();
+  const second = await openLog(t, {}, file);
+  t.equal(second.log.seq, 9, 'resumed after the first half');
+  for (const text of texts.slice(9)) second.log.applyOne(decodeChange(text));
+  await second.log.drain();
+  t.equal(second.log.logHash, source.log.logHash, 'same hash across a restart');
+  t.same(dump(second.store.db), dump(source.store.db), 'same tables across a restart');
+  t.same(dumpLog(second.logStore.db).sync_log, dumpLog(source.logStore.db).sync_log, 'same log rows across a restart');
 });
 
 // --- applyChange: the rules of groups and sessions ------------------------

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { SCHEMA_VERSION, Store, StoreOpenError } from '@tracker-cluster/tracker-core';
+import { GENESIS_HASH, LOG_SCHEMA_VERSION, LogStore, SCHEMA_VERSION, Store, StoreOpenError, logPathFor } from '@tracker-cluster/tracker-core';
 import { tempDb, tempDir } from './fixtures/env.js';
 
 /** Opens a second, independent connection to inspect a database file. */
@@ -19,7 +19,7 @@ t.test('a fresh database is migrated to SCHEMA_VERSION, in WAL mode, with synchr
   t.equal(store.db.pragma('journal_mode', { simple: true }), 'wal', 'journal_mode is wal');
   t.equal(store.db.pragma('synchronous', { simple: true }), 2, 'synchronous defaults to FULL (2)');
   const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
-  t.same(tables, ['groups', 'members', 'meta', 'requests', 'sessions', 'sync_log', 'users'], 'every table exists');
+  t.same(tables, ['groups', 'members', 'meta', 'requests', 'sessions', 'users'], 'every table exists; the log is in its own file');
   t.equal(store.path, file);
   t.same(store.counts(), { users: 0, sessions: 0, groups: 0 });
 });
@@ -136,9 +136,63 @@ t.test('reads and writes of the store', async (t) => {
   store.deleteGroup('alpha');
   t.equal(store.group('alpha'), undefined);
   t.same(store.listRequests('alpha'), [], "a deleted group's requests go with it");
-  store.appendLog(1, 1, 'one');
-  store.appendLog(2, 1, 'two');
-  store.appendLog(3, 2, 'three');
-  t.same(store.logAfter(1, 10), [{ seq: 2, change: 'two' }, { seq: 3, change: 'three' }]);
-  t.same(store.logAfter(0, 1), [{ seq: 1, change: 'one' }]);
+});
+
+t.test('the log file: migrated to LOG_SCHEMA_VERSION, in WAL mode, FULL by default', async (t) => {
+  const file = logPathFor(await tempDb(t));
+  t.equal(path.basename(file), 'tracker.db-log', 'the log file sits beside the state file');
+  const logStore = LogStore.open(file);
+  t.teardown(() => logStore.close());
+  t.ok(LOG_SCHEMA_VERSION >= 1);
+  t.equal(logStore.db.pragma('user_version', { simple: true }), LOG_SCHEMA_VERSION);
+  t.equal(logStore.db.pragma('journal_mode', { simple: true }), 'wal');
+  t.equal(logStore.db.pragma('synchronous', { simple: true }), 2, 'synchronous defaults to FULL (2): it is the durable record');
+  const tables = logStore.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+  t.same(tables, ['meta', 'sync_log']);
+  t.equal(logStore.path, file);
+  t.equal(logStore.head(), undefined, 'a log that was never written has no head');
+  t.equal(logStore.base(), undefined, '... and no base');
+  t.same(logStore.after(0, 10), []);
+});
+
+t.test('log file positions and rows survive a reopen', async (t) => {
+  const file = logPathFor(await tempDb(t));
+  const first = LogStore.open(file, 'FULL');
+  const start = { seq: 5, hash: 'ab'.repeat(32) };
+  first.startAt(start);
+  t.same(first.head(), start, 'startAt sets the head...');
+  t.same(first.base(), start, '... and the base');
+  first.db.transaction(() => {
+    first.append(6, 1, 'six');
+    first.append(7, 1, 'seven');
+    first.append(8, 2, 'eight');
+    first.setHead({ seq: 8, hash: 'cd'.repeat(32) });
+  })();
+  t.throws(() => first.append(8, 2, 'again'), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }, 'a seq is logged once');
+  first.close();
+  first.close(); // idempotent
+
+  const second = LogStore.open(file, 'NORMAL');
+  t.teardown(() => second.close());
+  t.equal(second.db.pragma('synchronous', { simple: true }), 1, 'synchronous as asked on every open');
+  t.same(second.head(), { seq: 8, hash: 'cd'.repeat(32) });
+  t.same(second.base(), start, 'the base does not move with the head');
+  t.same(second.after(6, 10), [{ seq: 7, change: 'seven' }, { seq: 8, change: 'eight' }], 'rows after a seq, oldest first');
+  t.same(second.after(0, 1), [{ seq: 6, change: 'six' }], 'limited');
+  t.same(second.db.prepare('SELECT epoch FROM sync_log ORDER BY seq').pluck().all(), [1, 1, 2], 'with their epochs');
+  t.not(second.head()?.hash, GENESIS_HASH);
+});
+
+t.test('a log file from a newer tracker, or not a database, is refused', async (t) => {
+  const file = logPathFor(await tempDb(t));
+  LogStore.open(file).close();
+  const raw = new Database(file);
+  raw.pragma(`user_version = ${LOG_SCHEMA_VERSION + 1}`);
+  raw.close();
+  t.throws(() => LogStore.open(file), StoreOpenError);
+  t.throws(() => LogStore.open(file), /newer/);
+
+  const garbage = await tempDb(t, 'garbage.db-log');
+  await writeFile(garbage, 'this is not an SQLite database\n'.repeat(200));
+  t.throws(() => LogStore.open(garbage), StoreOpenError);
 });

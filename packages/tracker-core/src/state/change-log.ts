@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TrackerError } from '@tracker-cluster/protocol';
+import type { LogPosition, LogStore } from '../store/log-store.js';
 import type { Store } from '../store/store.js';
 import type { DomainEvent } from './apply.js';
 import { applyChange } from './apply.js';
 import type { Change, ChangeBody } from './changes.js';
-import { encodeChange } from './changes.js';
+import { decodeChange, encodeChange } from './changes.js';
 
 /** h_0 of the rolling log hash: 32 zero bytes. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -34,7 +35,21 @@ export interface ChangeLogHooks {
   onDurable?: (batch: CommittedBatch) => void;
   /** Runs after a batch was rolled back, so caches derived from state can be dropped. */
   onRollback?: () => void;
+  /**
+   * The state file can be neither written nor rebuilt from the log. The log
+   * is intact and every answered change is in it, but this process must not
+   * go on: the change log refuses all changes from now on, and whoever owns
+   * the process should stop it (the CLI exits 1).
+   */
+  onFatal?: (error: unknown) => void;
 }
+
+export interface ChangeLogOptions {
+  /** Longest the state file may lag the log on disk (ms); default 100. */
+  stateCommitMs?: number;
+}
+
+export const DEFAULT_STATE_COMMIT_MS = 100;
 
 export interface Appended {
   change: Change;
@@ -43,25 +58,46 @@ export interface Appended {
   durable: Promise<void>;
 }
 
+/** The log and the state file do not belong together; the tracker must not start on them. */
+export class LogMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LogMismatchError';
+  }
+}
+
 interface OpenBatch extends CommittedBatch {
   done: Promise<void>;
   resolve: () => void;
   reject: (error: Error) => void;
 }
 
+/** Rows replayed per read when the state catches up with the log. */
+const REPLAY_CHUNK = 1000;
+const BATCH_SAVEPOINT = 'batch';
+
 /**
- * The only way state changes. `append` applies a change at once inside the
- * open SQLite transaction, together with its log row, so that the next
- * request already sees it; the transaction commits on the next turn of the
- * event loop, so changes that arrive together share one commit (group
- * commit). Nobody is answered before the commit: writers await `durable`,
- * readers await `barrier()`.
+ * The only way state changes, and the durable record of every change.
+ *
+ * Two SQLite files. The log file holds each change's canonical text; a batch
+ * is committed there (synchronous=FULL by default) before anyone is
+ * answered: that commit is the durable point. The state file holds the
+ * tables the changes describe; it runs inside one long transaction that is
+ * committed at most every `stateCommitMs`, so that a busy page is written
+ * once per interval instead of once per batch. The state may lag the log on
+ * disk, never lead it: after a crash, opening replays the log's tail with the
+ * same `applyChange`. `append` applies a change at once (the next request
+ * sees it), and the batch commits on the next turn of the event loop, so the
+ * changes that arrive together share one commit (group commit). Writers
+ * await `durable`, readers `barrier()`: nobody sees what could be lost.
  */
 export class ChangeLog {
   private readonly store: Store;
+  private readonly logStore: LogStore;
   private readonly log: Logger;
   private readonly hooks: ChangeLogHooks;
-  /** Applies one change and writes its log row; inside the open batch it runs as a savepoint. */
+  private readonly stateCommitMs: number;
+  /** Applies one change to the state and appends its log row, as one savepoint of the state. */
   private readonly applyInSavepoint: (change: Change, text: string) => DomainEvent[];
   private batch: OpenBatch | undefined;
   /** The newest batch not rolled back: settles when everything applied so far is durable. */
@@ -71,26 +107,37 @@ export class ChangeLog {
   private durableSeq: number;
   private committedSeq: number;
   private committedHash: string;
+  private lastStateCommit = Date.now();
+  private stateTimer: NodeJS.Timeout | undefined;
+  /** Set when close() begins: no change is accepted after it. */
+  private closing = false;
+  private closed = false;
+  private fatal: unknown;
   seq: number;
   logHash: string;
   epoch: number;
 
-  constructor(store: Store, logger: Logger, hooks: ChangeLogHooks = {}) {
+  constructor(store: Store, logStore: LogStore, logger: Logger, hooks: ChangeLogHooks = {}, options: ChangeLogOptions = {}) {
     this.store = store;
+    this.logStore = logStore;
     this.log = logger;
     this.hooks = hooks;
+    this.stateCommitMs = options.stateCommitMs ?? DEFAULT_STATE_COMMIT_MS;
     // Built once: better-sqlite3 compiles a wrapper per transaction() call.
+    // The log row is written last: if it fails, the savepoint undoes the state change too.
     this.applyInSavepoint = store.db.transaction((change: Change, text: string) => {
       const events = applyChange(store, change);
-      store.appendLog(change.seq, change.epoch, text);
+      logStore.append(change.seq, change.epoch, text);
       return events;
     });
-    this.seq = Number(store.getMeta('seq') ?? 0);
-    this.logHash = store.getMeta('log_hash') ?? GENESIS_HASH;
+    const position = this.catchUpState();
+    this.seq = position.seq;
+    this.logHash = position.hash;
     this.epoch = Number(store.getMeta('epoch') ?? 1);
     this.committedSeq = this.seq;
     this.committedHash = this.logHash;
     this.durableSeq = this.seq;
+    this.store.db.exec('BEGIN');
   }
 
   /** Applies a change chosen by this tracker (the primary). */
@@ -103,12 +150,13 @@ export class ChangeLog {
    * applying the primary's log). The seq must follow on.
    */
   applyOne(change: Change): Appended {
+    if (this.closing) throw new TrackerError('INTERNAL', 'the change log is closed');
+    if (this.fatal !== undefined) throw new TrackerError('INTERNAL', 'the tracker cannot store changes; it must be restarted');
     if (change.seq !== this.seq + 1) {
       throw new TrackerError('INTERNAL', `change seq ${change.seq} does not follow ${this.seq}`);
     }
     const text = encodeChange(change);
     const batch = this.openBatch();
-    // A savepoint per change: a change that throws leaves the batch intact.
     let events: DomainEvent[];
     try {
       events = this.applyInSavepoint(change, text);
@@ -142,15 +190,16 @@ export class ChangeLog {
     if (!batch) return;
     this.batch = undefined;
     try {
-      this.store.setMeta('seq', this.seq);
-      this.store.setMeta('log_hash', this.logHash);
-      this.store.db.exec('COMMIT');
+      this.logStore.setHead({ seq: this.seq, hash: this.logHash });
+      this.logStore.db.exec('COMMIT');
     } catch (error) {
       this.rollback(batch, error);
       return;
     }
+    this.store.db.exec(`RELEASE ${BATCH_SAVEPOINT}`);
     this.committedSeq = this.seq;
     this.committedHash = this.logHash;
+    this.scheduleStateCommit();
     if (batch.changes.length === 0) {
       // Every change of this batch failed and was undone at its savepoint: nothing to ship or deliver.
       batch.resolve();
@@ -160,17 +209,37 @@ export class ChangeLog {
     void this.finish(batch);
   }
 
-  /** Waits until every appended change is durable (graceful shutdown). */
+  /** Waits until every appended change is durable, then writes the state file (graceful shutdown). */
   async drain(): Promise<void> {
     this.flush();
     while (this.tail !== undefined && this.seq > this.durableSeq) {
       await this.tail.catch(() => undefined);
     }
+    this.commitState();
+  }
+
+  /**
+   * Refuses new changes, drains, then ends the state transaction for good;
+   * the stores may be closed after this. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closing = true;
+    await this.drain();
+    this.closed = true;
+    if (this.stateTimer !== undefined) clearTimeout(this.stateTimer);
+    if (this.store.db.inTransaction && this.fatal === undefined) this.store.db.exec('COMMIT');
+  }
+
+  /** The log rows after `seq`, for whoever ships them (the SyncQueue). */
+  entriesAfter(seq: number, limit: number): Array<{ seq: number; change: string }> {
+    return this.logStore.after(seq, limit);
   }
 
   private openBatch(): OpenBatch {
     if (this.batch) return this.batch;
-    this.store.db.exec('BEGIN');
+    this.logStore.db.exec('BEGIN');
+    this.store.db.exec(`SAVEPOINT ${BATCH_SAVEPOINT}`);
     let resolve!: () => void;
     let reject!: (error: Error) => void;
     const done = new Promise<void>((res, rej) => {
@@ -206,7 +275,9 @@ export class ChangeLog {
 
   private rollback(batch: OpenBatch, cause: unknown): void {
     try {
-      if (this.store.db.inTransaction) this.store.db.exec('ROLLBACK');
+      if (this.logStore.db.inTransaction) this.logStore.db.exec('ROLLBACK');
+      this.store.db.exec(`ROLLBACK TO ${BATCH_SAVEPOINT}`);
+      this.store.db.exec(`RELEASE ${BATCH_SAVEPOINT}`);
     } catch (error) {
       this.log.error({ err: error }, 'rollback failed');
     }
@@ -217,5 +288,109 @@ export class ChangeLog {
     this.log.error({ err: cause, changes: batch.changes.length }, 'commit failed; batch rolled back');
     this.hooks.onRollback?.();
     batch.reject(new TrackerError('INTERNAL', 'the change could not be stored; nothing was applied'));
+  }
+
+  /** Commits the state file when it has lagged long enough; otherwise makes sure it will. */
+  private scheduleStateCommit(): void {
+    if (Date.now() - this.lastStateCommit >= this.stateCommitMs) {
+      this.commitState();
+    } else if (this.stateTimer === undefined) {
+      this.stateTimer = setTimeout(() => {
+        this.stateTimer = undefined;
+        if (this.batch) return; // its flush will come back here
+        this.commitState();
+      }, this.stateCommitMs);
+      this.stateTimer.unref();
+    }
+  }
+
+  /**
+   * Writes the state file up to the last committed batch. Only between
+   * batches: the open state transaction then holds exactly the log's
+   * committed changes.
+   */
+  private commitState(): void {
+    if (this.batch || this.closed || this.fatal !== undefined || !this.store.db.inTransaction) return;
+    this.lastStateCommit = Date.now();
+    try {
+      this.store.setMeta('seq', this.committedSeq);
+      this.store.setMeta('log_hash', this.committedHash);
+      this.store.db.exec('COMMIT');
+    } catch (error) {
+      // The log has every change; a state file that could not be written is rebuilt from it.
+      this.log.error({ err: error }, 'state commit failed; replaying the log into the state');
+      try {
+        if (this.store.db.inTransaction) this.store.db.exec('ROLLBACK');
+        this.store.dropCaches();
+        this.hooks.onRollback?.();
+        this.catchUpState();
+      } catch (fatal) {
+        this.fail(fatal);
+        return;
+      }
+    }
+    this.store.db.exec('BEGIN');
+  }
+
+  /** Fail-stop: the state cannot follow the log any more. */
+  private fail(error: unknown): void {
+    this.fatal = error;
+    this.log.fatal({ err: error }, 'the state file can be neither written nor rebuilt from the log; refusing all changes');
+    try {
+      this.hooks.onFatal?.(error);
+    } catch (hookError) {
+      this.log.error({ err: hookError }, 'onFatal hook failed');
+    }
+  }
+
+  /**
+   * Brings the state file up to the log's head by replaying the rows it has
+   * not applied, checking that the hashes chain. A new database starts its
+   * log at the state's position. Returns the head.
+   */
+  private catchUpState(): LogPosition {
+    const state: LogPosition = {
+      seq: Number(this.store.getMeta('seq') ?? 0),
+      hash: this.store.getMeta('log_hash') ?? GENESIS_HASH,
+    };
+    let head = this.logStore.head();
+    if (head === undefined) {
+      this.logStore.startAt(state);
+      head = state;
+    }
+    if (head.seq < state.seq) {
+      throw new LogMismatchError(
+        `the log ${this.logStore.path} ends at seq ${head.seq} but the state ${this.store.path} is at seq ${state.seq}: wrong or truncated log file`,
+      );
+    }
+    const base = this.logStore.base() ?? { seq: 0, hash: GENESIS_HASH };
+    if (base.seq > state.seq) {
+      throw new LogMismatchError(`the log ${this.logStore.path} starts after seq ${base.seq}; the state ${this.store.path} is at seq ${state.seq}`);
+    }
+    if (head.seq === state.seq) {
+      if (head.hash !== state.hash) throw new LogMismatchError(`the log and the state are both at seq ${state.seq} but their hashes differ`);
+      return head;
+    }
+    const position = { ...state };
+    this.store.db.transaction(() => {
+      while (position.seq < head.seq) {
+        const rows = this.logStore.after(position.seq, REPLAY_CHUNK);
+        if (rows.length === 0 || (rows[0] as { seq: number }).seq !== position.seq + 1) {
+          throw new LogMismatchError(`the log ${this.logStore.path} has no row for seq ${position.seq + 1}`);
+        }
+        for (const row of rows) {
+          if (row.seq > head.seq) break;
+          applyChange(this.store, decodeChange(row.change));
+          position.seq = row.seq;
+          position.hash = nextLogHash(position.hash, row.change);
+        }
+      }
+      if (position.hash !== head.hash) throw new LogMismatchError(`replaying the log to seq ${head.seq} gives another log_hash than it records`);
+      this.store.setMeta('seq', position.seq);
+      this.store.setMeta('log_hash', position.hash);
+    })();
+    this.store.dropCaches();
+    this.log.info({ from: state.seq, to: head.seq }, 'state caught up with the log');
+    return head;
   }
 }

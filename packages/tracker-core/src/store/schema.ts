@@ -5,8 +5,10 @@ import type { Database } from 'better-sqlite3';
  * `PRAGMA user_version` records how many have run. Never edit a migration
  * that has shipped: add the next one.
  */
+
+/** The state file: what the change log describes, derived by applying it. */
 export const MIGRATIONS: readonly string[] = [
-  // 1: users, sessions, groups, membership, join requests, the change log.
+  // 1: users, sessions, groups, membership, join requests.
   `
   CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -52,6 +54,19 @@ export const MIGRATIONS: readonly string[] = [
     requested_at INTEGER NOT NULL,
     PRIMARY KEY (grp, user)
   ) WITHOUT ROWID;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The log file: the durable, append-only record of every change. */
+export const LOG_MIGRATIONS: readonly string[] = [
+  // 1: the change log and where it stands (seq and log_hash after its last row, and before its first).
+  `
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) WITHOUT ROWID;
 
   CREATE TABLE sync_log (
     seq    INTEGER PRIMARY KEY,
@@ -61,7 +76,7 @@ export const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS.length;
+export const LOG_SCHEMA_VERSION = LOG_MIGRATIONS.length;
 
 export class SchemaError extends Error {
   constructor(message: string) {
@@ -70,16 +85,17 @@ export class SchemaError extends Error {
   }
 }
 
-/** Brings the database to SCHEMA_VERSION; returns the version it found. */
-export function migrate(db: Database): number {
+/** Brings a database to the last of `migrations`; returns the version it found. */
+export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS): number {
+  const latest = migrations.length;
   const found = db.pragma('user_version', { simple: true }) as number;
-  if (found > SCHEMA_VERSION) {
-    throw new SchemaError(`database schema version ${found} is newer than this tracker's ${SCHEMA_VERSION}; upgrade the tracker`);
+  if (found > latest) {
+    throw new SchemaError(`database schema version ${found} is newer than this tracker's ${latest}; upgrade the tracker`);
   }
-  if (found < SCHEMA_VERSION) {
+  if (found < latest) {
     db.transaction(() => {
-      for (let v = found; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      for (let v = found; v < latest; v++) db.exec(migrations[v] as string);
+      db.pragma(`user_version = ${latest}`);
     }).immediate();
   }
   return found;

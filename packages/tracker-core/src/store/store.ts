@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { SqliteSynchronous } from '../options.js';
-import { migrate } from './schema.js';
+import { MIGRATIONS, migrate } from './schema.js';
 
 export interface UserRow {
   name: string;
@@ -33,9 +33,9 @@ export class StoreOpenError extends Error {
 }
 
 /**
- * The SQLite side of the state: connection setup, and one prepared statement
- * per query. It holds no state of its own beyond the connection; callers
- * decide what is a transaction.
+ * The state file: users, sessions, groups and requests, as the change log
+ * describes them. Connection setup and one prepared statement per query;
+ * callers decide what is a transaction. The log itself is in `LogStore`.
  */
 export class Store {
   readonly db: Db;
@@ -56,20 +56,12 @@ export class Store {
   }
 
   static open(path: string, synchronous: SqliteSynchronous = 'FULL'): Store {
-    let db: Db | undefined;
-    try {
-      db = new Database(path);
-      // WAL for concurrent readers and cheap commits. `synchronous` is set on
-      // every open because it is per connection and WAL's default differs.
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${synchronous}`);
-      db.pragma('busy_timeout = 5000');
-      migrate(db);
-      return new Store(db, path);
-    } catch (error) {
-      db?.close();
-      throw new StoreOpenError(path, error);
-    }
+    const db = openDatabase(path, synchronous, MIGRATIONS);
+    // Each batch is a savepoint of the long state transaction, and each
+    // change a savepoint inside it: their undo journals stay in memory
+    // rather than in temporary files.
+    db.pragma('temp_store = MEMORY');
+    return new Store(db, path);
   }
 
   close(): void {
@@ -178,13 +170,6 @@ export class Store {
   deleteRequest(group: string, user: string): boolean {
     return this.s.deleteRequest.run(group, user).changes > 0;
   }
-  appendLog(seq: number, epoch: number, change: string): void {
-    this.s.appendLog.run(seq, epoch, change);
-  }
-  /** Log entries after `seq`, oldest first. */
-  logAfter(seq: number, limit: number): Array<{ seq: number; change: string }> {
-    return this.s.logAfter.all(seq, limit) as Array<{ seq: number; change: string }>;
-  }
 }
 
 function prepare(db: Db) {
@@ -221,7 +206,25 @@ function prepare(db: Db) {
     deleteMember: p('DELETE FROM members WHERE grp = ? AND user = ?'),
     insertRequest: p('INSERT INTO requests (grp, user, seq, requested_at) VALUES (?, ?, ?, ?)'),
     deleteRequest: p('DELETE FROM requests WHERE grp = ? AND user = ?'),
-    appendLog: p('INSERT INTO sync_log (seq, epoch, change) VALUES (?, ?, ?)'),
-    logAfter: p('SELECT seq, change FROM sync_log WHERE seq > ? ORDER BY seq LIMIT ?'),
   };
+}
+
+/**
+ * Opens a SQLite file in WAL mode with an explicit `synchronous` (it is per
+ * connection, and better-sqlite3's default would differ between the first
+ * start and a restart) and brings its schema up to date.
+ */
+export function openDatabase(path: string, synchronous: SqliteSynchronous, migrations: readonly string[]): Db {
+  let db: Db | undefined;
+  try {
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous}`);
+    db.pragma('busy_timeout = 5000');
+    migrate(db, migrations);
+    return db;
+  } catch (error) {
+    db?.close();
+    throw new StoreOpenError(path, error);
+  }
 }

@@ -1,0 +1,96 @@
+import type { Database as Db, Statement } from 'better-sqlite3';
+import type { SqliteSynchronous } from '../options.js';
+import { LOG_MIGRATIONS } from './schema.js';
+import { openDatabase } from './store.js';
+
+/** Where the log stands: the seq and rolling hash after some change. */
+export interface LogPosition {
+  seq: number;
+  hash: string;
+}
+
+export interface LogEntry {
+  seq: number;
+  change: string;
+}
+
+/**
+ * The change log file: append-only rows of canonical change texts, and the
+ * position after the last row (`seq`, `log_hash`) and before the first
+ * (`base_seq`, `base_hash`: where a log starts that was begun from a state,
+ * or whose old rows were dropped). It is the durable record: a batch is
+ * committed here, with `synchronous` as configured (FULL by default), before
+ * anyone is answered.
+ */
+export class LogStore {
+  readonly db: Db;
+  readonly path: string;
+  private readonly s: ReturnType<typeof prepare>;
+
+  private constructor(db: Db, path: string) {
+    this.db = db;
+    this.path = path;
+    this.s = prepare(db);
+  }
+
+  static open(path: string, synchronous: SqliteSynchronous = 'FULL'): LogStore {
+    return new LogStore(openDatabase(path, synchronous, LOG_MIGRATIONS), path);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** After the last row; undefined for a log that was never written. */
+  head(): LogPosition | undefined {
+    return this.position('seq', 'log_hash');
+  }
+
+  /** Before the first row. */
+  base(): LogPosition | undefined {
+    return this.position('base_seq', 'base_hash');
+  }
+
+  /** Starts an empty log at a position (a new database, or a state restored without its log). */
+  startAt(position: LogPosition): void {
+    this.db.transaction(() => {
+      this.setMeta('base_seq', position.seq);
+      this.setMeta('base_hash', position.hash);
+      this.setHead(position);
+    })();
+  }
+
+  append(seq: number, epoch: number, change: string): void {
+    this.s.append.run(seq, epoch, change);
+  }
+
+  setHead(position: LogPosition): void {
+    this.setMeta('seq', position.seq);
+    this.setMeta('log_hash', position.hash);
+  }
+
+  /** Rows after `seq`, oldest first. */
+  after(seq: number, limit: number): LogEntry[] {
+    return this.s.after.all(seq, limit) as LogEntry[];
+  }
+
+  private position(seqKey: string, hashKey: string): LogPosition | undefined {
+    const seq = this.s.getMeta.get(seqKey) as { value: string } | undefined;
+    const hash = this.s.getMeta.get(hashKey) as { value: string } | undefined;
+    return seq && hash ? { seq: Number(seq.value), hash: hash.value } : undefined;
+  }
+
+  private setMeta(key: string, value: string | number): void {
+    this.s.setMeta.run(key, String(value));
+  }
+}
+
+function prepare(db: Db) {
+  const p = (sql: string): Statement => db.prepare(sql);
+  return {
+    getMeta: p('SELECT value FROM meta WHERE key = ?'),
+    setMeta: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+    append: p('INSERT INTO sync_log (seq, epoch, change) VALUES (?, ?, ?)'),
+    after: p('SELECT seq, change FROM sync_log WHERE seq > ? ORDER BY seq LIMIT ?'),
+  };
+}
