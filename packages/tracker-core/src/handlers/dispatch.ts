@@ -6,6 +6,7 @@ import { createUser, login, logout, whoami } from './account.js';
 import { ping, status } from './basic.js';
 import type { Command } from './command.js';
 import { usage } from './command.js';
+import { filePeers, listFiles, stopShare, uploadFile } from './files.js';
 import {
   acceptRequest,
   createGroup,
@@ -33,6 +34,10 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map(
     rejectRequest,
     listGroups,
     listMembers,
+    uploadFile,
+    listFiles,
+    filePeers,
+    stopShare,
   ].map((c) => [c.name, c]),
 );
 

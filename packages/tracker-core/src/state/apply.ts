@@ -1,3 +1,4 @@
+import { quote } from '@tracker-cluster/protocol';
 import type { Store } from '../store/store.js';
 import type { Change } from './changes.js';
 
@@ -23,13 +24,17 @@ export function applyChange(store: Store, change: Change): DomainEvent[] {
       store.insertSession(c.session, c.user, c.at, c.expires);
       return [];
     case 'session_closed':
+      store.deleteSharesOfSession(c.session);
       store.deleteSession(c.session);
       return [];
     case 'sessions_touched':
       for (const [id, expires] of c.sessions) store.touchSession(id, expires);
       return [];
     case 'sessions_expired':
-      for (const id of c.sessions) store.deleteSession(id);
+      for (const id of c.sessions) {
+        store.deleteSharesOfSession(id);
+        store.deleteSession(id);
+      }
       return [];
     case 'group_created':
       store.insertGroup(c.group, c.owner, c.at);
@@ -49,12 +54,24 @@ export function applyChange(store: Store, change: Change): DomainEvent[] {
       return [{ users: [c.user], text: `request_rejected ${c.group}` }];
     case 'member_left':
       return applyLeave(store, c.group, c.user);
+    case 'file_shared': {
+      if (!store.file(c.group, c.file)) {
+        store.insertFile(c.group, { name: c.file, size: c.size, sha256: c.sha256, piece_size: c.piece_size, hashes: c.hashes });
+      }
+      store.upsertShare(c.session, c.group, c.file, c.user, c.peer, change.seq);
+      const others = store.listMembers(c.group).map((m) => m.user).filter((u) => u !== c.user);
+      return others.length > 0 ? [{ users: others, text: `file_shared ${c.group} ${quote(c.file)} ${c.user}` }] : [];
+    }
+    case 'share_stopped':
+      store.deleteShare(c.session, c.group, c.file);
+      return [];
   }
 }
 
 function applyLeave(store: Store, group: string, user: string): DomainEvent[] {
   const before = store.group(group);
   if (!before || !store.deleteMember(group, user)) return [];
+  store.deleteSharesOfMember(group, user);
   const remaining = store.listMembers(group).map((m) => m.user);
   if (remaining.length === 0) {
     store.deleteGroup(group);

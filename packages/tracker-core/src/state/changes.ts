@@ -14,7 +14,22 @@ export type ChangeBody =
   | { type: 'join_requested'; group: string; user: string; at: number }
   | { type: 'request_accepted'; group: string; user: string; at: number }
   | { type: 'request_rejected'; group: string; user: string }
-  | { type: 'member_left'; group: string; user: string };
+  | { type: 'member_left'; group: string; user: string }
+  | {
+      type: 'file_shared';
+      group: string;
+      file: string;
+      size: number;
+      sha256: string;
+      piece_size: number;
+      /** Comma-separated piece hashes, or `-` for an empty file. */
+      hashes: string;
+      session: string;
+      user: string;
+      peer: string;
+      at: number;
+    }
+  | { type: 'share_stopped'; session: string; group: string; file: string };
 
 export type ChangeType = ChangeBody['type'];
 

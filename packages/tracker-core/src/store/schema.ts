@@ -55,6 +55,31 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (grp, user)
   ) WITHOUT ROWID;
   `,
+  // 2: files shared in groups (metadata only: the bytes stay with the peers) and
+  // who shares them: a share belongs to the session that made it.
+  `
+  CREATE TABLE files (
+    grp        TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    sha256     TEXT NOT NULL,
+    piece_size INTEGER NOT NULL,
+    hashes     TEXT NOT NULL,
+    PRIMARY KEY (grp, name)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE shares (
+    session TEXT NOT NULL,
+    grp     TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    user    TEXT NOT NULL,
+    peer    TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (session, grp, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX shares_by_file ON shares(grp, name, seq);
+  CREATE INDEX shares_by_user ON shares(user);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

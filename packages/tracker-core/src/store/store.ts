@@ -19,6 +19,19 @@ export interface GroupRow {
   owner: string;
   members: number;
 }
+export interface FileRow {
+  name: string;
+  size: number;
+  sha256: string;
+  piece_size: number;
+  hashes: string;
+}
+export interface FileListRow {
+  name: string;
+  size: number;
+  sha256: string;
+  seeders: number;
+}
 export interface MemberRow {
   user: string;
   joined_seq: number;
@@ -126,6 +139,27 @@ export class Store {
   earliestMember(group: string): string | undefined {
     return this.s.earliestMember.pluck().get(group) as string | undefined;
   }
+  file(group: string, name: string): FileRow | undefined {
+    return this.s.file.get(group, name) as FileRow | undefined;
+  }
+  hasShare(session: string, group: string, name: string): boolean {
+    return this.s.share.get(session, group, name) !== undefined;
+  }
+  /** Shares of a user held by live sessions (what the quota counts). */
+  liveShareCount(user: string, now: number): number {
+    return (this.s.liveShareCount.get(user, now) as { n: number }).n;
+  }
+  liveSeeders(group: string, name: string, now: number): number {
+    return (this.s.liveSeeders.get(group, name, now) as { n: number }).n;
+  }
+  /** Files of a group with at least one live seeder, by name. */
+  listLiveFiles(group: string, now: number): FileListRow[] {
+    return this.s.listLiveFiles.all(now, group) as FileListRow[];
+  }
+  /** Live shares of a file, oldest first. */
+  livePeers(group: string, name: string, now: number): Array<{ user: string; peer: string }> {
+    return this.s.livePeers.all(group, name, now) as Array<{ user: string; peer: string }>;
+  }
   counts(): { users: number; sessions: number; groups: number } {
     return this.s.counts.get() as { users: number; sessions: number; groups: number };
   }
@@ -157,12 +191,33 @@ export class Store {
   deleteGroup(group: string): void {
     this.s.deleteGroup.run(group);
     this.s.deleteGroupRequests.run(group);
+    this.s.deleteGroupShares.run(group);
+    this.s.deleteGroupFiles.run(group);
   }
   insertMember(group: string, user: string, seq: number, at: number): void {
     this.s.insertMember.run(group, user, seq, at);
   }
   deleteMember(group: string, user: string): boolean {
     return this.s.deleteMember.run(group, user).changes > 0;
+  }
+  insertFile(group: string, file: FileRow): void {
+    this.s.insertFile.run(group, file.name, file.size, file.sha256, file.piece_size, file.hashes);
+  }
+  upsertShare(session: string, group: string, name: string, user: string, peer: string, seq: number): void {
+    this.s.upsertShare.run(session, group, name, user, peer, seq);
+  }
+  /** Ends one share; drops the file when nobody shares it any more. */
+  deleteShare(session: string, group: string, name: string): void {
+    this.s.deleteShare.run(session, group, name);
+    this.s.deleteFileIfUnshared.run(group, name, group, name);
+  }
+  /** Ends every share of a session (logout, expiry). */
+  deleteSharesOfSession(session: string): void {
+    for (const f of this.s.sharesOfSession.all(session) as Array<{ grp: string; name: string }>) this.deleteShare(session, f.grp, f.name);
+  }
+  /** Ends every share of a user in a group (the user left it). */
+  deleteSharesOfMember(group: string, user: string): void {
+    for (const s of this.s.sharesOfMember.all(group, user) as Array<{ session: string; name: string }>) this.deleteShare(s.session, group, s.name);
   }
   insertRequest(group: string, user: string, seq: number, at: number): void {
     this.s.insertRequest.run(group, user, seq, at);
@@ -194,6 +249,32 @@ function prepare(db: Db) {
     counts: p(
       'SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM sessions) AS sessions, (SELECT COUNT(*) FROM groups) AS groups',
     ),
+    file: p('SELECT name, size, sha256, piece_size, hashes FROM files WHERE grp = ? AND name = ?'),
+    share: p('SELECT 1 FROM shares WHERE session = ? AND grp = ? AND name = ?'),
+    liveShareCount: p('SELECT COUNT(*) AS n FROM shares sh JOIN sessions se ON se.id = sh.session WHERE sh.user = ? AND se.expires_at > ?'),
+    liveSeeders: p(
+      'SELECT COUNT(*) AS n FROM shares sh JOIN sessions se ON se.id = sh.session WHERE sh.grp = ? AND sh.name = ? AND se.expires_at > ?',
+    ),
+    listLiveFiles: p(
+      'SELECT f.name AS name, f.size AS size, f.sha256 AS sha256, COUNT(*) AS seeders FROM files f ' +
+        'JOIN shares sh ON sh.grp = f.grp AND sh.name = f.name JOIN sessions se ON se.id = sh.session AND se.expires_at > ? ' +
+        'WHERE f.grp = ? GROUP BY f.name ORDER BY f.name',
+    ),
+    livePeers: p(
+      'SELECT sh.user AS user, sh.peer AS peer FROM shares sh JOIN sessions se ON se.id = sh.session ' +
+        'WHERE sh.grp = ? AND sh.name = ? AND se.expires_at > ? ORDER BY sh.seq',
+    ),
+    insertFile: p('INSERT INTO files (grp, name, size, sha256, piece_size, hashes) VALUES (?, ?, ?, ?, ?, ?)'),
+    upsertShare: p(
+      'INSERT INTO shares (session, grp, name, user, peer, seq) VALUES (?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT(session, grp, name) DO UPDATE SET peer = excluded.peer',
+    ),
+    deleteShare: p('DELETE FROM shares WHERE session = ? AND grp = ? AND name = ?'),
+    deleteFileIfUnshared: p('DELETE FROM files WHERE grp = ? AND name = ? AND NOT EXISTS (SELECT 1 FROM shares WHERE grp = ? AND name = ?)'),
+    sharesOfSession: p('SELECT grp, name FROM shares WHERE session = ?'),
+    sharesOfMember: p('SELECT session, name FROM shares WHERE grp = ? AND user = ?'),
+    deleteGroupShares: p('DELETE FROM shares WHERE grp = ?'),
+    deleteGroupFiles: p('DELETE FROM files WHERE grp = ?'),
     insertUser: p('INSERT INTO users (name, salt, hash, params, created_at) VALUES (?, ?, ?, ?, ?)'),
     insertSession: p('INSERT INTO sessions (id, user, created_at, expires_at) VALUES (?, ?, ?, ?)'),
     deleteSession: p('DELETE FROM sessions WHERE id = ?'),
