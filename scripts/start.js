@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm start`: runs the trackers locally for development, with their
-// databases under ./data. Each child's output goes to this terminal; Ctrl-C
+// `npm start`: runs the primary (127.0.0.1:7001) and its replica
+// (127.0.0.1:7002) locally for development, with their databases under ./data. Each child's output goes to this terminal; Ctrl-C
 // (or SIGTERM) stops them all gracefully.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -11,11 +11,20 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dataDir = process.env.TRACKER_DATA_DIR ?? join(root, 'data');
 mkdirSync(dataDir, { recursive: true });
 
+const primaryPort = process.env.PRIMARY_PORT ?? '7001';
+const replicaPort = process.env.REPLICA_PORT ?? '7002';
+// Both trackers need the same cluster secret. Without TRACKER_SECRET they use
+// the built-in development secret, and each logs a loud warning saying so.
 const trackers = [
   {
     name: 'primary',
     bin: join(root, 'packages/tracker-primary/bin/tracker-primary.js'),
-    args: ['--host', '127.0.0.1', '--port', process.env.PRIMARY_PORT ?? '7001', '--db', join(dataDir, 'primary.db')],
+    args: ['--host', '127.0.0.1', '--port', primaryPort, '--replica', `127.0.0.1:${replicaPort}`, '--db', join(dataDir, 'primary.db')],
+  },
+  {
+    name: 'replica',
+    bin: join(root, 'packages/tracker-replica/bin/tracker-replica.js'),
+    args: ['--host', '127.0.0.1', '--port', replicaPort, '--primary', `127.0.0.1:${primaryPort}`, '--db', join(dataDir, 'replica.db')],
   },
 ];
 

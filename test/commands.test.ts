@@ -393,19 +393,23 @@ t.test('FORBIDDEN: SYNC: payloads on a client connection change nothing', async 
   for (const [payload, session] of [
     ['SYNC:hello', 0n],
     ['SYNC:hello', s],
-    ['SYNC:AUTH abc def', 0n],
+    ['sync:ack 5', s],
     ['SYNC:APPLY {"seq":999,"epoch":1,"type":"group_created","group":"forged","owner":"syncer","at":1}', 0n],
     ['SYNC:', 0n],
+    ['SYNC:AUTH abc def', s], // last: an AUTH without a challenge also closes the connection
   ] as const) {
     const r = await c.request(payload, session);
     t.equal(codeOf(r), 'FORBIDDEN', `${payload.slice(0, 30)} → ${r.payload}`);
-    t.equal(r.session, session);
+    t.equal(r.session, session, 'the answer carries the live session back, as any answer does');
   }
-  const after = await status(c);
+  await c.closed;
+  t.pass('a failed handshake closes the connection');
+  const d = await client(t);
+  const after = await status(d);
   t.equal(after['seq'], before['seq'], 'status seq unchanged');
   t.equal(after['log_hash'], before['log_hash'], 'log_hash unchanged');
-  t.notOk(parseList((await c.request('list_groups', s)).payload).some((r) => r.startsWith('forged ')));
-  t.equal((await c.request('whoami', s)).payload, 'OK syncer sessions=1', 'the connection stays usable');
+  t.notOk(parseList((await d.request('list_groups', s)).payload).some((r) => r.startsWith('forged ')));
+  t.equal((await d.request('whoami', s)).payload, 'OK syncer sessions=1', 'the session is untouched');
 });
 
 t.test('status: seq grows by one per write, reads and errors do not write', async (t) => {

@@ -5,6 +5,7 @@
  *   const c = await connect(tracker.port);            // see ./wire.ts
  *   ...
  *   const { code } = await tracker.stop();            // SIGTERM; expect 0
+ *   const replica = await startTracker(t, { role: 'replica', args: ['--primary', tracker.address] });
  *
  * Every process started here is SIGKILLed (if still alive) and awaited in the
  * test's teardown, and its temporary directory removed. Nothing sleeps: the
@@ -21,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BINS = {
   primary: path.join(ROOT, 'packages/tracker-primary/bin/tracker-primary.js'),
+  replica: path.join(ROOT, 'packages/tracker-replica/bin/tracker-replica.js'),
 } as const;
 export type TrackerRole = keyof typeof BINS;
 
@@ -73,8 +75,11 @@ export interface RunningTracker {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<ExitStatus>;
   /** SIGKILL, as in a crash; waits for the exit. */
   kill9(): Promise<void>;
-  /** Stops this process if it still runs (SIGTERM), then starts it again on the same database and a new ephemeral port. */
-  restart(): Promise<RunningTracker>;
+  /**
+   * Stops this process if it still runs (SIGTERM), then starts it again on the same database and a new ephemeral port.
+   * `extraArgs` are appended after the original arguments (a later flag wins), e.g. a replica's new `--primary`.
+   */
+  restart(extraArgs?: string[]): Promise<RunningTracker>;
 }
 
 const READY_LINE = /^(tracker-\w+) ready on (.+):(\d+) \((.*)\)$/m;
@@ -222,9 +227,14 @@ async function launch(opts: StartOptions, dir: string, group: Spawned[]): Promis
     exited: child.exited,
     stop,
     kill9: () => killAndWait(child),
-    restart: async () => {
+    restart: async (extraArgs: string[] = []) => {
       await stop();
-      return launch({ ...opts, dbPath }, dir, group);
+      const next: StartOptions = { ...opts, dbPath };
+      if (extraArgs.length > 0) {
+        if (opts.rawArgs) next.rawArgs = [...opts.rawArgs, ...extraArgs];
+        else next.args = [...(opts.args ?? []), ...extraArgs];
+      }
+      return launch(next, dir, group);
     },
   };
   return running;

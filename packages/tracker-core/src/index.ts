@@ -21,3 +21,7 @@ export { systemClock, cryptoEntropy } from './clock.js';
 export type { Clock, Entropy } from './clock.js';
 export { AnswerCache } from './services.js';
 export type { Services, Reply, RequestContext } from './services.js';
+export { proof, checkProof, newNonce, SYNC_VERSION } from './sync/auth.js';
+export { SyncServer } from './sync/primary-link.js';
+export { ReplicaLink } from './sync/replica-link.js';
+export type { LinkState } from './sync/replica-link.js';

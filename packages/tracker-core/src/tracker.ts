@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { encodeFrame, err } from '@tracker-cluster/protocol';
+import { SyncServer } from './sync/primary-link.js';
+import { ReplicaLink } from './sync/replica-link.js';
 import type { Clock, Entropy } from './clock.js';
 import { cryptoEntropy, systemClock } from './clock.js';
 import { dispatch } from './handlers/dispatch.js';
@@ -47,6 +49,10 @@ export class Tracker {
   private readonly services: Services;
   private readonly connections = new Set<Connection>();
   private readonly purgeTimer: NodeJS.Timeout;
+  /** The primary's end of the SYNC: link. */
+  private readonly sync: SyncServer | undefined;
+  /** The replica's link to its primary. */
+  private readonly replicaLink: ReplicaLink | undefined;
   private nextConnectionId = 1;
   private closing = false;
 
@@ -71,6 +77,7 @@ export class Tracker {
         if (GROUP_LIST_CHANGES.has(change.body.type)) cache.clear();
       },
       onRollback: () => cache.clear(),
+      afterCommit: (batch) => this.sync?.onCommitted((batch.changes[batch.changes.length - 1] as Change).seq),
       onDurable: (batch) => hub.deliver(batch.events, this.store, clock.now()),
       onFatal: (error) => {
         this.closing = true;
@@ -92,6 +99,13 @@ export class Tracker {
     };
     this.purgeTimer = setInterval(() => this.purgeExpiredSessions(), options.sessionPurgeIntervalMs);
     this.purgeTimer.unref();
+    const syncDeps = { secret: options.secret, store: this.store, log: this.log, logger };
+    if (options.role === 'primary') {
+      this.sync = new SyncServer({ ...syncDeps, logStore: this.logStore, syncMode: options.syncMode, syncTimeoutMs: options.syncTimeoutMs });
+    } else if (options.peer) {
+      this.replicaLink = new ReplicaLink({ ...syncDeps, primary: options.peer });
+      this.replicaLink.start();
+    }
   }
 
   /** Opens the database (throws StoreOpenError) and readies the tracker. */
@@ -119,10 +133,17 @@ export class Tracker {
       stream,
       remote,
       this.options,
-      (frame, rateLimited, conn) =>
-        dispatch(this.services, { connectionId: conn.id, session: frame.session, payload: frame.payload, rateLimited }, (key) =>
+      (frame, rateLimited, conn) => {
+        if (!rateLimited && isSyncPayload(frame.payload)) {
+          const reply = this.sync
+            ? this.sync.handle(conn, frame)
+            : { payload: err('FORBIDDEN', 'this tracker is a replica: it takes no tracker links') };
+          return { payload: reply.payload, session: this.answerSession(frame.session) };
+        }
+        return dispatch(this.services, { connectionId: conn.id, session: frame.session, payload: frame.payload, rateLimited }, (key) =>
           this.services.hub.present(conn, key),
-        ),
+        );
+      },
       logger,
     );
     this.connections.add(connection);
@@ -130,8 +151,16 @@ export class Tracker {
     void connection.closed.then(() => {
       this.connections.delete(connection);
       this.services.hub.remove(connection);
+      this.sync?.forget(connection);
       logger.debug('connection closed');
     });
+  }
+
+  /** The session field of an answer to a request carrying `id` (PROTOCOL.md §2): echoed when live, else 0. */
+  private answerSession(id: bigint): bigint {
+    if (id === 0n) return 0n;
+    const row = this.store.session(id.toString(10));
+    return row && row.expires_at > this.services.clock.now() ? id : 0n;
   }
 
   describe(): string {
@@ -143,6 +172,8 @@ export class Tracker {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.purgeTimer);
+    this.replicaLink?.stop();
+    this.sync?.close();
     await Promise.all([...this.connections].map((c) => c.shutdown()));
     await this.log.close();
     this.store.close();
@@ -151,14 +182,16 @@ export class Tracker {
   }
 
   private statusFields(): Record<string, string | number> {
+    const link: Record<string, string | number> =
+      this.options.role === 'primary'
+        ? { ...(this.sync?.status() ?? { replica: 'disconnected', replica_seq: 0, replica_lag: 0, degraded: 1 }) }
+        : { primary: this.replicaLink?.connected ? 'connected' : 'disconnected' };
     return {
       role: this.options.role,
       epoch: this.log.epoch,
       seq: this.log.seq,
       log_hash: this.log.logHash,
-      replica: 'disconnected',
-      replica_seq: 0,
-      degraded: 0,
+      ...link,
       history: this.store.getMeta('history_id') ?? '',
       connections: this.connections.size,
     };
@@ -198,4 +231,9 @@ function initMeta(store: Store): void {
     if (store.getMeta('epoch') === undefined) store.setMeta('epoch', 1);
     if (store.getMeta('seq') === undefined) store.setMeta('seq', 0);
   })();
+}
+
+/** Tracker-link payloads are routed before client dispatch; the prefix is matched case-insensitively, like command names. */
+function isSyncPayload(payload: Buffer): boolean {
+  return payload.length >= 5 && payload.subarray(0, 5).toString('latin1').toUpperCase() === 'SYNC:';
 }

@@ -163,12 +163,12 @@ t.test('log file positions and rows survive a reopen', async (t) => {
   t.same(first.head(), start, 'startAt sets the head...');
   t.same(first.base(), start, '... and the base');
   first.db.transaction(() => {
-    first.append(6, 1, 'six');
-    first.append(7, 1, 'seven');
-    first.append(8, 2, 'eight');
+    first.append(6, 1, 'six', '06'.repeat(32));
+    first.append(7, 1, 'seven', '07'.repeat(32));
+    first.append(8, 2, 'eight', 'cd'.repeat(32));
     first.setHead({ seq: 8, hash: 'cd'.repeat(32) });
   })();
-  t.throws(() => first.append(8, 2, 'again'), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }, 'a seq is logged once');
+  t.throws(() => first.append(8, 2, 'again', 'ee'.repeat(32)), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }, 'a seq is logged once');
   first.close();
   first.close(); // idempotent
 
@@ -181,6 +181,10 @@ t.test('log file positions and rows survive a reopen', async (t) => {
   t.same(second.after(0, 1), [{ seq: 6, change: 'six' }], 'limited');
   t.same(second.db.prepare('SELECT epoch FROM sync_log ORDER BY seq').pluck().all(), [1, 1, 2], 'with their epochs');
   t.not(second.head()?.hash, GENESIS_HASH);
+  t.equal(second.hashAt(7), '07'.repeat(32), 'each row keeps the hash after it');
+  t.equal(second.hashAt(5), start.hash, 'the base position has the base hash');
+  t.equal(second.hashAt(4), undefined, 'before the base: not held');
+  t.equal(second.hashAt(9), undefined, 'past the head: not held');
 });
 
 t.test('a log file from a newer tracker, or not a database, is refused', async (t) => {

@@ -17,6 +17,7 @@ export const createUser: Command = {
   auth: false,
   args: ['user', 'password'],
   summary: 'create an account',
+  write: true,
   decidesLate: true,
   async run({ services }, [user, password]) {
     checkName('user', user as string);
@@ -50,6 +51,7 @@ export const login: Command = {
   auth: false,
   args: ['user', 'password'],
   summary: 'log in; the answer carries the new session id',
+  write: true,
   decidesLate: true,
   async run(ctx, [user, password]): Promise<Reply> {
     const { services } = ctx;
@@ -89,6 +91,7 @@ export const logout: Command = {
   auth: true,
   args: [],
   summary: 'end this session',
+  write: true,
   async run(ctx): Promise<Reply> {
     const { store, log, clock } = ctx.services;
     const session = ctx.session as NonNullable<RequestContext['session']>;

@@ -18,6 +18,8 @@ export interface Command {
    * `login x p` must find the user).
    */
   decidesLate?: boolean;
+  /** Changes state: only the primary runs it (a replica answers PRIMARY_UNAVAILABLE until writes are forwarded). */
+  write?: boolean;
   run(ctx: RequestContext, args: string[]): Reply | Promise<Reply>;
 }
 

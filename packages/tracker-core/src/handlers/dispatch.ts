@@ -78,7 +78,7 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
     }
     if (request.rateLimited) throw new TrackerError('RATE_LIMITED', 'too many requests on this connection; slow down');
     const command = parse(request.payload);
-    if ((command[0] as string).startsWith(SYNC_PREFIX)) {
+    if ((command[0] as string).toUpperCase().startsWith(SYNC_PREFIX)) {
       throw new TrackerError('FORBIDDEN', 'SYNC: messages are only accepted on an authenticated tracker link');
     }
     const spec = COMMANDS.get((command[0] as string).toLowerCase());
@@ -86,6 +86,9 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
     if (spec.auth && !ctx.session) throw new TrackerError('AUTH_REQUIRED', `${spec.name} needs a session: log in first`);
     const args = command.slice(1);
     if (args.length !== spec.args.length) throw new TrackerError('BAD_REQUEST', `usage: ${usage(spec)}`);
+    if (spec.write && services.options.role !== 'primary') {
+      throw new TrackerError('PRIMARY_UNAVAILABLE', `this tracker is a replica: send ${spec.name} to the primary`);
+    }
     if (ctx.session) {
       onSession?.(ctx.session.key);
       extendSession(services, ctx.session.key, expiresAt, now);

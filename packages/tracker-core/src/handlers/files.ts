@@ -79,6 +79,7 @@ export const uploadFile: Command = {
   auth: true,
   args: ['group', 'file', 'size', 'sha256', 'piece_size', 'peer', 'hashes'],
   summary: 'share a file with a group: its metadata, and where your client serves its pieces (members only)',
+  write: true,
   async run(ctx, [group, file, size, sha256, pieceSize, peer, hashes]): Promise<Reply> {
     checkName('group', group as string);
     checkFileName(file as string);
@@ -164,6 +165,7 @@ export const stopShare: Command = {
   auth: true,
   args: ['group', 'file'],
   summary: 'stop sharing a file (this session)',
+  write: true,
   async run(ctx, [group, file]): Promise<Reply> {
     checkName('group', group as string);
     checkFileName(file as string);

@@ -27,6 +27,7 @@ export const createGroup: Command = {
   auth: true,
   args: ['group'],
   summary: 'create a group; you become its owner and first member',
+  write: true,
   async run(ctx, [group]): Promise<Reply> {
     checkName('group', group as string);
     const { store, log, clock } = ctx.services;
@@ -41,6 +42,7 @@ export const joinGroup: Command = {
   auth: true,
   args: ['group'],
   summary: 'ask the owner of a group to let you in',
+  write: true,
   async run(ctx, [group]): Promise<Reply> {
     existingGroup(ctx, group as string);
     const { store, log, clock } = ctx.services;
@@ -57,6 +59,7 @@ export const leaveGroup: Command = {
   auth: true,
   args: ['group'],
   summary: 'leave a group (ownership passes to the earliest-joined member)',
+  write: true,
   async run(ctx, [group]): Promise<Reply> {
     requireMember(ctx, group as string);
     await ctx.services.log.append({ type: 'member_left', group: group as string, user: userOf(ctx) }).durable;
@@ -86,6 +89,7 @@ export const acceptRequest: Command = {
   auth: true,
   args: ['group', 'user'],
   summary: 'let a user into your group (owner only)',
+  write: true,
   async run(ctx, [group, user]): Promise<Reply> {
     pendingRequest(ctx, group as string, user as string);
     const { log, clock } = ctx.services;
@@ -99,6 +103,7 @@ export const rejectRequest: Command = {
   auth: true,
   args: ['group', 'user'],
   summary: 'turn down a join request (owner only)',
+  write: true,
   async run(ctx, [group, user]): Promise<Reply> {
     pendingRequest(ctx, group as string, user as string);
     await ctx.services.log.append({ type: 'request_rejected', group: group as string, user: user as string }).durable;

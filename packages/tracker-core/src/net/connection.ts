@@ -52,6 +52,8 @@ export class Connection implements EventSink {
   /** Requests that arrived while an ordered request (login, create_user) was undecided. */
   private readonly held: Held[] = [];
   private ordered: Promise<unknown> | undefined;
+  /** Set once the connection became a tracker link: frames go here, unanswered. */
+  private link: ((frame: Frame) => void) | undefined;
   private closing = false;
   private isClosed = false;
   private paused = false;
@@ -89,6 +91,33 @@ export class Connection implements EventSink {
     this.stream.write(encodeFrame(session, payload));
   }
 
+  /**
+   * Turns this connection into a tracker link: from now on its frames go to
+   * `onFrame` and are not answered (docs/protocol.md §6).
+   */
+  upgrade(onFrame: (frame: Frame) => void): void {
+    this.link = onFrame;
+  }
+
+  /** Sends an unasked frame on a tracker link; false when the peer is not keeping up. */
+  push(payload: string): boolean {
+    if (this.isClosed) return false;
+    return this.stream.write(encodeFrame(0n, payload));
+  }
+
+  onDrain(callback: () => void): void {
+    this.stream.once('drain', callback);
+  }
+
+  /** Closes once the answers already queued are written (a refused tracker link). */
+  closeAfterAnswer(): void {
+    setImmediate(() => this.closeAfterFlush());
+  }
+
+  destroy(): void {
+    this.stream.destroy();
+  }
+
   /** Stops reading, answers what is pending, then closes (graceful shutdown). */
   shutdown(): Promise<void> {
     this.closeAfterFlush();
@@ -110,7 +139,8 @@ export class Connection implements EventSink {
     this.stream.cork();
     for (const frame of frames) {
       if (this.closing) break;
-      this.onFrame(frame);
+      if (this.link) this.link(frame);
+      else this.onFrame(frame);
     }
     // A fault after whole frames in the same chunk: those are answered first.
     if (this.decoder.error && !this.closing) this.fail(this.decoder.error);

@@ -98,7 +98,7 @@ export class ChangeLog {
   private readonly hooks: ChangeLogHooks;
   private readonly stateCommitMs: number;
   /** Applies one change to the state and appends its log row, as one savepoint of the state. */
-  private readonly applyInSavepoint: (change: Change, text: string) => DomainEvent[];
+  private readonly applyInSavepoint: (change: Change, text: string, hash: string) => DomainEvent[];
   private batch: OpenBatch | undefined;
   /** The newest batch not rolled back: settles when everything applied so far is durable. */
   private tail: Promise<void> | undefined;
@@ -125,9 +125,9 @@ export class ChangeLog {
     this.stateCommitMs = options.stateCommitMs ?? DEFAULT_STATE_COMMIT_MS;
     // Built once: better-sqlite3 compiles a wrapper per transaction() call.
     // The log row is written last: if it fails, the savepoint undoes the state change too.
-    this.applyInSavepoint = store.db.transaction((change: Change, text: string) => {
+    this.applyInSavepoint = store.db.transaction((change: Change, text: string, hash: string) => {
       const events = applyChange(store, change);
-      logStore.append(change.seq, change.epoch, text);
+      logStore.append(change.seq, change.epoch, text, hash);
       return events;
     });
     const position = this.catchUpState();
@@ -138,6 +138,11 @@ export class ChangeLog {
     this.committedHash = this.logHash;
     this.durableSeq = this.seq;
     this.store.db.exec('BEGIN');
+  }
+
+  /** The last seq whose batch is committed to the log file (what may be shipped). */
+  get committed(): number {
+    return this.committedSeq;
   }
 
   /** Applies a change chosen by this tracker (the primary). */
@@ -156,16 +161,17 @@ export class ChangeLog {
       throw new TrackerError('INTERNAL', `change seq ${change.seq} does not follow ${this.seq}`);
     }
     const text = encodeChange(change);
+    const hash = nextLogHash(this.logHash, text);
     const batch = this.openBatch();
     let events: DomainEvent[];
     try {
-      events = this.applyInSavepoint(change, text);
+      events = this.applyInSavepoint(change, text, hash);
     } catch (error) {
       this.store.dropCaches(); // they may hold a write the savepoint undid
       throw error;
     }
     this.seq = change.seq;
-    this.logHash = nextLogHash(this.logHash, text);
+    this.logHash = hash;
     // The tail moves only once the batch holds a change: a batch whose every change failed settles at once.
     this.tail = batch.done;
     this.hooks.onApplied?.(change);
@@ -229,6 +235,18 @@ export class ChangeLog {
     this.closed = true;
     if (this.stateTimer !== undefined) clearTimeout(this.stateTimer);
     if (this.store.db.inTransaction && this.fatal === undefined) this.store.db.exec('COMMIT');
+  }
+
+  /**
+   * Takes another tracker's history id and epoch (an empty replica joining
+   * its primary), durably at once: a replica that lost them in a crash would
+   * come back as a stranger to its primary.
+   */
+  adoptIdentity(historyId: string, epoch: number): void {
+    this.store.setMeta('history_id', historyId);
+    this.store.setMeta('epoch', epoch);
+    this.epoch = epoch;
+    this.commitState();
   }
 
   /** The log rows after `seq`, for whoever ships them (the SyncQueue). */

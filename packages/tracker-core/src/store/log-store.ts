@@ -60,8 +60,16 @@ export class LogStore {
     })();
   }
 
-  append(seq: number, epoch: number, change: string): void {
-    this.s.append.run(seq, epoch, change);
+  /** Appends one change with the rolling hash after it. */
+  append(seq: number, epoch: number, change: string, hash: string): void {
+    this.s.append.run(seq, epoch, change, hash);
+  }
+
+  /** The log_hash after `seq`, if this log still holds that position (a row, or its base). */
+  hashAt(seq: number): string | undefined {
+    const base = this.base();
+    if (base && seq === base.seq) return base.hash;
+    return (this.s.hashAt.get(seq) as { hash: string } | undefined)?.hash;
   }
 
   setHead(position: LogPosition): void {
@@ -90,7 +98,8 @@ function prepare(db: Db) {
   return {
     getMeta: p('SELECT value FROM meta WHERE key = ?'),
     setMeta: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-    append: p('INSERT INTO sync_log (seq, epoch, change) VALUES (?, ?, ?)'),
+    append: p('INSERT INTO sync_log (seq, epoch, change, hash) VALUES (?, ?, ?, ?)'),
+    hashAt: p('SELECT hash FROM sync_log WHERE seq = ?'),
     after: p('SELECT seq, change FROM sync_log WHERE seq > ? ORDER BY seq LIMIT ?'),
   };
 }

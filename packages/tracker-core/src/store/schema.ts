@@ -86,7 +86,8 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** The log file: the durable, append-only record of every change. */
 export const LOG_MIGRATIONS: readonly string[] = [
-  // 1: the change log and where it stands (seq and log_hash after its last row, and before its first).
+  // 1: the change log, each row with the rolling log_hash after it, and where the log
+  // stands (seq and log_hash after its last row, and before its first).
   `
   CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -96,7 +97,8 @@ export const LOG_MIGRATIONS: readonly string[] = [
   CREATE TABLE sync_log (
     seq    INTEGER PRIMARY KEY,
     epoch  INTEGER NOT NULL,
-    change TEXT NOT NULL
+    change TEXT NOT NULL,
+    hash   TEXT NOT NULL
   );
   `,
 ];

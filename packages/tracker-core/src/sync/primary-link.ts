@@ -1,0 +1,263 @@
+import type { Logger } from 'pino';
+import type { Frame } from '@tracker-cluster/protocol';
+import { err, ok, tokenize } from '@tracker-cluster/protocol';
+import type { Connection } from '../net/connection.js';
+import type { Reply } from '../services.js';
+import type { ChangeLog } from '../state/change-log.js';
+import type { LogStore } from '../store/log-store.js';
+import type { Store } from '../store/store.js';
+import { NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
+
+/** Changes per SYNC:CHANGES frame, and bytes: well inside the default 1 MiB frame. */
+const MAX_CHANGES_PER_FRAME = 1000;
+const MAX_FRAME_TEXT = 512 * 1024;
+/** An idle link still carries an empty SYNC:CHANGES this often, so the replica can tell a dead primary. */
+export const HEARTBEAT_MS = 5000;
+
+export interface SyncServerDeps {
+  secret: string;
+  /** semi-sync: writers are answered once the replica acknowledged, or after `syncTimeoutMs`. */
+  syncMode: 'semi-sync' | 'async';
+  syncTimeoutMs: number;
+  store: Store;
+  logStore: LogStore;
+  log: ChangeLog;
+  logger: Logger;
+}
+
+/**
+ * The primary's end of the SYNC: link (docs/protocol.md §6): the handshake on
+ * any connection, then, once a replica has proved it knows the secret, a
+ * stream of the committed log to it. One replica link at a time: a new one
+ * replaces the old.
+ */
+export class SyncServer {
+  private readonly deps: SyncServerDeps;
+  private readonly log: Logger;
+  /** Our nonce and the replica's, per connection between HELLO and AUTH. */
+  private readonly challenges = new Map<number, { mine: string; theirs: string }>();
+  private link: PrimaryLink | undefined;
+  /** Writers waiting for the replica's acknowledgement, by the last seq of their batch (ascending). */
+  private waiters: Array<{ seq: number; resolve: () => void }> = [];
+  /**
+   * No connected, caught-up replica: writes are answered after the local
+   * commit alone. Set when the link is lost or an acknowledgement times out;
+   * cleared when the replica has acknowledged everything committed.
+   */
+  private degraded = true;
+
+  constructor(deps: SyncServerDeps) {
+    this.deps = deps;
+    this.log = deps.logger.child({ component: 'sync' });
+  }
+
+  /** Answers a SYNC: payload that arrived on an ordinary (not yet upgraded) connection. */
+  handle(connection: Connection, frame: Frame): Reply {
+    let words: string[];
+    try {
+      words = tokenize(frame.payload.toString('utf8'));
+    } catch {
+      return { payload: err('FORBIDDEN', 'malformed SYNC: message'), session: 0n };
+    }
+    const [command, ...args] = words;
+    const name = (command ?? '').toUpperCase();
+    if (name === 'SYNC:HELLO') return this.hello(connection, args);
+    if (name === 'SYNC:AUTH') return this.auth(connection, args);
+    return { payload: err('FORBIDDEN', 'SYNC: messages are only accepted on an authenticated tracker link'), session: 0n };
+  }
+
+  /**
+   * The committed log moved on to `seq`: ship it, and in semi-sync mode
+   * return what the batch's writers must wait for.
+   */
+  onCommitted(seq: number): Promise<void> | undefined {
+    this.link?.pump();
+    if (this.deps.syncMode !== 'semi-sync' || this.degraded || !this.link) return undefined;
+    return new Promise((resolve) => {
+      this.waiters.push({ seq, resolve });
+      setTimeout(() => {
+        if (this.waiters.some((w) => w.resolve === resolve)) {
+          this.degrade(`the replica did not acknowledge seq ${seq} within ${this.deps.syncTimeoutMs} ms`);
+        }
+      }, this.deps.syncTimeoutMs).unref();
+    });
+  }
+
+  /** The replica acknowledged everything up to `seq`. */
+  onAck(seq: number): void {
+    while (this.waiters.length > 0 && (this.waiters[0] as { seq: number }).seq <= seq) (this.waiters.shift() as { resolve: () => void }).resolve();
+    if (this.degraded && seq >= this.deps.log.committed && this.deps.syncMode === 'semi-sync') {
+      this.degraded = false;
+      this.log.info({ seq }, 'replica caught up: writes wait for its acknowledgement again (semi-sync)');
+    }
+  }
+
+  status(): { replica: 'connected' | 'disconnected'; replica_seq: number; replica_lag: number; degraded: 0 | 1 } {
+    const acked = this.link ? this.link.ackedSeq : this.lastAcked;
+    return {
+      replica: this.link ? 'connected' : 'disconnected',
+      replica_seq: acked,
+      replica_lag: Math.max(0, this.deps.log.committed - acked),
+      degraded: this.degraded ? 1 : 0,
+    };
+  }
+
+  /** Stops waiting for the replica: every waiting writer is answered now. */
+  private degrade(reason: string): void {
+    if (!this.degraded) this.log.warn({ reason }, 'degraded: answering writes without the replica (semi-sync suspended)');
+    this.degraded = true;
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) w.resolve();
+  }
+
+  forget(connection: Connection): void {
+    this.challenges.delete(connection.id);
+  }
+
+  close(): void {
+    this.link?.close();
+  }
+
+  private lastAcked = 0;
+
+  private hello(connection: Connection, args: string[]): Reply {
+    const [version, theirs] = args;
+    if (args.length !== 2) return { payload: err('FORBIDDEN', 'usage: SYNC:HELLO <version> <nonce: 32 hex digits>'), session: 0n };
+    if (version !== SYNC_VERSION) {
+      connection.closeAfterAnswer();
+      return { payload: err('PROTOCOL', `unsupported SYNC link version ${String(version)}; this tracker speaks ${SYNC_VERSION}`), session: 0n };
+    }
+    if (!NONCE.test(theirs as string)) return { payload: err('FORBIDDEN', 'malformed nonce: 32 hex digits expected'), session: 0n };
+    const mine = newNonce();
+    this.challenges.set(connection.id, { mine, theirs: theirs as string });
+    return { payload: ok(`SYNC:CHALLENGE ${mine} ${proof(this.deps.secret, 'primary', theirs as string, mine)}`), session: 0n };
+  }
+
+  private auth(connection: Connection, args: string[]): Reply {
+    const challenge = this.challenges.get(connection.id);
+    this.challenges.delete(connection.id);
+    // The replica's epoch (args[2]) will matter with promotion: a higher one fences this primary.
+    const [received, history, , seqText, hash] = args;
+    if (!challenge || args.length !== 5 || !checkProof(this.deps.secret, 'replica', challenge.mine, challenge.theirs, received as string)) {
+      this.log.warn({ remote: connection.remote }, 'tracker link refused: authentication failed (wrong secret?)');
+      connection.closeAfterAnswer();
+      return { payload: err('FORBIDDEN', 'authentication failed'), session: 0n };
+    }
+    const { store, logStore, log } = this.deps;
+    const ours = store.getMeta('history_id') ?? '';
+    const seq = Number(seqText);
+    const sameHistory = history === ours || seq === 0;
+    const held = Number.isSafeInteger(seq) && seq >= 0 ? logStore.hashAt(seq) : undefined;
+    if (!sameHistory || seq > log.committed || (held !== undefined && held !== hash)) {
+      this.log.warn({ remote: connection.remote, history, seq }, 'tracker link refused: the replica has diverged');
+      connection.closeAfterAnswer();
+      return {
+        payload: err('FORBIDDEN', `replica has diverged from this primary's history (history ${String(history)} seq ${seq}); resync it`),
+        session: 0n,
+      };
+    }
+    if (held === undefined) {
+      connection.closeAfterAnswer();
+      return { payload: err('INTERNAL', `snapshot needed: this primary's log no longer reaches back to seq ${seq}`), session: 0n };
+    }
+    this.link?.close();
+    const link = new PrimaryLink(connection, log, this.log, seq, (acked) => this.onAck(acked));
+    this.link = link;
+    connection.upgrade((frame) => link.onFrame(frame));
+    void connection.closed.then(() => {
+      this.lastAcked = link.ackedSeq;
+      if (this.link === link) {
+        this.link = undefined;
+        this.degrade('the replica link was lost');
+      }
+      link.close();
+      this.log.info({ remote: connection.remote, acked: link.ackedSeq }, 'replica link closed');
+    });
+    // Streaming starts once this answer has been written. A replica that is
+    // already caught up counts as having acknowledged where it stands.
+    setImmediate(() => link.pump());
+    this.onAck(seq);
+    this.log.info({ remote: connection.remote, from: seq + 1 }, 'replica link authenticated; streaming');
+    return { payload: ok(`SYNC:STREAM ${ours} ${log.epoch} ${seq + 1}`), session: 0n };
+  }
+}
+
+/** One authenticated replica: what it has been sent and what it has acknowledged. */
+class PrimaryLink {
+  ackedSeq: number;
+  private nextSeq: number;
+  private waitingForDrain = false;
+  private closed = false;
+  private lastSent = Date.now();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly log: ChangeLog,
+    private readonly logger: Logger,
+    replicaSeq: number,
+    private readonly acked: (seq: number) => void,
+  ) {
+    this.ackedSeq = replicaSeq;
+    this.nextSeq = replicaSeq + 1;
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastSent >= HEARTBEAT_MS) this.send(`SYNC:CHANGES ${this.nextSeq} 0`);
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /** Sends committed log rows from `nextSeq` until caught up or the socket is backed up. */
+  pump(): void {
+    if (this.closed || this.waitingForDrain) return;
+    while (this.nextSeq <= this.log.committed) {
+      const rows = this.log.entriesAfter(this.nextSeq - 1, MAX_CHANGES_PER_FRAME);
+      const texts: string[] = [];
+      let bytes = 0;
+      for (const row of rows) {
+        if (row.seq > this.log.committed || (texts.length > 0 && bytes + row.change.length > MAX_FRAME_TEXT)) break;
+        texts.push(row.change);
+        bytes += row.change.length + 1;
+      }
+      if (texts.length === 0) {
+        this.logger.error({ seq: this.nextSeq }, 'log row missing for the replica; closing the link');
+        this.connection.destroy();
+        return;
+      }
+      const ready = this.send(`SYNC:CHANGES ${this.nextSeq} ${texts.length}\n${texts.join('\n')}`);
+      this.nextSeq += texts.length;
+      if (!ready) {
+        this.waitingForDrain = true;
+        this.connection.onDrain(() => {
+          this.waitingForDrain = false;
+          this.pump();
+        });
+        return;
+      }
+    }
+  }
+
+  onFrame(frame: Frame): void {
+    const text = frame.payload.toString('utf8');
+    const m = /^SYNC:ACK (\d+)$/.exec(text);
+    if (!m) {
+      this.logger.warn({ message: text.slice(0, 80) }, 'unexpected message on the replica link; closing it');
+      this.connection.destroy();
+      return;
+    }
+    this.ackedSeq = Math.max(this.ackedSeq, Number(m[1]));
+    this.acked(this.ackedSeq);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    this.connection.destroy();
+  }
+
+  private send(payload: string): boolean {
+    this.lastSent = Date.now();
+    return this.connection.push(payload);
+  }
+}

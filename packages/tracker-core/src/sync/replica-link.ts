@@ -1,0 +1,227 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Frame, HostPort } from '@tracker-cluster/protocol';
+import { FrameDecoder, encodeFrame, formatHostPort } from '@tracker-cluster/protocol';
+import type { ChangeLog } from '../state/change-log.js';
+import { decodeChange } from '../state/changes.js';
+import type { Store } from '../store/store.js';
+import { NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
+import { HEARTBEAT_MS } from './primary-link.js';
+
+/** The link's state; every transition is logged. */
+export type LinkState =
+  | { kind: 'idle' }
+  | { kind: 'connecting'; attempt: number }
+  | { kind: 'handshaking' }
+  | { kind: 'streaming'; since: number }
+  | { kind: 'waiting'; delayMs: number; reason: string }
+  | { kind: 'stopped' };
+
+export interface ReplicaLinkDeps {
+  primary: HostPort;
+  secret: string;
+  store: Store;
+  log: ChangeLog;
+  logger: Logger;
+  /** How to reach the primary; a TCP connection unless a test says otherwise. */
+  dial?: (to: HostPort) => Duplex;
+}
+
+const BACKOFF_START_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+/** No frame from the primary for this long (three heartbeats) means it is gone. */
+const SILENCE_MS = 3 * HEARTBEAT_MS;
+
+/**
+ * The replica's end of the SYNC: link (docs/protocol.md §6): dial the
+ * primary, prove the secret and check the primary's proof, say where our log
+ * stands, then apply the stream in order through our own change log and
+ * acknowledge what is durable. Any fault closes the link; it comes back with
+ * backoff and resumes from what is applied.
+ */
+export class ReplicaLink {
+  private readonly deps: ReplicaLinkDeps;
+  private readonly log: Logger;
+  private state: LinkState = { kind: 'idle' };
+  private socket: Duplex | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private silence: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private attempt = 0;
+
+  constructor(deps: ReplicaLinkDeps) {
+    this.deps = deps;
+    this.log = deps.logger.child({ component: 'replica-link', primary: formatHostPort(deps.primary) });
+  }
+
+  get connected(): boolean {
+    return this.state.kind === 'streaming';
+  }
+
+  get current(): LinkState {
+    return this.state;
+  }
+
+  start(): void {
+    if (this.state.kind === 'idle') this.connect();
+  }
+
+  stop(): void {
+    this.setState({ kind: 'stopped' });
+    if (this.retry) clearTimeout(this.retry);
+    this.teardown();
+  }
+
+  private setState(next: LinkState): void {
+    const from = this.state.kind;
+    this.state = next;
+    const level = next.kind === 'waiting' ? 'warn' : 'info';
+    this.log[level]({ from, to: next.kind, ...next }, `replica link: ${from} -> ${next.kind}`);
+  }
+
+  private connect(): void {
+    if (this.state.kind === 'stopped') return;
+    this.attempt++;
+    this.setState({ kind: 'connecting', attempt: this.attempt });
+    const dial = this.deps.dial ?? ((to: HostPort) => net.connect({ host: to.host, port: to.port }));
+    const socket = dial(this.deps.primary);
+    this.socket = socket;
+    const decoder = new FrameDecoder({ maxPayload: 64 * 1024 * 1024 });
+    const nonce = newNonce();
+    let step: 'hello' | 'auth' | 'stream' = 'hello';
+    socket.on('error', (error: Error) => this.fault(`connection error: ${error.message}`));
+    socket.on('close', () => this.fault('connection closed'));
+    socket.on('connect', () => {
+      this.setState({ kind: 'handshaking' });
+      this.send(`SYNC:HELLO ${SYNC_VERSION} ${nonce}`);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (socket !== this.socket) return;
+      let frames: Frame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (error) {
+        this.fault(`undecodable frame from the primary: ${(error as Error).message}`);
+        return;
+      }
+      this.armSilence();
+      for (const frame of frames) {
+        if (socket !== this.socket) return;
+        const text = frame.payload.toString('utf8');
+        if (step === 'hello') step = this.onChallenge(text, nonce) ? 'auth' : step;
+        else if (step === 'auth') step = this.onStream(text) ? 'stream' : step;
+        else this.onChanges(text);
+      }
+    });
+  }
+
+  /** `OK SYNC:CHALLENGE <nonce_p> <proof_p>`: check the primary, then tell it who we are. */
+  private onChallenge(text: string, ours: string): boolean {
+    const m = /^OK SYNC:CHALLENGE (\S+) (\S+)$/.exec(text);
+    if (!m || !NONCE.test(m[1] as string)) return this.fault(`primary refused the handshake: ${text.slice(0, 120)}`, true);
+    const theirs = m[1] as string;
+    if (!checkProof(this.deps.secret, 'primary', ours, theirs, m[2] as string)) {
+      return this.fault('the primary failed authentication (wrong secret?)', true);
+    }
+    const { store, log } = this.deps;
+    this.send(`SYNC:AUTH ${proof(this.deps.secret, 'replica', theirs, ours)} ${store.getMeta('history_id') ?? '-'} ${log.epoch} ${log.seq} ${log.logHash}`);
+    return true;
+  }
+
+  /** `OK SYNC:STREAM <history_id> <epoch> <from_seq>`. */
+  private onStream(text: string): boolean {
+    const m = /^OK SYNC:STREAM (\S+) (\d+) (\d+)$/.exec(text);
+    if (!m) return this.fault(`primary refused the link: ${text.slice(0, 200)}`, true);
+    const { store, log } = this.deps;
+    const history = m[1] as string;
+    if (store.getMeta('history_id') !== history) {
+      // An empty replica takes the primary's history (the primary checked that we are empty).
+      log.adoptIdentity(history, Number(m[2]));
+    }
+    this.attempt = 0;
+    this.setState({ kind: 'streaming', since: Date.now() });
+    this.heartbeat = setInterval(() => this.send(`SYNC:ACK ${this.deps.log.committed}`), HEARTBEAT_MS);
+    this.heartbeat.unref();
+    return true;
+  }
+
+  /** `SYNC:CHANGES <first_seq> <count>` and one change text a line: apply in order, ack when durable. */
+  private onChanges(text: string): void {
+    const nl = text.indexOf('\n');
+    const head = /^SYNC:CHANGES (\d+) (\d+)$/.exec(nl < 0 ? text : text.slice(0, nl));
+    if (!head) {
+      this.fault(`unexpected message from the primary: ${text.slice(0, 80)}`);
+      return;
+    }
+    const first = Number(head[1]);
+    const count = Number(head[2]);
+    if (count === 0) return; // heartbeat
+    const lines = text.slice(nl + 1).split('\n');
+    if (lines.length !== count) {
+      this.fault(`SYNC:CHANGES announced ${count} changes and carried ${lines.length}`);
+      return;
+    }
+    const { log } = this.deps;
+    let last: Promise<void> | undefined;
+    let lastSeq = 0;
+    try {
+      for (let i = 0; i < count; i++) {
+        const seq = first + i;
+        if (seq <= log.seq) continue; // already applied: a replay changes nothing
+        if (seq !== log.seq + 1) {
+          this.fault(`gap in the stream: got seq ${seq}, have ${log.seq}`);
+          return;
+        }
+        const change = decodeChange(lines[i] as string);
+        if (change.seq !== seq) {
+          this.fault(`change numbered ${change.seq} where ${seq} was announced`);
+          return;
+        }
+        last = log.applyOne(change).durable;
+        lastSeq = seq;
+      }
+    } catch (error) {
+      this.fault(`could not apply the stream: ${(error as Error).message}`);
+      return;
+    }
+    if (last) {
+      last.then(
+        () => this.send(`SYNC:ACK ${lastSeq}`),
+        (error: unknown) => this.fault(`could not store replicated changes: ${(error as Error).message}`),
+      );
+    }
+  }
+
+  private send(payload: string): void {
+    const socket = this.socket;
+    if (socket && !socket.destroyed) socket.write(encodeFrame(0n, payload));
+  }
+
+  private armSilence(): void {
+    if (this.silence) clearTimeout(this.silence);
+    this.silence = setTimeout(() => this.fault(`no word from the primary for ${SILENCE_MS} ms`), SILENCE_MS);
+    this.silence.unref();
+  }
+
+  /** Drops the link and schedules the next attempt. Returns false, for the handshake steps. */
+  private fault(reason: string, refused = false): false {
+    if (this.state.kind === 'stopped' || this.state.kind === 'waiting') return false;
+    this.teardown();
+    const delayMs = refused ? BACKOFF_MAX_MS : Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** Math.max(0, this.attempt - 1));
+    this.setState({ kind: 'waiting', delayMs, reason });
+    this.retry = setTimeout(() => this.connect(), delayMs);
+    this.retry.unref();
+    return false;
+  }
+
+  private teardown(): void {
+    if (this.silence) clearTimeout(this.silence);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.silence = undefined;
+    this.heartbeat = undefined;
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.destroy();
+  }
+}
