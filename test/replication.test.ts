@@ -94,7 +94,7 @@ async function mixedWorkload(c: WireClient): Promise<{ alice: bigint; bob: bigin
   return { alice, bob, carol, dave, gone };
 }
 
-t.test('a mixed workload on the primary converges on the replica; reads and refused writes there', async (t) => {
+t.test('a mixed workload on the primary converges on the replica; reads and forwarded writes there', async (t) => {
   const { primary, replica } = await startCluster(t);
   const p = await open(t, primary);
   const s = await mixedWorkload(p);
@@ -140,34 +140,23 @@ t.test('a mixed workload on the primary converges on the replica; reads and refu
     t.match((await r.request('list_files red', s.alice)).payload, /^ERR NOT_MEMBER /, 'alice left red on the replica too');
   });
 
-  await t.test('writes on the replica answer PRIMARY_UNAVAILABLE and change nothing', async (t) => {
+  await t.test('writes on the replica are run by the primary and read back at once on the replica', async (t) => {
     const r = await open(t, replica);
-    const before = await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
-    const writes: [string, bigint][] = [
-      ['create_user zed zed-pw', 0n],
-      ['login bob bob-pw', 0n],
-      ['logout', s.bob],
-      ['create_group green', s.bob],
-      ['join_group blue', s.alice],
-      ['leave_group red', s.carol],
-      ['accept_request blue carol', s.bob],
-      ['reject_request blue carol', s.bob],
-      [`upload_file blue new.bin 8 ${SHA_A} 4 127.0.0.1:9009 ${SHA_A},${SHA_A}`, s.dave],
-      ['stop_share red notes.txt', s.bob],
-    ];
-    for (const [command, session] of writes) {
-      const reply = await r.request(command, session);
-      t.match(reply.payload, /^ERR PRIMARY_UNAVAILABLE /, `${command.split(' ')[0] ?? command} on the replica`);
-    }
-    const rNow = await status(r);
-    const pNow = await status(p);
-    t.equal(rNow['seq'], before.replica['seq'], 'replica seq unchanged');
-    t.equal(rNow['log_hash'], before.replica['log_hash'], 'replica log_hash unchanged');
-    t.equal(pNow['seq'], before.primary['seq'], 'primary seq unchanged');
-    t.equal(rNow['primary'], 'connected', 'the link is still up');
-    t.same(await r.request('whoami', s.bob), { session: s.bob, payload: 'OK bob sessions=1' }, 'the refused logout did not happen');
-    t.equal((await r.request('list_groups', s.bob)).payload, 'OK 2\nblue owner=bob members=2\nred owner=bob members=2');
-    t.equal((await p.request('list_requests blue', s.bob)).payload, 'OK 1\ncarol', 'the pending request is still pending');
+    t.equal((await r.request('create_user zed zed-pw')).payload, 'OK user created');
+    const zed = await r.request('login zed zed-pw');
+    t.equal(zed.payload, 'OK logged in as zed sessions=1', 'a login through the replica');
+    t.not(zed.session, 0n, 'carries the new session');
+    t.same(await r.request('whoami', zed.session), { session: zed.session, payload: 'OK zed sessions=1' }, 'which works on the replica at once');
+    t.equal((await r.request('create_group green', zed.session)).payload, 'OK group created');
+    t.match((await r.request('list_groups', zed.session)).payload, /\ngreen owner=zed members=1$/m, 'read-your-writes: the next read on the replica sees it');
+    t.match((await r.request('join_group blue', s.bob)).payload, /^ERR ALREADY_MEMBER /, "the primary's refusal comes back as it is");
+    t.equal((await r.request('accept_request blue carol', s.bob)).payload, 'OK carol joined blue');
+    t.equal((await r.request('list_members blue', s.bob)).payload, 'OK 3\nbob role=owner\ncarol role=member\ndave role=member');
+    const out = await r.request('logout', zed.session);
+    t.same(out, { session: 0n, payload: 'OK logged out sessions=0' }, 'logout through the replica answers session 0');
+    const converged = await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+    t.equal(converged.replica['seq'], converged.primary['seq'], 'both trackers hold the forwarded writes');
+    t.match((await p.request('whoami', zed.session)).payload, /^ERR AUTH_REQUIRED /, 'and the primary saw the logout');
   });
 });
 
@@ -629,4 +618,19 @@ t.test('npm start runs a primary and its replica, which converge; SIGTERM stops 
   t.same(stopped, { code: 0, signal: null }, 'npm start exits 0 on SIGTERM');
   for (const [name, pid] of children) t.notOk(alive(pid), `${name} (pid ${pid}) is gone`);
   t.match(err, /tracker stopped/, 'the trackers stopped gracefully');
+});
+
+t.test('with the primary gone, the replica answers writes PRIMARY_UNAVAILABLE and keeps serving reads and sessions', async (t) => {
+  const { primary, replica } = await startCluster(t);
+  const p = await open(t, primary);
+  const bob = await signUp(p, 'bob');
+  await expectAnswer(p, 'create_group kept', 'OK group created', bob);
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  await primary.kill9();
+  const r = await open(t, replica);
+  const refused = await r.request('create_group lost', bob);
+  t.match(refused.payload, /^ERR PRIMARY_UNAVAILABLE /, 'a write cannot be applied');
+  t.equal(refused.session, bob, 'the session is still good');
+  t.same(await r.request('whoami', bob), { session: bob, payload: 'OK bob sessions=1' }, 'sessions keep working');
+  t.equal((await r.request('list_groups', bob)).payload, 'OK 1\nkept owner=bob members=1', 'reads keep working');
 });

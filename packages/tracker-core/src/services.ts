@@ -19,6 +19,8 @@ export interface Services {
   loginFailures: FailureWindow;
   /** Rendered answers that only change with state; dropped on every relevant change. */
   cache: AnswerCache;
+  /** On a replica: has the primary run a write, answering once its change is applied here. */
+  forward?: (session: bigint, payload: Buffer) => Promise<Reply>;
   /** `key=value` fields of `status` that only the tracker knows (replication, connections). */
   statusFields(): Record<string, string | number>;
 }

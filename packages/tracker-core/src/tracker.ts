@@ -12,7 +12,7 @@ import { Connection } from './net/connection.js';
 import { SessionHub } from './net/session-hub.js';
 import type { TrackerOptions } from './options.js';
 import type { Services } from './services.js';
-import { AnswerCache } from './services.js';
+import { AnswerCache, OrderedReply } from './services.js';
 import type { Change } from './state/changes.js';
 import { ChangeLog } from './state/change-log.js';
 import type { ChangeLogHooks } from './state/change-log.js';
@@ -101,10 +101,22 @@ export class Tracker {
     this.purgeTimer.unref();
     const syncDeps = { secret: options.secret, store: this.store, log: this.log, logger };
     if (options.role === 'primary') {
-      this.sync = new SyncServer({ ...syncDeps, logStore: this.logStore, syncMode: options.syncMode, syncTimeoutMs: options.syncTimeoutMs });
+      this.sync = new SyncServer({
+        ...syncDeps,
+        logStore: this.logStore,
+        syncMode: options.syncMode,
+        syncTimeoutMs: options.syncTimeoutMs,
+        // No session hub callback: the link must not become a session's event connection.
+        runForwarded: async (session, payload, connectionId) => {
+          const outcome = dispatch(this.services, { connectionId, session, payload });
+          return outcome instanceof OrderedReply ? outcome.reply : outcome;
+        },
+      });
     } else if (options.peer) {
-      this.replicaLink = new ReplicaLink({ ...syncDeps, primary: options.peer });
-      this.replicaLink.start();
+      const link = new ReplicaLink({ ...syncDeps, primary: options.peer });
+      this.replicaLink = link;
+      this.services.forward = (session, payload) => link.forward(session, payload);
+      link.start();
     }
   }
 

@@ -87,7 +87,14 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
     const args = command.slice(1);
     if (args.length !== spec.args.length) throw new TrackerError('BAD_REQUEST', `usage: ${usage(spec)}`);
     if (spec.write && services.options.role !== 'primary') {
-      throw new TrackerError('PRIMARY_UNAVAILABLE', `this tracker is a replica: send ${spec.name} to the primary`);
+      if (!services.forward) throw new TrackerError('PRIMARY_UNAVAILABLE', `this tracker is a replica with no primary: send ${spec.name} to the primary`);
+      // Held like a late-deciding command: later requests on this connection see its effect.
+      return new OrderedReply(
+        services.forward(request.session, request.payload).then((r) => {
+          if (r.session !== undefined && r.session !== NO_SESSION && r.session !== answerSession) onSession?.(formatSessionId(r.session));
+          return r;
+        }, failure(services, answerSession)),
+      );
     }
     if (ctx.session) {
       onSession?.(ctx.session.key);

@@ -14,8 +14,13 @@ const MAX_FRAME_TEXT = 512 * 1024;
 /** An idle link still carries an empty SYNC:CHANGES this often, so the replica can tell a dead primary. */
 export const HEARTBEAT_MS = 5000;
 
+/** Runs a request a replica forwarded, as the given session; resolves to the answer. */
+export type ForwardRunner = (session: bigint, payload: Buffer, connectionId: number) => Promise<Reply>;
+
 export interface SyncServerDeps {
   secret: string;
+  /** Runs writes forwarded by the replica (docs/protocol.md §6). */
+  runForwarded: ForwardRunner;
   /** semi-sync: writers are answered once the replica acknowledged, or after `syncTimeoutMs`. */
   syncMode: 'semi-sync' | 'async';
   syncTimeoutMs: number;
@@ -162,7 +167,7 @@ export class SyncServer {
       return { payload: err('INTERNAL', `snapshot needed: this primary's log no longer reaches back to seq ${seq}`), session: 0n };
     }
     this.link?.close();
-    const link = new PrimaryLink(connection, log, this.log, seq, (acked) => this.onAck(acked));
+    const link = new PrimaryLink(connection, log, this.log, seq, (acked) => this.onAck(acked), this.deps.runForwarded);
     this.link = link;
     connection.upgrade((frame) => link.onFrame(frame));
     void connection.closed.then(() => {
@@ -198,6 +203,7 @@ class PrimaryLink {
     private readonly logger: Logger,
     replicaSeq: number,
     private readonly acked: (seq: number) => void,
+    private readonly runForwarded: ForwardRunner,
   ) {
     this.ackedSeq = replicaSeq;
     this.nextSeq = replicaSeq + 1;
@@ -239,6 +245,10 @@ class PrimaryLink {
 
   onFrame(frame: Frame): void {
     const text = frame.payload.toString('utf8');
+    if (text.startsWith('SYNC:FORWARD ')) {
+      this.onForward(text);
+      return;
+    }
     const m = /^SYNC:ACK (\d+)$/.exec(text);
     if (!m) {
       this.logger.warn({ message: text.slice(0, 80) }, 'unexpected message on the replica link; closing it');
@@ -247,6 +257,25 @@ class PrimaryLink {
     }
     this.ackedSeq = Math.max(this.ackedSeq, Number(m[1]));
     this.acked(this.ackedSeq);
+  }
+
+  /**
+   * `SYNC:FORWARD <id> <session>` and the client's request line: run it as
+   * that session, answer `SYNC:RESULT <id> <seq> <session>` and the answer,
+   * where `seq` is committed here and covers the request's change.
+   */
+  private onForward(text: string): void {
+    const nl = text.indexOf('\n');
+    const head = /^SYNC:FORWARD (\d+) (\d+)$/.exec(nl < 0 ? text : text.slice(0, nl));
+    if (!head || nl < 0) {
+      this.logger.warn({ message: text.slice(0, 80) }, 'malformed SYNC:FORWARD; closing the link');
+      this.connection.destroy();
+      return;
+    }
+    const id = head[1] as string;
+    void this.runForwarded(BigInt(head[2] as string), Buffer.from(text.slice(nl + 1), 'utf8'), this.connection.id).then((reply) =>
+      this.send(`SYNC:RESULT ${id} ${this.log.committed} ${reply.session ?? 0n}\n${reply.payload}`),
+    );
   }
 
   close(): void {

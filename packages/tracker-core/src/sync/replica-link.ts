@@ -2,7 +2,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Frame, HostPort } from '@tracker-cluster/protocol';
-import { FrameDecoder, encodeFrame, formatHostPort } from '@tracker-cluster/protocol';
+import { FrameDecoder, TrackerError, encodeFrame, formatHostPort } from '@tracker-cluster/protocol';
+import type { Reply } from '../services.js';
 import type { ChangeLog } from '../state/change-log.js';
 import { decodeChange } from '../state/changes.js';
 import type { Store } from '../store/store.js';
@@ -32,6 +33,24 @@ const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 /** No frame from the primary for this long (three heartbeats) means it is gone. */
 const SILENCE_MS = 3 * HEARTBEAT_MS;
+/** Longest wait for a forwarded write's answer, and then for its change to arrive here. */
+export const FORWARD_TIMEOUT_MS = 10_000;
+/** Room for the SYNC:FORWARD header inside the primary's frame limit. */
+const FORWARD_HEADER_ROOM = 64;
+const LINK_MAX_PAYLOAD = 1024 * 1024;
+
+interface PendingForward {
+  resolve: (reply: Reply) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface AwaitingApply {
+  seq: number;
+  reply: Reply;
+  resolve: (reply: Reply) => void;
+  timer: NodeJS.Timeout;
+}
 
 /**
  * The replica's end of the SYNC: link (docs/protocol.md §6): dial the
@@ -49,6 +68,11 @@ export class ReplicaLink {
   private silence: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private attempt = 0;
+  private nextForwardId = 0;
+  /** Forwarded writes waiting for the primary's answer, by id. */
+  private readonly forwards = new Map<number, PendingForward>();
+  /** Answered writes waiting for their change to be applied here (read-your-writes). */
+  private awaiting: AwaitingApply[] = [];
 
   constructor(deps: ReplicaLinkDeps) {
     this.deps = deps;
@@ -71,6 +95,35 @@ export class ReplicaLink {
     this.setState({ kind: 'stopped' });
     if (this.retry) clearTimeout(this.retry);
     this.teardown();
+    for (const a of this.awaiting) {
+      clearTimeout(a.timer);
+      a.resolve(a.reply);
+    }
+    this.awaiting = [];
+  }
+
+  /**
+   * Has the primary run a write for a client of this replica (docs/protocol.md
+   * §6), and resolves to the primary's answer once the change it made has
+   * been applied here, so that the client reads its own write at once.
+   */
+  forward(session: bigint, payload: Buffer): Promise<Reply> {
+    if (this.state.kind !== 'streaming') {
+      return Promise.reject(new TrackerError('PRIMARY_UNAVAILABLE', 'the primary cannot be reached; reads and sessions still work here'));
+    }
+    if (payload.length + FORWARD_HEADER_ROOM > LINK_MAX_PAYLOAD) {
+      return Promise.reject(new TrackerError('BAD_REQUEST', 'request too large to forward to the primary; send it there directly'));
+    }
+    const id = ++this.nextForwardId;
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.forwards.delete(id);
+        reject(new TrackerError('PRIMARY_UNAVAILABLE', `no answer from the primary within ${FORWARD_TIMEOUT_MS} ms; the write may or may not have been applied`));
+      }, FORWARD_TIMEOUT_MS);
+      timer.unref();
+      this.forwards.set(id, { resolve, reject, timer });
+      this.send(`SYNC:FORWARD ${id} ${session}\n${payload.toString('utf8')}`);
+    });
   }
 
   private setState(next: LinkState): void {
@@ -111,6 +164,7 @@ export class ReplicaLink {
         const text = frame.payload.toString('utf8');
         if (step === 'hello') step = this.onChallenge(text, nonce) ? 'auth' : step;
         else if (step === 'auth') step = this.onStream(text) ? 'stream' : step;
+        else if (text.startsWith('SYNC:RESULT ')) this.onResult(text);
         else this.onChanges(text);
       }
     });
@@ -187,9 +241,52 @@ export class ReplicaLink {
     }
     if (last) {
       last.then(
-        () => this.send(`SYNC:ACK ${lastSeq}`),
+        () => {
+          this.send(`SYNC:ACK ${lastSeq}`);
+          this.releaseApplied();
+        },
         (error: unknown) => this.fault(`could not store replicated changes: ${(error as Error).message}`),
       );
+    }
+  }
+
+  /** `SYNC:RESULT <id> <seq> <session>` and the primary's answer to a forwarded write. */
+  private onResult(text: string): void {
+    const nl = text.indexOf('\n');
+    const head = /^SYNC:RESULT (\d+) (\d+) (\d+)$/.exec(nl < 0 ? text : text.slice(0, nl));
+    if (!head || nl < 0) {
+      this.fault(`malformed SYNC:RESULT: ${text.slice(0, 80)}`);
+      return;
+    }
+    const pending = this.forwards.get(Number(head[1]));
+    if (!pending) return; // timed out already
+    this.forwards.delete(Number(head[1]));
+    clearTimeout(pending.timer);
+    const reply: Reply = { payload: text.slice(nl + 1), session: BigInt(head[3] as string) };
+    const seq = Number(head[2]);
+    if (this.deps.log.committed >= seq) {
+      pending.resolve(reply);
+      return;
+    }
+    // The answer is true now; it is given once this replica shows the change. If the
+    // change does not come in time (the link is down), the answer is given anyway.
+    const timer = setTimeout(() => {
+      this.awaiting = this.awaiting.filter((a) => a.timer !== timer);
+      pending.resolve(reply);
+    }, FORWARD_TIMEOUT_MS);
+    timer.unref();
+    this.awaiting.push({ seq, reply, resolve: pending.resolve, timer });
+  }
+
+  /** Gives forwarded answers whose changes are now durable here. */
+  private releaseApplied(): void {
+    const applied = this.deps.log.committed;
+    const ready = this.awaiting.filter((a) => a.seq <= applied);
+    if (ready.length === 0) return;
+    this.awaiting = this.awaiting.filter((a) => a.seq > applied);
+    for (const a of ready) {
+      clearTimeout(a.timer);
+      a.resolve(a.reply);
     }
   }
 
@@ -216,6 +313,12 @@ export class ReplicaLink {
   }
 
   private teardown(): void {
+    // Writes the primary has not answered: their fate is unknown to us.
+    for (const [id, pending] of this.forwards) {
+      clearTimeout(pending.timer);
+      pending.reject(new TrackerError('PRIMARY_UNAVAILABLE', 'the link to the primary was lost; the write may or may not have been applied'));
+      this.forwards.delete(id);
+    }
     if (this.silence) clearTimeout(this.silence);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.silence = undefined;
