@@ -21,6 +21,8 @@ export interface Services {
   cache: AnswerCache;
   /** On a replica: has the primary run a write, answering once its change is applied here. */
   forward?: (session: bigint, payload: Buffer) => Promise<Reply>;
+  /** On a replica: asks the primary to extend a session's expiry (activity here counts too). */
+  touch?: (sessionKey: string, expires: number) => void;
   /** `key=value` fields of `status` that only the tracker knows (replication, connections). */
   statusFields(): Record<string, string | number>;
 }

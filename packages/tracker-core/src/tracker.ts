@@ -6,7 +6,7 @@ import { SyncServer } from './sync/primary-link.js';
 import { ReplicaLink } from './sync/replica-link.js';
 import type { Clock, Entropy } from './clock.js';
 import { cryptoEntropy, systemClock } from './clock.js';
-import { dispatch } from './handlers/dispatch.js';
+import { dispatch, touchGranularity } from './handlers/dispatch.js';
 import { FailureWindow } from './limits/rate-limit.js';
 import { Connection } from './net/connection.js';
 import { SessionHub } from './net/session-hub.js';
@@ -107,6 +107,15 @@ export class Tracker {
         syncMode: options.syncMode,
         syncTimeoutMs: options.syncTimeoutMs,
         // No session hub callback: the link must not become a session's event connection.
+        // The replica's clock is not trusted past ours: an expiry is at most our now + TTL.
+        runTouch: (key, expires) => {
+          const row = this.store.session(key);
+          const now = this.services.clock.now();
+          const capped = Math.min(expires, now + options.sessionTtlMs);
+          if (row && row.expires_at > now && capped - row.expires_at >= touchGranularity(options.sessionTtlMs)) {
+            this.log.append({ type: 'sessions_touched', sessions: [[key, capped]] });
+          }
+        },
         runForwarded: async (session, payload, connectionId) => {
           const outcome = dispatch(this.services, { connectionId, session, payload });
           return outcome instanceof OrderedReply ? outcome.reply : outcome;
@@ -116,6 +125,7 @@ export class Tracker {
       const link = new ReplicaLink({ ...syncDeps, primary: options.peer });
       this.replicaLink = link;
       this.services.forward = (session, payload) => link.forward(session, payload);
+      this.services.touch = (key, expires) => link.touch(key, expires, touchGranularity(options.sessionTtlMs));
       link.start();
     }
   }

@@ -151,8 +151,13 @@ function failure(services: Services, session: bigint): (error: unknown) => Reply
 function extendSession(services: Services, key: string, expiresAt: number, now: number): void {
   const { options, log } = services;
   const expires = now + options.sessionTtlMs;
-  const granularity = Math.min(60_000, Math.floor(options.sessionTtlMs / 10));
-  if (expires - expiresAt < granularity || options.role !== 'primary') return;
+  if (expires - expiresAt < touchGranularity(options.sessionTtlMs)) return;
   // Not awaited: losing a touch only shortens the session by the granularity.
-  log.append({ type: 'sessions_touched', sessions: [[key, expires]] });
+  if (options.role === 'primary') log.append({ type: 'sessions_touched', sessions: [[key, expires]] });
+  else services.touch?.(key, expires);
+}
+
+/** How far an expiry must move before it is written: a tenth of the TTL, at most a minute. */
+export function touchGranularity(ttlMs: number): number {
+  return Math.min(60_000, Math.floor(ttlMs / 10));
 }

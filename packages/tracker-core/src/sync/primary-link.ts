@@ -17,8 +17,12 @@ export const HEARTBEAT_MS = 5000;
 /** Runs a request a replica forwarded, as the given session; resolves to the answer. */
 export type ForwardRunner = (session: bigint, payload: Buffer, connectionId: number) => Promise<Reply>;
 
+/** Extends a session on behalf of the replica, where it was used. */
+export type TouchRunner = (sessionKey: string, expires: number) => void;
+
 export interface SyncServerDeps {
   secret: string;
+  runTouch: TouchRunner;
   /** Runs writes forwarded by the replica (docs/protocol.md §6). */
   runForwarded: ForwardRunner;
   /** semi-sync: writers are answered once the replica acknowledged, or after `syncTimeoutMs`. */
@@ -167,7 +171,7 @@ export class SyncServer {
       return { payload: err('INTERNAL', `snapshot needed: this primary's log no longer reaches back to seq ${seq}`), session: 0n };
     }
     this.link?.close();
-    const link = new PrimaryLink(connection, log, this.log, seq, (acked) => this.onAck(acked), this.deps.runForwarded);
+    const link = new PrimaryLink(connection, log, this.log, seq, (acked) => this.onAck(acked), this.deps.runForwarded, this.deps.runTouch);
     this.link = link;
     connection.upgrade((frame) => link.onFrame(frame));
     void connection.closed.then(() => {
@@ -204,6 +208,7 @@ class PrimaryLink {
     replicaSeq: number,
     private readonly acked: (seq: number) => void,
     private readonly runForwarded: ForwardRunner,
+    private readonly runTouch: TouchRunner,
   ) {
     this.ackedSeq = replicaSeq;
     this.nextSeq = replicaSeq + 1;
@@ -247,6 +252,11 @@ class PrimaryLink {
     const text = frame.payload.toString('utf8');
     if (text.startsWith('SYNC:FORWARD ')) {
       this.onForward(text);
+      return;
+    }
+    const touch = /^SYNC:TOUCH (\d{1,20}) (\d{1,16})$/.exec(text);
+    if (touch) {
+      this.runTouch(touch[1] as string, Number(touch[2]));
       return;
     }
     const m = /^SYNC:ACK (\d+)$/.exec(text);

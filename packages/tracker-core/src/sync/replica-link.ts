@@ -73,6 +73,8 @@ export class ReplicaLink {
   private readonly forwards = new Map<number, PendingForward>();
   /** Answered writes waiting for their change to be applied here (read-your-writes). */
   private awaiting: AwaitingApply[] = [];
+  /** Touches sent and not yet seen come back, so a busy session sends one, not one per request. */
+  private readonly touched = new Map<string, number>();
 
   constructor(deps: ReplicaLinkDeps) {
     this.deps = deps;
@@ -100,6 +102,20 @@ export class ReplicaLink {
       a.resolve(a.reply);
     }
     this.awaiting = [];
+  }
+
+  /**
+   * Asks the primary to extend a session used here (docs/protocol.md §6). One
+   * way and best effort, like the primary's own touches: a lost touch only
+   * shortens the session by the granularity.
+   */
+  touch(sessionKey: string, expires: number, granularityMs: number): void {
+    if (this.state.kind !== 'streaming') return;
+    const sent = this.touched.get(sessionKey);
+    if (sent !== undefined && expires - sent < granularityMs) return;
+    if (this.touched.size >= 10_000) this.touched.clear();
+    this.touched.set(sessionKey, expires);
+    this.send(`SYNC:TOUCH ${sessionKey} ${expires}`);
   }
 
   /**

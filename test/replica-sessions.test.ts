@@ -1,0 +1,48 @@
+/**
+ * Sessions and events on a replica: activity there extends a session's TTL on
+ * both trackers (through the primary, so their states stay equal), and events
+ * reach a client that only talks to the replica.
+ */
+import t from 'tap';
+import { signUp } from './helpers/commands.js';
+import { startCluster, waitForConvergence } from './helpers/cluster.js';
+import { connect, waitFor } from './helpers/wire.js';
+
+t.test('activity on the replica alone keeps a session alive on both trackers, past its TTL', async (t) => {
+  const ttl = ['--session-ttl', '3000ms'];
+  const { primary, replica } = await startCluster(t, { primary: { args: ttl }, replica: { args: ttl } });
+  const p = await connect(primary.port);
+  const r = await connect(replica.port);
+  t.teardown(() => Promise.all([p.close(), r.close()]));
+  const alice = await signUp(p, 'alice');
+  await waitForConvergence(primary, replica, { acked: true });
+
+  // Use the session only at the replica, for well past the TTL (time passing is the condition).
+  const until = Date.now() + 5000;
+  while (Date.now() < until) {
+    const who = await r.request('whoami', alice);
+    t.equal(who.payload, 'OK alice sessions=1', 'alive at the replica');
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  t.equal((await p.request('whoami', alice)).payload, 'OK alice sessions=1', 'and at the primary, which never saw the activity itself');
+  const converged = await waitForConvergence(primary, replica, { acked: true });
+  t.equal(converged.replica['log_hash'], converged.primary['log_hash'], 'the touches went through the log: the states are equal');
+});
+
+t.test('events reach a client that only talks to the replica', async (t) => {
+  const { primary, replica } = await startCluster(t);
+  const p = await connect(primary.port);
+  const r = await connect(replica.port);
+  t.teardown(() => Promise.all([p.close(), r.close()]));
+  const owner = await signUp(p, 'owner');
+  const joiner = await signUp(p, 'joiner');
+  t.equal((await p.request('create_group club', owner)).payload, 'OK group created');
+  await waitForConvergence(primary, replica, { acked: true });
+  t.equal((await r.request('whoami', owner)).payload, 'OK owner sessions=1', 'the owner presents the session at the replica');
+
+  t.equal((await r.request('join_group club', joiner)).payload, 'OK request sent', 'a join request, forwarded through the replica');
+  await waitFor(() => r.eventFrames.some((e) => e.payload.toString('utf8') === 'EVENT join_request club joiner' && e.session === owner), {
+    message: 'the join_request event at the replica',
+  });
+  t.pass('the owner heard it at the replica, with the session in the frame');
+});
