@@ -1,16 +1,9 @@
-import { NO_SESSION, TrackerError, formatSessionId, isValidName, isValidPassword, ok } from '@tracker-cluster/protocol';
+import { NO_SESSION, TrackerError, formatSessionId, ok } from '@tracker-cluster/protocol';
 import { dummyVerify, hashPassword, verifyPassword } from '../auth/password.js';
 import type { Reply, RequestContext, Services } from '../services.js';
 import type { Command } from './command.js';
-import { userOf } from './command.js';
-
-function checkName(kind: string, name: string): void {
-  if (!isValidName(name)) throw new TrackerError('BAD_REQUEST', `invalid ${kind} name: 1-32 characters of A-Z a-z 0-9 _ . -`);
-}
-
-function checkPassword(password: string): void {
-  if (!isValidPassword(password)) throw new TrackerError('BAD_REQUEST', 'invalid password: 1-256 characters');
-}
+import { sessionOf, userOf } from './command.js';
+import { checkName, checkPassword } from './checks.js';
 
 export const createUser: Command = {
   name: 'create_user',
@@ -94,7 +87,7 @@ export const logout: Command = {
   write: true,
   async run(ctx): Promise<Reply> {
     const { store, log, clock } = ctx.services;
-    const session = ctx.session as NonNullable<RequestContext['session']>;
+    const session = sessionOf(ctx);
     const { durable } = log.append({ type: 'session_closed', session: session.key });
     const left = store.liveSessionCount(session.user, clock.now());
     await durable;
@@ -114,4 +107,3 @@ export const whoami: Command = {
   },
 };
 
-export { checkName };

@@ -27,7 +27,12 @@ export function usage(command: Command): string {
   return [command.name, ...command.args.map((a) => `<${a}>`)].join(' ');
 }
 
-/** The user of a command that has `auth: true` (dispatch guarantees the session). */
+/** The session of a command that has `auth: true` (dispatch guarantees it). */
+export function sessionOf(ctx: RequestContext): NonNullable<RequestContext['session']> {
+  return ctx.session as NonNullable<RequestContext['session']>;
+}
+
+/** The user of a command that has `auth: true`. */
 export function userOf(ctx: RequestContext): string {
-  return (ctx.session as NonNullable<RequestContext['session']>).user;
+  return sessionOf(ctx).user;
 }

@@ -1,8 +1,8 @@
 import { AddressError, TrackerError, formatHostPort, formatRow, isValidFileName, ok, okList, parseHostPort, quote } from '@tracker-cluster/protocol';
-import type { Reply, RequestContext } from '../services.js';
-import { checkName } from './account.js';
+import type { Reply } from '../services.js';
+import { checkName, existingGroup, requireMember } from './checks.js';
 import type { Command } from './command.js';
-import { userOf } from './command.js';
+import { sessionOf, userOf } from './command.js';
 
 /**
  * File metadata (PROTOCOL.md §3). Trackers never hold file bytes: a share
@@ -61,19 +61,6 @@ function parsePeer(peer: string): string {
   }
 }
 
-function requireGroup(ctx: RequestContext, group: string): void {
-  if (!ctx.services.store.group(group)) throw new TrackerError('NO_SUCH_GROUP', `no group ${group}`);
-}
-
-function requireMember(ctx: RequestContext, group: string): void {
-  requireGroup(ctx, group);
-  if (!ctx.services.store.isMember(group, userOf(ctx))) throw new TrackerError('NOT_MEMBER', `you are not a member of ${group}`);
-}
-
-function session(ctx: RequestContext): NonNullable<RequestContext['session']> {
-  return ctx.session as NonNullable<RequestContext['session']>;
-}
-
 export const uploadFile: Command = {
   name: 'upload_file',
   auth: true,
@@ -92,7 +79,7 @@ export const uploadFile: Command = {
       throw new TrackerError('FILE_CONFLICT', `${group} already has another file named ${quote(file as string)}`);
     }
     const now = clock.now();
-    const { key } = session(ctx);
+    const { key } = sessionOf(ctx);
     const user = userOf(ctx);
     if (!store.hasShare(key, group as string, file as string) && store.liveShareCount(user, now) >= options.maxSharesPerUser) {
       throw new TrackerError('QUOTA_EXCEEDED', `you already share ${options.maxSharesPerUser} files; stop sharing one first`);
@@ -169,9 +156,9 @@ export const stopShare: Command = {
   async run(ctx, [group, file]): Promise<Reply> {
     checkName('group', group as string);
     checkFileName(file as string);
-    requireGroup(ctx, group as string);
+    existingGroup(ctx, group as string);
     const { store, log } = ctx.services;
-    const { key } = session(ctx);
+    const { key } = sessionOf(ctx);
     if (!store.hasShare(key, group as string, file as string)) {
       throw new TrackerError('NO_SUCH_FILE', `this session does not share ${quote(file as string)} in ${group}`);
     }

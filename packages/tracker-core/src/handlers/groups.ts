@@ -1,26 +1,8 @@
 import { TrackerError, formatRow, ok, okList } from '@tracker-cluster/protocol';
 import type { Reply, RequestContext } from '../services.js';
-import { checkName } from './account.js';
+import { checkName, existingGroup, requireMember, requireOwner } from './checks.js';
 import type { Command } from './command.js';
 import { userOf } from './command.js';
-
-/** The group, or NO_SUCH_GROUP. */
-function existingGroup(ctx: RequestContext, group: string): { name: string; owner: string } {
-  checkName('group', group);
-  const row = ctx.services.store.group(group);
-  if (!row) throw new TrackerError('NO_SUCH_GROUP', `no group ${group}`);
-  return row;
-}
-
-function requireOwner(ctx: RequestContext, group: string): void {
-  const row = existingGroup(ctx, group);
-  if (row.owner !== userOf(ctx)) throw new TrackerError('NOT_OWNER', `only the owner of ${group} may do that`);
-}
-
-function requireMember(ctx: RequestContext, group: string): void {
-  existingGroup(ctx, group);
-  if (!ctx.services.store.isMember(group, userOf(ctx))) throw new TrackerError('NOT_MEMBER', `you are not a member of ${group}`);
-}
 
 export const createGroup: Command = {
   name: 'create_group',
