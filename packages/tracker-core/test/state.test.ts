@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { TrackerError } from '@tracker-cluster/protocol';
-import { GENESIS_HASH, applyChange, decodeChange, encodeChange, nextLogHash } from '@tracker-cluster/tracker-core';
+import { GENESIS_HASH, applyChange, decodeChange, encodeChange, nextLogHash, MAX_BATCH_CHANGES } from '@tracker-cluster/tracker-core';
 import type { Change, ChangeBody, CommittedBatch, DomainEvent, LogStore } from '@tracker-cluster/tracker-core';
 import type { Test } from './fixtures/env.js';
 import { tempDb } from './fixtures/env.js';
@@ -572,4 +572,14 @@ t.test('applyChange is the same function the log uses and reads nothing but the 
   t.same(store.listMembers('g'), [{ user: 'alice', joined_seq: 2 }], 'joined_seq comes from the change, not a counter');
   const joinedAt = store.db.prepare('SELECT joined_at FROM members').pluck().get();
   t.equal(joinedAt, 9, 'times come from the change');
+});
+
+t.test('a batch holds at most MAX_BATCH_CHANGES changes, so one busy turn cannot make one huge commit', async (t) => {
+  const sizes: number[] = [];
+  const { log } = await openLog(t, { afterCommit: (b) => void sizes.push(b.changes.length) });
+  const appended = [];
+  for (let i = 0; i < 2 * MAX_BATCH_CHANGES + 500; i++) appended.push(log.append(userCreated(`u${i}`)));
+  await Promise.all(appended.map((a) => a.durable));
+  t.same(sizes, [MAX_BATCH_CHANGES, MAX_BATCH_CHANGES, 500], 'full batches commit at once; the rest on the next turn');
+  t.equal(log.seq, 2 * MAX_BATCH_CHANGES + 500);
 });

@@ -74,6 +74,13 @@ interface OpenBatch extends CommittedBatch {
 
 /** Rows replayed per read when the state catches up with the log. */
 const REPLAY_CHUNK = 1000;
+/**
+ * Most changes one batch holds. A replica catching up applies a whole
+ * socket's worth of backlog in one event-loop turn; unbounded, that made one
+ * batch of ~1.4 s during which nothing waiting on a commit was answered, and
+ * per-change savepoints grow costly in a large transaction.
+ */
+export const MAX_BATCH_CHANGES = 1000;
 const BATCH_SAVEPOINT = 'batch';
 
 /**
@@ -178,6 +185,7 @@ export class ChangeLog {
     batch.changes.push(change);
     batch.texts.push(text);
     for (const e of events) batch.events.push(e);
+    if (batch.changes.length >= MAX_BATCH_CHANGES) this.flush();
     return { change, events, durable: batch.done };
   }
 
