@@ -113,3 +113,24 @@ t.test('a primary with no replica is degraded and answers at once', async (t) =>
   const fresh = await startReplica(t, primary, { args: ['--secret', 'test-cluster-secret'] });
   await waitForConvergence(primary, fresh, { acked: true });
 });
+
+t.test('SIGTERM flushes the SyncQueue: when the primary has exited, the replica has every change it committed', async (t) => {
+  // Async mode, so answers do not wait for the replica: only the flush at shutdown brings the tail over.
+  const { primary, replica } = await startCluster(t, { primary: { args: ['--sync-mode', 'async'] } });
+  const c = await connect(primary.port);
+  t.teardown(() => c.close());
+  const s = await signUp(c, 'dora');
+  await waitForConvergence(primary, replica, { acked: true });
+  const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => c.request(`create_group f${i}`, s)));
+  t.ok(
+    replies.every((r) => r.payload === 'OK group created'),
+    '300 pipelined writes answered',
+  );
+  const committed = Number((await status(c))['seq']);
+  const exit = await primary.stop('SIGTERM');
+  t.equal(exit.code, 0, 'the primary exits 0');
+  const r = await connect(replica.port);
+  t.teardown(() => r.close());
+  t.equal(Number((await status(r))['seq']), committed, 'the replica holds every committed change');
+  t.match(primary.stderr(), /tracker stopped/);
+});

@@ -195,6 +195,11 @@ export class Tracker {
     this.closing = true;
     clearInterval(this.purgeTimer);
     this.replicaLink?.stop();
+    // Clients first: their pending answers may still wait for the replica.
+    await Promise.all([...this.connections].filter((c) => !c.isLink).map((c) => c.shutdown()));
+    await this.log.drain();
+    // Then the SyncQueue: the replica gets, and acknowledges, everything committed.
+    await this.sync?.flush(this.options.syncTimeoutMs);
     this.sync?.close();
     await Promise.all([...this.connections].map((c) => c.shutdown()));
     await this.log.close();

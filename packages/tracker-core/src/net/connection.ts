@@ -99,6 +99,10 @@ export class Connection implements EventSink {
     this.link = onFrame;
   }
 
+  get isLink(): boolean {
+    return this.link !== undefined;
+  }
+
   /** Sends an unasked frame on a tracker link; false when the peer is not keeping up. */
   push(payload: string): boolean {
     if (this.isClosed) return false;

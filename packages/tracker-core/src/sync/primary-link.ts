@@ -92,6 +92,31 @@ export class SyncServer {
     });
   }
 
+  /**
+   * Graceful stop: ships everything committed and waits, at most `timeoutMs`,
+   * for the replica to acknowledge it (PROTOCOL.md §6: flush the SyncQueue).
+   */
+  async flush(timeoutMs: number): Promise<void> {
+    const link = this.link;
+    if (!link) return;
+    link.pump();
+    const target = this.deps.log.committed;
+    if (link.ackedSeq >= target) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+      this.waiters.push({
+        seq: target,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+      this.waiters.sort((a, b) => a.seq - b.seq);
+    });
+    if (link.ackedSeq < target) this.log.warn({ acked: link.ackedSeq, committed: target }, 'stopping before the replica acknowledged everything');
+  }
+
   /** The replica acknowledged everything up to `seq`. */
   onAck(seq: number): void {
     while (this.waiters.length > 0 && (this.waiters[0] as { seq: number }).seq <= seq) (this.waiters.shift() as { resolve: () => void }).resolve();
