@@ -260,7 +260,15 @@ function initMeta(store: Store): void {
   })();
 }
 
-/** Tracker-link payloads are routed before client dispatch; the prefix is matched case-insensitively, like command names. */
+const SYNC_LETTERS = [0x53, 0x59, 0x4e, 0x43]; // S Y N C
+
+/**
+ * Tracker-link payloads are routed before client dispatch; the prefix is
+ * matched case-insensitively, like command names. Runs on every request, so
+ * it compares bytes (`& 0xdf` folds ASCII lower case) instead of building strings.
+ */
 function isSyncPayload(payload: Buffer): boolean {
-  return payload.length >= 5 && payload.subarray(0, 5).toString('latin1').toUpperCase() === 'SYNC:';
+  if (payload.length < 5 || payload[4] !== 0x3a) return false;
+  for (let i = 0; i < 4; i++) if (((payload[i] as number) & 0xdf) !== SYNC_LETTERS[i]) return false;
+  return true;
 }
