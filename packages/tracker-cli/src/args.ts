@@ -92,6 +92,7 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
     'sync-mode': { group: REPLICATION, describe: 'semi-sync (answer writes after the replica acked or a timeout) or async', default: 'semi-sync' },
     'sync-timeout-ms': { group: REPLICATION, describe: 'semi-sync: longest wait for the replica (ms)', default: '1000' },
     db: { group: STORAGE, describe: 'SQLite database file', default: `tracker-${role}.db` },
+    'log-retention': { group: REPLICATION, describe: 'changes the log keeps behind its head; a replica further behind gets a snapshot', default: '100000' },
     'db-synchronous': { group: STORAGE, describe: 'SQLite synchronous pragma: FULL, NORMAL or EXTRA', default: 'FULL' },
     secret: { group: STORAGE, describe: 'cluster secret shared by both trackers (prefer TRACKER_SECRET)', default: 'an insecure development secret' },
     'scrypt-cost': { group: STORAGE, describe: 'scrypt N for new password hashes (a power of two)', default: '16384' },
@@ -271,6 +272,7 @@ export function parseTrackerArgs(
     maxLoginFailures: integer('max-login-failures'),
     maxSharesPerUser: integer('max-shares-per-user'),
     maxPipeline: integer('max-pipeline'),
+    logRetention: integer('log-retention'),
     scryptCost: integer('scrypt-cost'),
     dbSynchronous: dbSynchronous?.trim().toUpperCase() as TrackerOptions['dbSynchronous'] | undefined,
   };

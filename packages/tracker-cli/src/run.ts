@@ -136,6 +136,8 @@ async function serve(role: Role, argv: string[]): Promise<number> {
     }
     return EXIT_FAILURE;
   }
+  // Fencing before the first client: a primary whose peer is primary of a higher epoch must not take a write.
+  await tracker.checkPeer();
 
   let stopping = false;
   // allowHalfOpen: a client may send its requests and shut down its side; it still gets every answer.

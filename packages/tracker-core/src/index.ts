@@ -25,3 +25,5 @@ export { proof, checkProof, newNonce, SYNC_VERSION } from './sync/auth.js';
 export { SyncServer } from './sync/primary-link.js';
 export { ReplicaLink } from './sync/replica-link.js';
 export type { LinkState } from './sync/replica-link.js';
+export { requestPromotion, AdminServer } from './sync/admin.js';
+export { probePeer } from './sync/peer-probe.js';

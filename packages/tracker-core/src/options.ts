@@ -46,6 +46,11 @@ export interface TrackerOptions {
   scryptCost: number;
   /** Unanswered requests one connection may have before the tracker stops reading from it. */
   maxPipeline: number;
+  /**
+   * Changes the log keeps (at least) behind its head. A replica further
+   * behind than this is sent a snapshot instead of the log.
+   */
+  logRetention: number;
 }
 
 export const DEFAULT_PRIMARY_PORT = 7001;
@@ -62,6 +67,7 @@ export const DEFAULT_SESSION_PURGE_INTERVAL_MS = 60_000;
 export const DEFAULT_MAX_SHARES_PER_USER = 1000;
 export const DEFAULT_SCRYPT_COST = 16384;
 export const DEFAULT_MAX_PIPELINE = 1024;
+export const DEFAULT_LOG_RETENTION = 100_000;
 /** Used only when no secret is configured; the trackers log a loud warning. */
 export const DEVELOPMENT_SECRET = 'tracker-cluster-INSECURE-development-secret';
 
@@ -82,6 +88,7 @@ export const DEFAULTS: Omit<TrackerOptions, 'role' | 'dbPath' | 'peer'> = {
   dbSynchronous: 'FULL',
   scryptCost: DEFAULT_SCRYPT_COST,
   maxPipeline: DEFAULT_MAX_PIPELINE,
+  logRetention: DEFAULT_LOG_RETENTION,
 };
 
 /** Raised for an option that cannot work; the CLIs print the message and exit 2. */
@@ -113,6 +120,7 @@ export function parseOptions(input: OptionsInput): TrackerOptions {
   integer('--session-purge-interval', o.sessionPurgeIntervalMs, 10);
   integer('--max-shares-per-user', o.maxSharesPerUser, 0);
   integer('--max-pipeline', o.maxPipeline, 1);
+  integer('--log-retention', o.logRetention, 1);
   integer('--scrypt-cost', o.scryptCost, 2, 1 << 20);
   if ((o.scryptCost & (o.scryptCost - 1)) !== 0) throw new OptionsError('--scrypt-cost must be a power of two');
   if (o.peer) hostPort('peer', o.peer);

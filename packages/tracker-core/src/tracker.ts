@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { encodeFrame, err } from '@tracker-cluster/protocol';
+import { encodeFrame, err, formatHostPort } from '@tracker-cluster/protocol';
+import { AdminServer } from './sync/admin.js';
+import { probePeer } from './sync/peer-probe.js';
 import { SyncServer } from './sync/primary-link.js';
 import { ReplicaLink } from './sync/replica-link.js';
 import type { Clock, Entropy } from './clock.js';
@@ -10,7 +12,7 @@ import { dispatch, touchGranularity } from './handlers/dispatch.js';
 import { FailureWindow } from './limits/rate-limit.js';
 import { Connection } from './net/connection.js';
 import { SessionHub } from './net/session-hub.js';
-import type { TrackerOptions } from './options.js';
+import type { Role, TrackerOptions } from './options.js';
 import type { Services } from './services.js';
 import { AnswerCache, InFlightRequests, OrderedReply } from './services.js';
 import type { Change } from './state/changes.js';
@@ -33,6 +35,11 @@ export interface TrackerDeps {
 
 /** Changes after which a cached `list_groups` answer is stale. */
 const GROUP_LIST_CHANGES: ReadonlySet<Change['body']['type']> = new Set(['group_created', 'request_accepted', 'member_left']);
+/** How often the log is trimmed to `--log-retention`. */
+const RETENTION_INTERVAL_MS = 1000;
+/** How often a primary asks its peer for its role and epoch (fencing), and how long it waits. */
+const FENCE_PROBE_MS = 2000;
+const FENCE_PROBE_TIMEOUT_MS = 2000;
 /** Sessions purged per change, so that one purge never becomes a huge transaction. */
 const PURGE_BATCH = 1000;
 
@@ -41,7 +48,11 @@ const PURGE_BATCH = 1000;
  * opens a listening socket; the CLI hands it each accepted stream.
  */
 export class Tracker {
-  readonly options: TrackerOptions;
+  private currentOptions: TrackerOptions;
+  /** The options in force; `role` changes on promotion and fencing. */
+  get options(): TrackerOptions {
+    return this.currentOptions;
+  }
   private readonly logger: Logger;
   private readonly store: Store;
   private readonly logStore: LogStore;
@@ -49,15 +60,18 @@ export class Tracker {
   private readonly services: Services;
   private readonly connections = new Set<Connection>();
   private readonly purgeTimer: NodeJS.Timeout;
-  /** The primary's end of the SYNC: link. */
-  private readonly sync: SyncServer | undefined;
-  /** The replica's link to its primary. */
-  private readonly replicaLink: ReplicaLink | undefined;
+  private readonly retentionTimer: NodeJS.Timeout;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  /** The primary's end of the SYNC: link (primary only). */
+  private sync: SyncServer | undefined;
+  /** The replica's link to its primary (replica only). */
+  private replicaLink: ReplicaLink | undefined;
+  private readonly admin: AdminServer;
   private nextConnectionId = 1;
   private closing = false;
 
   private constructor(options: TrackerOptions, logger: Logger, deps: TrackerDeps) {
-    this.options = options;
+    this.currentOptions = options;
     this.logger = logger;
     // The log is the durable record (synchronous as configured); the state
     // file is rebuilt from it after a crash, so it does without fsync per commit.
@@ -100,35 +114,129 @@ export class Tracker {
     };
     this.purgeTimer = setInterval(() => this.purgeExpired(), options.sessionPurgeIntervalMs);
     this.purgeTimer.unref();
-    const syncDeps = { secret: options.secret, store: this.store, log: this.log, logger };
-    if (options.role === 'primary') {
-      this.sync = new SyncServer({
-        ...syncDeps,
-        logStore: this.logStore,
-        syncMode: options.syncMode,
-        syncTimeoutMs: options.syncTimeoutMs,
-        // No session hub callback: the link must not become a session's event connection.
-        // The replica's clock is not trusted past ours: an expiry is at most our now + TTL.
-        runTouch: (key, expires) => {
-          const row = this.store.session(key);
-          const now = this.services.clock.now();
-          const capped = Math.min(expires, now + options.sessionTtlMs);
-          if (row && row.expires_at > now && capped - row.expires_at >= touchGranularity(options.sessionTtlMs)) {
-            this.log.append({ type: 'sessions_touched', sessions: [[key, capped]] });
-          }
-        },
-        runForwarded: async (session, payload, connectionId) => {
-          const outcome = dispatch(this.services, { connectionId, session, payload });
-          return outcome instanceof OrderedReply ? outcome.reply : outcome;
-        },
-      });
-    } else if (options.peer) {
-      const link = new ReplicaLink({ ...syncDeps, primary: options.peer });
-      this.replicaLink = link;
-      this.services.forward = (session, payload) => link.forward(session, payload);
-      this.services.touch = (key, expires) => link.touch(key, expires, touchGranularity(options.sessionTtlMs));
-      link.start();
+    this.retentionTimer = setInterval(() => this.applyRetention(), RETENTION_INTERVAL_MS);
+    this.retentionTimer.unref();
+    this.admin = new AdminServer(
+      options.secret,
+      () => this.promote(),
+      (remote) => this.logger.warn({ remote }, 'admin action refused: authentication failed (wrong secret?)'),
+    );
+    if (options.role === 'primary') this.actAsPrimary();
+    else this.followPrimary();
+  }
+
+  /** Serves as the primary: answers replica links, and watches the peer for a higher epoch. */
+  private actAsPrimary(): void {
+    this.sync = new SyncServer({
+      secret: this.options.secret,
+      store: this.store,
+      log: this.log,
+      logger: this.logger,
+      logStore: this.logStore,
+      syncMode: this.options.syncMode,
+      syncTimeoutMs: this.options.syncTimeoutMs,
+      // No session hub callback: the link must not become a session's event connection.
+      // The replica's clock is not trusted past ours: an expiry is at most our now + TTL.
+      runTouch: (key, expires) => {
+        const row = this.store.session(key);
+        const now = this.services.clock.now();
+        const capped = Math.min(expires, now + this.options.sessionTtlMs);
+        if (row && row.expires_at > now && capped - row.expires_at >= touchGranularity(this.options.sessionTtlMs)) {
+          this.log.append({ type: 'sessions_touched', sessions: [[key, capped]] });
+        }
+      },
+      runForwarded: async (session, payload, connectionId) => {
+        const outcome = dispatch(this.services, { connectionId, session, payload });
+        return outcome instanceof OrderedReply ? outcome.reply : outcome;
+      },
+      onHigherEpoch: (epoch) => this.stepDown(`a replica dialled in with epoch ${epoch}`),
+    });
+    delete this.services.forward;
+    delete this.services.touch;
+    const peer = this.options.peer;
+    if (peer) {
+      this.fenceTimer = setInterval(() => void this.checkPeer(), FENCE_PROBE_MS);
+      this.fenceTimer.unref();
     }
+  }
+
+  /** Serves as a replica of the configured primary (none: reads only, writes PRIMARY_UNAVAILABLE). */
+  private followPrimary(): void {
+    const primary = this.options.peer;
+    if (!primary) return;
+    const link = new ReplicaLink({ secret: this.options.secret, store: this.store, log: this.log, logger: this.logger, primary });
+    this.replicaLink = link;
+    this.services.forward = (session, payload) => link.forward(session, payload);
+    this.services.touch = (key, expires) => link.touch(key, expires, touchGranularity(this.options.sessionTtlMs));
+    link.start();
+  }
+
+  private setRole(role: Role): void {
+    this.currentOptions = { ...this.currentOptions, role };
+    this.services.options = this.currentOptions;
+  }
+
+  /**
+   * Promotion (an authenticated admin action): this replica becomes the
+   * primary of a new epoch and history, recorded as a change in its log.
+   * Resolves to the answer's text.
+   */
+  async promote(): Promise<string> {
+    if (this.closing) throw new Error('the tracker is shutting down');
+    if (this.options.role === 'primary') return `already primary epoch=${this.log.epoch} history=${this.store.getMeta('history_id') ?? ''}`;
+    this.replicaLink?.stop();
+    this.replicaLink = undefined;
+    delete this.services.forward;
+    delete this.services.touch;
+    await this.log.drain();
+    const history = randomBytes(16).toString('hex');
+    const { durable } = this.log.promote(history, this.services.clock.now());
+    this.setRole('primary');
+    this.actAsPrimary();
+    await durable;
+    this.logger.warn({ epoch: this.log.epoch, history, seq: this.log.seq }, 'promoted: this tracker is now the primary');
+    return `promoted epoch=${this.log.epoch} history=${history}`;
+  }
+
+  /**
+   * Fencing: another tracker holds a higher epoch, so this one is not the
+   * primary any more. It stops taking writes at once and follows its peer
+   * (the address it had as its replica) as a replica; its own unreplicated
+   * tail is replaced by the new primary's snapshot.
+   */
+  private stepDown(reason: string): void {
+    if (this.options.role !== 'primary' || this.closing) return;
+    this.logger.error({ reason, epoch: this.log.epoch, seq: this.log.seq }, 'fenced: another tracker is primary with a higher epoch; following it as a replica');
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
+    this.fenceTimer = undefined;
+    this.sync?.close();
+    this.sync = undefined;
+    this.setRole('replica');
+    this.followPrimary();
+  }
+
+  /**
+   * Asks the peer (`--replica` of a primary) for its role and epoch; a
+   * primary of a higher epoch fences this one. The CLI runs it once before
+   * taking clients; then it runs every few seconds. An unreachable peer
+   * changes nothing: a primary runs alone while its replica is away.
+   */
+  async checkPeer(): Promise<void> {
+    const peer = this.options.peer;
+    if (this.options.role !== 'primary' || !peer) return;
+    const seen = await probePeer(peer, FENCE_PROBE_TIMEOUT_MS).catch(() => undefined);
+    if (seen && seen.role === 'primary' && seen.epoch > this.log.epoch) {
+      this.stepDown(`the tracker at ${formatHostPort(peer)} is primary with epoch ${seen.epoch}`);
+    }
+  }
+
+  /** Retention: the log keeps `--log-retention` changes, and everything the replica link may still need. */
+  private applyRetention(): void {
+    if (this.closing) return;
+    let through = this.log.seq - this.options.logRetention;
+    const needed = this.sync?.neededAfter();
+    if (needed !== undefined) through = Math.min(through, needed);
+    if (through > this.log.baseSeq) this.log.truncate(through);
   }
 
   /** Opens the database (throws StoreOpenError) and readies the tracker. */
@@ -158,6 +266,10 @@ export class Tracker {
       this.options,
       (frame, rateLimited, conn) => {
         if (!rateLimited && isSyncPayload(frame.payload)) {
+          if (isAdminPayload(frame.payload)) {
+            const answer = this.admin.handle(conn, frame);
+            return answer instanceof Promise ? new OrderedReply(answer) : answer;
+          }
           const reply = this.sync
             ? this.sync.handle(conn, frame)
             : { payload: err('FORBIDDEN', 'this tracker is a replica: it takes no tracker links') };
@@ -175,6 +287,7 @@ export class Tracker {
       this.connections.delete(connection);
       this.services.hub.remove(connection);
       this.sync?.forget(connection);
+      this.admin.forget(connection.id);
       logger.debug('connection closed');
     });
   }
@@ -195,6 +308,8 @@ export class Tracker {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.purgeTimer);
+    clearInterval(this.retentionTimer);
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
     this.replicaLink?.stop();
     // Clients first: their pending answers may still wait for the replica.
     await Promise.all([...this.connections].filter((c) => !c.isLink).map((c) => c.shutdown()));
@@ -213,7 +328,7 @@ export class Tracker {
     const link: Record<string, string | number> =
       this.options.role === 'primary'
         ? { ...(this.sync?.status() ?? { replica: 'disconnected', replica_seq: 0, replica_lag: 0, degraded: 1 }) }
-        : { primary: this.replicaLink?.connected ? 'connected' : 'disconnected' };
+        : { primary: this.replicaLink?.connected ? 'connected' : 'disconnected', link: this.replicaLink?.current.kind ?? 'none' };
     return {
       role: this.options.role,
       epoch: this.log.epoch,
@@ -221,6 +336,8 @@ export class Tracker {
       log_hash: this.log.logHash,
       ...link,
       history: this.store.getMeta('history_id') ?? '',
+      log_base: this.log.baseSeq,
+      snapshots: this.sync?.snapshotsSent ?? this.replicaLink?.snapshotsInstalled ?? 0,
       connections: this.connections.size,
     };
   }
@@ -277,4 +394,11 @@ function isSyncPayload(payload: Buffer): boolean {
   if (payload.length < 5 || payload[4] !== 0x3a) return false;
   for (let i = 0; i < 4; i++) if (((payload[i] as number) & 0xdf) !== SYNC_LETTERS[i]) return false;
   return true;
+}
+
+/** `SYNC:ADMIN` and `SYNC:PROMOTE`: admin actions, answered on either role. */
+function isAdminPayload(payload: Buffer): boolean {
+  const space = payload.indexOf(32);
+  const name = payload.subarray(0, space < 0 ? Math.min(payload.length, 16) : space).toString('latin1').toUpperCase();
+  return AdminServer.handles(name);
 }

@@ -46,7 +46,7 @@ t.test('session ids 1, 2^53+1, 2^63 and 2^64-1 round-trip through both trackers'
   }
   t.same(sessions, IDS, 'the primary hands out exactly these ids, as u64 in the frame');
 
-  const status = async (c: FrameClient): Promise<string> => (await c.text('status')).replace(/ (role|replica|primary|degraded|connections|replica_seq|replica_lag)=\S+/g, '');
+  const status = async (c: FrameClient): Promise<string> => (await c.text('status')).replace(/ (role|replica|primary|degraded|connections|replica_seq|replica_lag|link|log_base|snapshots)=\S+/g, '');
   // Poll until both report the same seq, log_hash and history (a deadline, no fixed sleep).
   const deadline = Date.now() + 10_000;
   while ((await status(p)) !== (await status(r))) {

@@ -104,7 +104,7 @@ export class Connection implements EventSink {
   }
 
   /** Sends an unasked frame on a tracker link; false when the peer is not keeping up. */
-  push(payload: string): boolean {
+  push(payload: string | Buffer): boolean {
     if (this.isClosed) return false;
     return this.stream.write(encodeFrame(0n, payload));
   }

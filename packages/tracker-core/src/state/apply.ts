@@ -42,6 +42,10 @@ function applyBody(store: Store, change: Change): DomainEvent[] {
         store.deleteSession(id);
       }
       return [];
+    case 'promoted':
+      store.setMeta('epoch', c.epoch);
+      store.setMeta('history_id', c.history);
+      return [];
     case 'requests_forgotten':
       store.forgetClientRequests(c.before);
       return [];

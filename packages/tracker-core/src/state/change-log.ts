@@ -116,6 +116,8 @@ export class ChangeLog {
   private committedHash: string;
   private lastStateCommit = Date.now();
   private stateTimer: NodeJS.Timeout | undefined;
+  /** The seq of the state file's last commit: the log must keep every row after it (a restart replays them). */
+  private stateOnDisk = 0;
   /** Set when close() begins: no change is accepted after it. */
   private closing = false;
   private closed = false;
@@ -138,6 +140,7 @@ export class ChangeLog {
       return events;
     });
     const position = this.catchUpState();
+    this.stateOnDisk = position.seq;
     this.seq = position.seq;
     this.logHash = position.hash;
     this.epoch = Number(store.getMeta('epoch') ?? 1);
@@ -181,6 +184,7 @@ export class ChangeLog {
     }
     this.seq = change.seq;
     this.logHash = hash;
+    if (change.body.type === 'promoted') this.epoch = change.body.epoch;
     // The tail moves only once the batch holds a change: a batch whose every change failed settles at once.
     this.tail = batch.done;
     this.hooks.onApplied?.(change);
@@ -259,6 +263,92 @@ export class ChangeLog {
     this.commitState();
   }
 
+  /** The position of the last committed batch: what a snapshot taken now is stamped with. */
+  get committedPosition(): LogPosition {
+    return { seq: this.committedSeq, hash: this.committedHash };
+  }
+
+  /** The first seq the log still holds a row for, minus one (0 when it reaches back to the start). */
+  get baseSeq(): number {
+    return this.logStore.base()?.seq ?? 0;
+  }
+
+  /**
+   * Starts a new epoch on this tracker (promotion): one change, carrying the
+   * new epoch and history id, so that every tracker that follows this log
+   * learns them in order.
+   */
+  promote(historyId: string, at: number): Appended {
+    const epoch = this.epoch + 1;
+    return this.applyOne({ seq: this.seq + 1, epoch, body: { type: 'promoted', epoch, history: historyId, at } });
+  }
+
+  /**
+   * A consistent image of the state at the committed position, for a replica
+   * whose log cannot be caught up by streaming. Commits the open batch first,
+   * so that the state transaction holds exactly the committed changes, and
+   * serializes through the state connection, which sees them.
+   */
+  snapshot(): { image: Buffer; position: LogPosition; epoch: number } {
+    if (this.fatal !== undefined) throw new TrackerError('INTERNAL', 'the tracker cannot store changes; it must be restarted');
+    this.flush();
+    return { image: this.store.db.serialize(), position: this.committedPosition, epoch: this.epoch };
+  }
+
+  /**
+   * Replaces the whole state with a snapshot file (already checked), stamped
+   * with its position, history and epoch, and starts the log again there.
+   * The state is swapped in one SQLite transaction; the log is reset after
+   * it, under a new generation, so that a crash between the two leaves a
+   * state whose stale log is dropped at the next start (catchUpState).
+   */
+  async installSnapshot(path: string, position: LogPosition, historyId: string, epoch: number, generation: string): Promise<void> {
+    await this.drain();
+    const db = this.store.db;
+    if (db.inTransaction) db.exec('COMMIT');
+    db.prepare('ATTACH DATABASE ? AS snap').run(path);
+    try {
+      const version = db.pragma('snap.user_version', { simple: true }) as number;
+      const ours = db.pragma('main.user_version', { simple: true }) as number;
+      if (version !== ours) throw new Error(`snapshot schema version ${version} is not this tracker's ${ours}`);
+      const tables = (sql: string): string[] => db.prepare(sql).pluck().all() as string[];
+      const mine = tables("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
+      const theirs = tables("SELECT name FROM snap.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
+      if (mine.join() !== theirs.join()) throw new Error(`snapshot tables (${theirs.join(', ')}) are not this tracker's`);
+      db.transaction(() => {
+        for (const table of mine) {
+          db.exec(`DELETE FROM main."${table}"; INSERT INTO main."${table}" SELECT * FROM snap."${table}";`);
+        }
+        this.store.setMeta('seq', position.seq);
+        this.store.setMeta('log_hash', position.hash);
+        this.store.setMeta('history_id', historyId);
+        this.store.setMeta('epoch', epoch);
+        this.store.setMeta('log_generation', generation);
+      }).immediate();
+    } finally {
+      db.exec('DETACH DATABASE snap');
+    }
+    this.logStore.resetTo(position, generation);
+    this.store.dropCaches();
+    this.hooks.onRollback?.();
+    this.seq = this.committedSeq = this.durableSeq = this.stateOnDisk = position.seq;
+    this.logHash = this.committedHash = position.hash;
+    this.epoch = epoch;
+    this.tail = this.committedTail = undefined;
+    this.lastStateCommit = Date.now();
+    db.exec('BEGIN');
+  }
+
+  /**
+   * Retention: drops log rows up to `seq`, but never one that a restart
+   * would replay (after the state file's last commit) or that is not yet
+   * committed. Only between batches. Returns the log's new base seq.
+   */
+  truncate(seq: number, limit = 50_000): number {
+    if (this.batch || this.closing) return this.baseSeq;
+    return this.logStore.truncateThrough(Math.min(seq, this.stateOnDisk, this.committedSeq), limit);
+  }
+
   /** The log rows after `seq`, for whoever ships them (the SyncQueue). */
   entriesAfter(seq: number, limit: number): Array<{ seq: number; change: string }> {
     return this.logStore.after(seq, limit);
@@ -312,6 +402,7 @@ export class ChangeLog {
     this.store.dropCaches();
     this.seq = this.committedSeq;
     this.logHash = this.committedHash;
+    this.epoch = Number(this.store.getMeta('epoch') ?? 1); // a rolled-back promotion
     this.tail = this.committedTail;
     this.log.error({ err: cause, changes: batch.changes.length }, 'commit failed; batch rolled back');
     this.hooks.onRollback?.();
@@ -344,6 +435,7 @@ export class ChangeLog {
       this.store.setMeta('seq', this.committedSeq);
       this.store.setMeta('log_hash', this.committedHash);
       this.store.db.exec('COMMIT');
+      this.stateOnDisk = this.committedSeq;
     } catch (error) {
       // The log has every change; a state file that could not be written is rebuilt from it.
       this.log.error({ err: error }, 'state commit failed; replaying the log into the state');
@@ -381,9 +473,15 @@ export class ChangeLog {
       seq: Number(this.store.getMeta('seq') ?? 0),
       hash: this.store.getMeta('log_hash') ?? GENESIS_HASH,
     };
+    const generation = this.store.getMeta('log_generation') ?? '';
     let head = this.logStore.head();
+    if (head !== undefined && this.logStore.generation() !== generation) {
+      // A snapshot was installed and the tracker stopped before it reset the log: the rows are another history's.
+      this.log.warn({ log: this.logStore.path }, 'the log predates the installed snapshot; starting it again at the state');
+      head = undefined;
+    }
     if (head === undefined) {
-      this.logStore.startAt(state);
+      this.logStore.resetTo(state, generation);
       head = state;
     }
     if (head.seq < state.seq) {

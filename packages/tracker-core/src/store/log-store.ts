@@ -60,6 +60,45 @@ export class LogStore {
     })();
   }
 
+  /**
+   * Which state this log goes with: a state installed from a snapshot gets a
+   * new generation, and a log of another generation is stale (the install
+   * stopped between the state's commit and the log's reset).
+   */
+  generation(): string {
+    return (this.s.getMeta.get('generation') as { value: string } | undefined)?.value ?? '';
+  }
+
+  /** Drops every row and starts again at a position (a snapshot was installed, or the log was stale). */
+  resetTo(position: LogPosition, generation: string): void {
+    this.db.transaction(() => {
+      this.s.deleteThrough.run(Number.MAX_SAFE_INTEGER);
+      this.setMeta('generation', generation);
+      this.setMeta('base_seq', position.seq);
+      this.setMeta('base_hash', position.hash);
+      this.setHead(position);
+    })();
+  }
+
+  /**
+   * Drops the rows up to and including `seq` (retention); the log then starts
+   * after it. At most `limit` rows at once, so one call never stalls the tracker.
+   * Returns the new base seq.
+   */
+  truncateThrough(seq: number, limit: number): number {
+    const base = this.base() ?? { seq: 0, hash: '' };
+    const upTo = Math.min(seq, base.seq + limit);
+    if (upTo <= base.seq) return base.seq;
+    const hash = this.hashAt(upTo);
+    if (hash === undefined) return base.seq;
+    this.db.transaction(() => {
+      this.s.deleteThrough.run(upTo);
+      this.setMeta('base_seq', upTo);
+      this.setMeta('base_hash', hash);
+    })();
+    return upTo;
+  }
+
   /** Appends one change with the rolling hash after it. */
   append(seq: number, epoch: number, change: string, hash: string): void {
     this.s.append.run(seq, epoch, change, hash);
@@ -101,5 +140,6 @@ function prepare(db: Db) {
     append: p('INSERT INTO sync_log (seq, epoch, change, hash) VALUES (?, ?, ?, ?)'),
     hashAt: p('SELECT hash FROM sync_log WHERE seq = ?'),
     after: p('SELECT seq, change FROM sync_log WHERE seq > ? ORDER BY seq LIMIT ?'),
+    deleteThrough: p('DELETE FROM sync_log WHERE seq <= ?'),
   };
 }

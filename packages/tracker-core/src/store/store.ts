@@ -331,3 +331,17 @@ export function openDatabase(path: string, synchronous: SqliteSynchronous, migra
     throw new StoreOpenError(path, error);
   }
 }
+
+/**
+ * Checks a received snapshot file before it is installed: a readable SQLite
+ * database that passes `PRAGMA integrity_check`. Throws with the reason.
+ */
+export function checkSnapshotFile(path: string): void {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const result = db.pragma('integrity_check', { simple: true }) as string;
+    if (result !== 'ok') throw new Error(`snapshot failed its integrity check: ${result}`);
+  } finally {
+    db.close();
+  }
+}

@@ -8,7 +8,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 export const SYNC_VERSION = '1';
 const CONTEXT = 'tracker-sync/1';
 
-export type SyncRole = 'primary' | 'replica';
+export type SyncRole = 'primary' | 'replica' | 'admin';
 
 export function newNonce(): string {
   return randomBytes(16).toString('hex');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Frame } from '@tracker-cluster/protocol';
 import { err, ok, tokenize } from '@tracker-cluster/protocol';
@@ -32,7 +33,12 @@ export interface SyncServerDeps {
   logStore: LogStore;
   log: ChangeLog;
   logger: Logger;
+  /** A replica showed a higher epoch than ours: this primary is stale and must stop acting as one. */
+  onHigherEpoch: (epoch: number) => void;
 }
+
+/** Bytes of snapshot per SYNC:SNAPCHUNK frame. */
+export const SNAPSHOT_CHUNK = 512 * 1024;
 
 /**
  * The primary's end of the SYNC: link (docs/protocol.md §6): the handshake on
@@ -54,6 +60,8 @@ export class SyncServer {
    * cleared when the replica has acknowledged everything committed.
    */
   private degraded = true;
+  /** Snapshots sent since start (a metric). */
+  snapshotsSent = 0;
 
   constructor(deps: SyncServerDeps) {
     this.deps = deps;
@@ -145,6 +153,11 @@ export class SyncServer {
     for (const w of waiting) w.resolve();
   }
 
+  /** The lowest seq the replica link may still need from the log, when one is connected (retention keeps what follows). */
+  neededAfter(): number | undefined {
+    return this.link?.neededAfter;
+  }
+
   forget(connection: Connection): void {
     this.challenges.delete(connection.id);
   }
@@ -171,8 +184,7 @@ export class SyncServer {
   private auth(connection: Connection, args: string[]): Reply {
     const challenge = this.challenges.get(connection.id);
     this.challenges.delete(connection.id);
-    // The replica's epoch (args[2]) will matter with promotion: a higher one fences this primary.
-    const [received, history, , seqText, hash] = args;
+    const [received, history, epochText, seqText, hash] = args;
     if (!challenge || args.length !== 5 || !checkProof(this.deps.secret, 'replica', challenge.mine, challenge.theirs, received as string)) {
       this.log.warn({ remote: connection.remote }, 'tracker link refused: authentication failed (wrong secret?)');
       connection.closeAfterAnswer();
@@ -180,23 +192,34 @@ export class SyncServer {
     }
     const { store, logStore, log } = this.deps;
     const ours = store.getMeta('history_id') ?? '';
-    const seq = Number(seqText);
-    const sameHistory = history === ours || seq === 0;
-    const held = Number.isSafeInteger(seq) && seq >= 0 ? logStore.hashAt(seq) : undefined;
-    if (!sameHistory || seq > log.committed || (held !== undefined && held !== hash)) {
-      this.log.warn({ remote: connection.remote, history, seq }, 'tracker link refused: the replica has diverged');
+    const theirEpoch = Number(epochText);
+    if (Number.isSafeInteger(theirEpoch) && theirEpoch > log.epoch) {
+      this.log.error({ remote: connection.remote, ours: log.epoch, theirs: theirEpoch }, 'a tracker with a higher epoch dialled in: this primary is stale');
       connection.closeAfterAnswer();
-      return {
-        payload: err('FORBIDDEN', `replica has diverged from this primary's history (history ${String(history)} seq ${seq}); resync it`),
-        session: 0n,
-      };
+      this.deps.onHigherEpoch(theirEpoch);
+      return { payload: err('FORBIDDEN', `this tracker's epoch ${log.epoch} is older than yours (${theirEpoch}): it is no longer the primary`), session: 0n };
     }
-    if (held === undefined) {
-      connection.closeAfterAnswer();
-      return { payload: err('INTERNAL', `snapshot needed: this primary's log no longer reaches back to seq ${seq}`), session: 0n };
+    const seq = Number(seqText);
+    // The replica's history is a prefix of ours when we hold its position with the same hash; then the
+    // log streams from there. Otherwise (too old for our log, or a tail we never had) it gets a snapshot.
+    const held = Number.isSafeInteger(seq) && seq >= 0 && seq <= log.committed ? logStore.hashAt(seq) : undefined;
+    let from = seq;
+    let answer: string;
+    let snapshot: Buffer | undefined;
+    if (held !== undefined && held === hash) {
+      answer = `SYNC:STREAM ${ours} ${log.epoch} ${seq + 1}`;
+    } else {
+      const snap = log.snapshot();
+      snapshot = snap.image;
+      from = snap.position.seq;
+      const digest = createHash('sha256').update(snap.image).digest('hex');
+      answer = `SYNC:SNAPSHOT ${ours} ${snap.epoch} ${from} ${snap.position.hash} ${snap.image.length} ${digest}`;
+      this.snapshotsSent++;
+      const why = held === undefined ? (seq > log.committed ? 'it is ahead of this primary' : 'the log no longer reaches back to it') : 'its history differs';
+      this.log.warn({ remote: connection.remote, history, seq, snapshotSeq: from, bytes: snap.image.length }, `sending a snapshot to the replica: ${why}`);
     }
     this.link?.close();
-    const link = new PrimaryLink(connection, log, this.log, seq, (acked) => this.onAck(acked), this.deps.runForwarded, this.deps.runTouch);
+    const link = new PrimaryLink(connection, log, this.log, from, (acked) => this.onAck(acked), this.deps.runForwarded, this.deps.runTouch, snapshot);
     this.link = link;
     connection.upgrade((frame) => link.onFrame(frame));
     void connection.closed.then(() => {
@@ -209,11 +232,12 @@ export class SyncServer {
       this.log.info({ remote: connection.remote, acked: link.ackedSeq }, 'replica link closed');
     });
     // Streaming starts once this answer has been written. A replica that is
-    // already caught up counts as having acknowledged where it stands.
+    // already caught up counts as having acknowledged where it stands; one
+    // that gets a snapshot acknowledges once it has installed it.
     setImmediate(() => link.pump());
-    this.onAck(seq);
-    this.log.info({ remote: connection.remote, from: seq + 1 }, 'replica link authenticated; streaming');
-    return { payload: ok(`SYNC:STREAM ${ours} ${log.epoch} ${seq + 1}`), session: 0n };
+    if (!snapshot) this.onAck(seq);
+    this.log.info({ remote: connection.remote, from: from + 1 }, 'replica link authenticated; streaming');
+    return { payload: ok(answer), session: 0n };
   }
 }
 
@@ -234,8 +258,10 @@ class PrimaryLink {
     private readonly acked: (seq: number) => void,
     private readonly runForwarded: ForwardRunner,
     private readonly runTouch: TouchRunner,
+    /** A snapshot to send before the changes after `replicaSeq`. */
+    private snapshot?: Buffer,
   ) {
-    this.ackedSeq = replicaSeq;
+    this.ackedSeq = snapshot ? 0 : replicaSeq;
     this.nextSeq = replicaSeq + 1;
     this.heartbeat = setInterval(() => {
       if (Date.now() - this.lastSent >= HEARTBEAT_MS) this.send(`SYNC:CHANGES ${this.nextSeq} 0`);
@@ -246,6 +272,7 @@ class PrimaryLink {
   /** Sends committed log rows from `nextSeq` until caught up or the socket is backed up. */
   pump(): void {
     if (this.closed || this.waitingForDrain) return;
+    if (this.snapshot && !this.sendSnapshot()) return;
     while (this.nextSeq <= this.log.committed) {
       const rows = this.log.entriesAfter(this.nextSeq - 1, MAX_CHANGES_PER_FRAME);
       const texts: string[] = [];
@@ -263,14 +290,41 @@ class PrimaryLink {
       const ready = this.send(`SYNC:CHANGES ${this.nextSeq} ${texts.length}\n${texts.join('\n')}`);
       this.nextSeq += texts.length;
       if (!ready) {
-        this.waitingForDrain = true;
-        this.connection.onDrain(() => {
-          this.waitingForDrain = false;
-          this.pump();
-        });
+        this.waitForDrain();
         return;
       }
     }
+  }
+
+  /** Sends the snapshot's chunks, `SYNC:SNAPCHUNK <offset>` and raw bytes; false while the socket is backed up. */
+  private sendSnapshot(): boolean {
+    const image = this.snapshot as Buffer;
+    while (this.snapshotOffset < image.length) {
+      const chunk = image.subarray(this.snapshotOffset, this.snapshotOffset + SNAPSHOT_CHUNK);
+      const ready = this.send(Buffer.concat([Buffer.from(`SYNC:SNAPCHUNK ${this.snapshotOffset}\n`), chunk]));
+      this.snapshotOffset += chunk.length;
+      if (!ready) {
+        this.waitForDrain();
+        return false;
+      }
+    }
+    this.snapshot = undefined; // sent: let it be collected
+    return true;
+  }
+
+  private snapshotOffset = 0;
+
+  private waitForDrain(): void {
+    this.waitingForDrain = true;
+    this.connection.onDrain(() => {
+      this.waitingForDrain = false;
+      this.pump();
+    });
+  }
+
+  /** The lowest seq this link may still need from the log (retention keeps the rows after it). */
+  get neededAfter(): number {
+    return Math.min(this.ackedSeq, this.nextSeq - 1);
   }
 
   onFrame(frame: Frame): void {
@@ -320,7 +374,7 @@ class PrimaryLink {
     this.connection.destroy();
   }
 
-  private send(payload: string): boolean {
+  private send(payload: string | Buffer): boolean {
     this.lastSent = Date.now();
     return this.connection.push(payload);
   }

@@ -1,3 +1,6 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -7,6 +10,7 @@ import type { Reply } from '../services.js';
 import type { ChangeLog } from '../state/change-log.js';
 import { decodeChange } from '../state/changes.js';
 import type { Store } from '../store/store.js';
+import { checkSnapshotFile } from '../store/store.js';
 import { NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
 import { HEARTBEAT_MS } from './primary-link.js';
 
@@ -15,6 +19,8 @@ export type LinkState =
   | { kind: 'idle' }
   | { kind: 'connecting'; attempt: number }
   | { kind: 'handshaking' }
+  /** Receiving and installing a snapshot (the primary's log did not reach back to ours, or ours diverged). */
+  | { kind: 'snapshot'; seq: number; bytes: number }
   | { kind: 'streaming'; since: number }
   | { kind: 'waiting'; delayMs: number; reason: string }
   | { kind: 'stopped' };
@@ -38,6 +44,20 @@ export const FORWARD_TIMEOUT_MS = 10_000;
 /** Room for the SYNC:FORWARD header inside the primary's frame limit. */
 const FORWARD_HEADER_ROOM = 64;
 const LINK_MAX_PAYLOAD = 1024 * 1024;
+
+/** A snapshot being received: where it goes, what it must add up to, and the position it is stamped with. */
+interface IncomingSnapshot {
+  path: string;
+  fd: number;
+  received: number;
+  bytes: number;
+  sha256: string;
+  hasher: Hash;
+  history: string;
+  epoch: number;
+  seq: number;
+  hash: string;
+}
 
 interface PendingForward {
   resolve: (reply: Reply) => void;
@@ -73,6 +93,11 @@ export class ReplicaLink {
   private readonly forwards = new Map<number, PendingForward>();
   /** Answered writes waiting for their change to be applied here (read-your-writes). */
   private awaiting: AwaitingApply[] = [];
+  private incoming: IncomingSnapshot | undefined;
+  /** Frames that arrived while a snapshot was being installed, handled after it. */
+  private queued: string[] | undefined;
+  /** Snapshots installed since start (a metric). */
+  snapshotsInstalled = 0;
   /** Touches sent and not yet seen come back, so a busy session sends one, not one per request. */
   private readonly touched = new Map<string, number>();
 
@@ -158,7 +183,7 @@ export class ReplicaLink {
     this.socket = socket;
     const decoder = new FrameDecoder({ maxPayload: 64 * 1024 * 1024 });
     const nonce = newNonce();
-    let step: 'hello' | 'auth' | 'stream' = 'hello';
+    let step: 'hello' | 'auth' | 'snapshot' | 'stream' = 'hello';
     socket.on('error', (error: Error) => this.fault(`connection error: ${error.message}`));
     socket.on('close', () => this.fault('connection closed'));
     socket.on('connect', () => {
@@ -177,11 +202,15 @@ export class ReplicaLink {
       this.armSilence();
       for (const frame of frames) {
         if (socket !== this.socket) return;
+        if (step === 'snapshot') {
+          step = this.onSnapshotChunk(frame.payload);
+          continue;
+        }
         const text = frame.payload.toString('utf8');
-        if (step === 'hello') step = this.onChallenge(text, nonce) ? 'auth' : step;
-        else if (step === 'auth') step = this.onStream(text) ? 'stream' : step;
-        else if (text.startsWith('SYNC:RESULT ')) this.onResult(text);
-        else this.onChanges(text);
+        if (this.queued) this.queued.push(text);
+        else if (step === 'hello') step = this.onChallenge(text, nonce) ? 'auth' : step;
+        else if (step === 'auth') step = this.onStream(text);
+        else this.onStreamMessage(text);
       }
     });
   }
@@ -199,8 +228,106 @@ export class ReplicaLink {
     return true;
   }
 
+  private onStreamMessage(text: string): void {
+    if (text.startsWith('SYNC:RESULT ')) this.onResult(text);
+    else this.onChanges(text);
+  }
+
+  /**
+   * `OK SYNC:STREAM <history_id> <epoch> <from_seq>`, or
+   * `OK SYNC:SNAPSHOT <history_id> <epoch> <seq> <log_hash> <bytes> <sha256>`
+   * and then the snapshot's chunks, before the stream from `seq + 1`.
+   */
+  private onStream(text: string): 'auth' | 'snapshot' | 'stream' {
+    const snap = /^OK SYNC:SNAPSHOT (\S+) (\d+) (\d+) ([0-9a-f]{64}) (\d+) ([0-9a-f]{64})$/.exec(text);
+    if (snap) return this.beginSnapshot(snap) ? 'snapshot' : 'auth';
+    return this.beginStream(text) ? 'stream' : 'auth';
+  }
+
+  private beginSnapshot(m: RegExpExecArray): boolean {
+    const path = `${this.deps.store.path}.snapshot`;
+    rmSync(path, { force: true });
+    const snapshot: IncomingSnapshot = {
+      path,
+      fd: openSync(path, 'w'),
+      received: 0,
+      bytes: Number(m[5]),
+      sha256: m[6] as string,
+      hasher: createHash('sha256'),
+      history: m[1] as string,
+      epoch: Number(m[2]),
+      seq: Number(m[3]),
+      hash: m[4] as string,
+    };
+    this.incoming = snapshot;
+    this.setState({ kind: 'snapshot', seq: snapshot.seq, bytes: snapshot.bytes });
+    if (snapshot.bytes === 0) return this.fault('the primary announced an empty snapshot', true);
+    return true;
+  }
+
+  /** `SYNC:SNAPCHUNK <offset>` and raw bytes, in order; the last one starts the install. */
+  private onSnapshotChunk(payload: Buffer): 'snapshot' | 'stream' {
+    const snapshot = this.incoming as IncomingSnapshot;
+    const nl = payload.indexOf(10);
+    const head = /^SYNC:SNAPCHUNK (\d+)$/.exec(payload.subarray(0, nl < 0 ? Math.min(payload.length, 64) : nl).toString('utf8'));
+    if (!head || Number(head[1]) !== snapshot.received) {
+      this.fault(`unexpected message during the snapshot transfer (at byte ${snapshot.received})`);
+      return 'snapshot';
+    }
+    const bytes = payload.subarray(nl + 1);
+    if (snapshot.received + bytes.length > snapshot.bytes) {
+      this.fault('the snapshot is longer than announced');
+      return 'snapshot';
+    }
+    writeSync(snapshot.fd, bytes);
+    snapshot.hasher.update(bytes);
+    snapshot.received += bytes.length;
+    if (snapshot.received < snapshot.bytes) return 'snapshot';
+    // Complete: everything after it (the stream from seq + 1) waits until it is installed.
+    this.queued = [];
+    void this.installSnapshot(snapshot);
+    return 'stream';
+  }
+
+  private async installSnapshot(snapshot: IncomingSnapshot): Promise<void> {
+    const socket = this.socket;
+    try {
+      closeSync(snapshot.fd);
+      this.incoming = undefined;
+      const digest = snapshot.hasher.digest('hex');
+      if (digest !== snapshot.sha256) throw new Error(`the snapshot's SHA-256 is ${digest}, not the announced ${snapshot.sha256}`);
+      checkSnapshotFile(snapshot.path);
+      const position = { seq: snapshot.seq, hash: snapshot.hash };
+      await this.deps.log.installSnapshot(snapshot.path, position, snapshot.history, snapshot.epoch, randomBytes(8).toString('hex'));
+      this.snapshotsInstalled++;
+      this.log.info({ seq: snapshot.seq, bytes: snapshot.bytes }, 'snapshot installed; streaming from there');
+    } catch (error) {
+      this.queued = undefined;
+      this.fault(`could not install the snapshot: ${(error as Error).message}`);
+      return;
+    } finally {
+      rmSync(snapshot.path, { force: true });
+    }
+    if (socket !== this.socket) return;
+    this.startStreaming();
+    this.send(`SYNC:ACK ${this.deps.log.committed}`);
+    const queued = this.queued ?? [];
+    this.queued = undefined;
+    for (const text of queued) {
+      if (socket !== this.socket) return;
+      this.onStreamMessage(text);
+    }
+  }
+
+  private startStreaming(): void {
+    this.attempt = 0;
+    this.setState({ kind: 'streaming', since: Date.now() });
+    this.heartbeat = setInterval(() => this.send(`SYNC:ACK ${this.deps.log.committed}`), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
   /** `OK SYNC:STREAM <history_id> <epoch> <from_seq>`. */
-  private onStream(text: string): boolean {
+  private beginStream(text: string): boolean {
     const m = /^OK SYNC:STREAM (\S+) (\d+) (\d+)$/.exec(text);
     if (!m) return this.fault(`primary refused the link: ${text.slice(0, 200)}`, true);
     const { store, log } = this.deps;
@@ -209,10 +336,7 @@ export class ReplicaLink {
       // An empty replica takes the primary's history (the primary checked that we are empty).
       log.adoptIdentity(history, Number(m[2]));
     }
-    this.attempt = 0;
-    this.setState({ kind: 'streaming', since: Date.now() });
-    this.heartbeat = setInterval(() => this.send(`SYNC:ACK ${this.deps.log.committed}`), HEARTBEAT_MS);
-    this.heartbeat.unref();
+    this.startStreaming();
     return true;
   }
 
@@ -335,6 +459,12 @@ export class ReplicaLink {
       pending.reject(new TrackerError('PRIMARY_UNAVAILABLE', 'the link to the primary was lost; the write may or may not have been applied'));
       this.forwards.delete(id);
     }
+    if (this.incoming) {
+      closeSync(this.incoming.fd);
+      rmSync(this.incoming.path, { force: true });
+      this.incoming = undefined;
+    }
+    this.queued = undefined;
     if (this.silence) clearTimeout(this.silence);
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.silence = undefined;
