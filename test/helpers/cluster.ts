@@ -10,6 +10,7 @@
  * removed in the test's teardown (see ./tracker.ts). Nothing sleeps: the
  * waits poll `status` against a deadline.
  */
+import { requestPromotion } from '@tracker-cluster/tracker-core';
 import { status } from './commands.js';
 import { startTracker } from './tracker.js';
 import type { RunningTracker, StartOptions, TeardownHost } from './tracker.js';
@@ -107,4 +108,12 @@ export async function waitForConvergence(primary: Endpoint, replica: Endpoint, o
   } finally {
     await Promise.all([...clients.values()].map((c) => c.close()));
   }
+}
+
+/**
+ * Promotes a tracker (the admin action of docs/protocol.md §6) the way the
+ * operator's tool does: proves the secret and asks. Resolves to the answer.
+ */
+export function promote(tracker: Endpoint, secret = CLUSTER_SECRET): Promise<string> {
+  return requestPromotion({ host: tracker.host ?? '127.0.0.1', port: tracker.port }, secret);
 }

@@ -233,4 +233,7 @@ t.test('a change with a request record round-trips through its canonical text', 
   const plain = { seq: 8, epoch: 1, body: { type: 'member_left', group: 'g', user: 'o' } as const };
   t.same(decodeChange(encodeChange(plain)), plain, 'no req field when there is none');
   t.notMatch(encodeChange(plain), /req/);
+  // A body field named like an envelope field (seq, epoch, req) would be lost: promoted carries its epoch in the envelope.
+  const promoted = { seq: 9, epoch: 2, body: { type: 'promoted', history: 'h', at: 1 } as const };
+  t.same(decodeChange(encodeChange(promoted)), promoted);
 });

@@ -66,3 +66,31 @@ t.test('session ids 1, 2^53+1, 2^63 and 2^64-1 round-trip through both trackers'
   t.same(out, { text: 'OK logged out sessions=3', session: 0n }, 'logout of 2^63 through the replica');
   t.match((await p.request('whoami', IDS[2] as bigint)).text, /^ERR AUTH_REQUIRED /, 'and it is gone on the primary too');
 });
+
+t.test('the same ids survive a snapshot: a replica too far behind the retained log', async (t) => {
+  const queue = [...IDS];
+  const entropy: Entropy = { sessionId: () => queue.shift() ?? 42n };
+  // A tiny retention, and a state committed at once, so the log is trimmed past the replica's position quickly.
+  const primary = await serve(t, { role: 'primary', dbPath: await tempDb(t, 'primary.db'), logRetention: 1 }, entropy);
+  const p = await FrameClient.connect(primary.port);
+  t.teardown(() => p.close());
+  t.equal(await p.text('create_user edge pw'), 'OK user created');
+  for (let i = 0; i < IDS.length; i++) t.equal((await p.request('login edge pw')).session, IDS[i]);
+  for (let i = 0; i < 30; i++) t.equal(await p.text(`create_group g${i}`, IDS[0]), 'OK group created');
+  const deadline = Date.now() + 10_000;
+  while (!/ log_base=([1-9]\d*)/.test(await p.text('status'))) {
+    if (Date.now() > deadline) throw new Error(`the log was not trimmed: ${await p.text('status')}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  // A new, empty replica: its seq 0 is no longer in the log, so it gets a snapshot.
+  const replica = await serve(t, { role: 'replica', dbPath: await tempDb(t, 'replica.db'), peer: { host: '127.0.0.1', port: primary.port } });
+  const r = await FrameClient.connect(replica.port);
+  t.teardown(() => r.close());
+  const seq = / seq=(\d+)/.exec(await p.text('status'))?.[1];
+  while (/ seq=(\d+)/.exec(await r.text('status'))?.[1] !== seq) {
+    if (Date.now() > deadline + 10_000) throw new Error(`no convergence: ${await r.text('status')}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  t.match(await r.text('status'), / snapshots=1\b/, 'the replica installed a snapshot');
+  for (const id of IDS) t.same(await r.request('whoami', id), { text: 'OK edge sessions=4', session: id }, `${id} on the replica after the snapshot`);
+});

@@ -43,7 +43,7 @@ function applyBody(store: Store, change: Change): DomainEvent[] {
       }
       return [];
     case 'promoted':
-      store.setMeta('epoch', c.epoch);
+      store.setMeta('epoch', change.epoch);
       store.setMeta('history_id', c.history);
       return [];
     case 'requests_forgotten':

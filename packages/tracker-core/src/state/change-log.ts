@@ -184,7 +184,7 @@ export class ChangeLog {
     }
     this.seq = change.seq;
     this.logHash = hash;
-    if (change.body.type === 'promoted') this.epoch = change.body.epoch;
+    if (change.body.type === 'promoted') this.epoch = change.epoch;
     // The tail moves only once the batch holds a change: a batch whose every change failed settles at once.
     this.tail = batch.done;
     this.hooks.onApplied?.(change);
@@ -280,7 +280,7 @@ export class ChangeLog {
    */
   promote(historyId: string, at: number): Appended {
     const epoch = this.epoch + 1;
-    return this.applyOne({ seq: this.seq + 1, epoch, body: { type: 'promoted', epoch, history: historyId, at } });
+    return this.applyOne({ seq: this.seq + 1, epoch, body: { type: 'promoted', history: historyId, at } });
   }
 
   /**

@@ -10,8 +10,8 @@ export type ChangeBody =
   | { type: 'session_closed'; session: string }
   | { type: 'sessions_touched'; sessions: Array<[session: string, expires: number]> }
   | { type: 'sessions_expired'; sessions: string[]; at: number }
-  /** A replica became the primary: a new epoch and history start with this change. */
-  | { type: 'promoted'; epoch: number; history: string; at: number }
+  /** A replica became the primary: a new history starts with this change, whose own epoch is the new one. */
+  | { type: 'promoted'; history: string; at: number }
   /** Request records older than `before` are dropped: their clients are long gone. */
   | { type: 'requests_forgotten'; before: number }
   | { type: 'group_created'; group: string; owner: string; at: number }

@@ -1,0 +1,136 @@
+/**
+ * Failover between real processes: the log's retention forcing a snapshot,
+ * promotion of the replica (the authenticated admin action), and fencing of
+ * the old primary when it comes back — it never keeps its unreplicated tail.
+ */
+import t from 'tap';
+import { promote, startCluster, waitForConvergence } from './helpers/cluster.js';
+import { expectAnswer, login, parseList, signUp, status } from './helpers/commands.js';
+import type { TeardownHost } from './helpers/tracker.js';
+import { connect, waitFor } from './helpers/wire.js';
+import type { WireClient } from './helpers/wire.js';
+
+const DEADLINE_MS = 30_000;
+
+async function open(t: TeardownHost, tracker: { port: number }): Promise<WireClient> {
+  const c = await connect(tracker.port);
+  t.teardown(() => c.close());
+  return c;
+}
+
+t.test('a replica behind the retained log gets a snapshot, then streams', async (t) => {
+  const retention = ['--log-retention', '50'];
+  const { primary, replica } = await startCluster(t, { primary: { args: retention }, replica: { args: retention } });
+  const p = await open(t, primary);
+  const alice = await signUp(p, 'alice');
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  await replica.stop();
+  for (let i = 0; i < 400; i++) await expectAnswer(p, `create_group g${i}`, 'OK group created', alice);
+  // The log drops what is past retention once the state file holds it (a state commit, then the next trim).
+  const trimmed = await waitFor(async () => {
+    const s = await status(p);
+    return Number(s['log_base']) > 100 ? s : undefined;
+  }, { timeoutMs: DEADLINE_MS, message: 'the primary to trim its log' });
+  t.ok(Number(trimmed['log_base']) > 100, `the log starts after seq ${trimmed['log_base']}`);
+
+  const back = await replica.restart();
+  const converged = await waitForConvergence(primary, back, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(converged.primary['snapshots'], '1', 'one snapshot sent');
+  t.equal(converged.replica['snapshots'], '1', 'one snapshot installed');
+  t.match(primary.stderr(), /sending a snapshot to the replica: the log no longer reaches back to it/);
+  const r = await open(t, back);
+  t.equal(parseList((await r.request('list_groups', alice)).payload).length, 400, 'every group, with the session made before');
+  for (let i = 0; i < 20; i++) await expectAnswer(p, `create_group h${i}`, 'OK group created', alice);
+  const later = await waitForConvergence(primary, back, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(later.primary['snapshots'], '1', 'the stream went on after the snapshot: no second one');
+
+  // The replica restarted again: it resumes from its own position, inside the retained log.
+  const again = await back.restart();
+  const resumed = await waitForConvergence(primary, again, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(resumed.primary['snapshots'], '1', 'a replica inside the retained log streams without a snapshot');
+});
+
+t.test('promotion needs the cluster secret', async (t) => {
+  const { replica } = await startCluster(t);
+  t.match(await promote(replica, 'not-the-secret'), /^ERR FORBIDDEN /);
+  t.match(replica.stderr(), /admin action refused: authentication failed/);
+  const r = await open(t, replica);
+  t.equal((await status(r))['role'], 'replica', 'still a replica');
+  t.match((await r.request('SYNC:PROMOTE 00')).payload, /^ERR FORBIDDEN /, 'no proof without a challenge');
+});
+
+t.test('kill the primary, promote the replica: sessions, reads and writes carry on there', async (t) => {
+  const { primary, replica } = await startCluster(t);
+  const p = await open(t, primary);
+  const alice = await signUp(p, 'alice');
+  await expectAnswer(p, 'create_group team', 'OK group created', alice);
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  await primary.kill9();
+
+  const r = await open(t, replica);
+  t.match((await r.request('create_group other', alice)).payload, /^ERR PRIMARY_UNAVAILABLE /, 'before promotion, writes wait for a primary');
+  const answer = await promote(replica);
+  t.match(answer, /^OK promoted epoch=2 history=[0-9a-f]{32}$/);
+  t.match(await promote(replica), /^OK already primary epoch=2 /, 'promoting again changes nothing');
+  const s = await status(r);
+  t.equal(s['role'], 'primary');
+  t.equal(s['epoch'], '2');
+  t.equal((await r.request('whoami', alice)).payload, 'OK alice sessions=1', 'the session made at the old primary');
+  await expectAnswer(r, 'create_group other', 'OK group created', alice);
+  t.same(parseList((await r.request('list_groups', alice)).payload), ['other owner=alice members=1', 'team owner=alice members=1']);
+});
+
+t.test('the old primary comes back, is fenced, drops its unreplicated tail and follows the new primary', async (t) => {
+  // async mode: the primary answers writes the replica never saw (the tail fencing must drop).
+  const { primary, replica } = await startCluster(t, { primary: { args: ['--sync-mode', 'async'] } });
+  const p = await open(t, primary);
+  const alice = await signUp(p, 'alice');
+  await expectAnswer(p, 'create_group kept', 'OK group created', alice);
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  await replica.stop();
+  await expectAnswer(p, 'create_group tail', 'OK group created', alice);
+  await p.close();
+  await primary.kill9();
+
+  // The replica comes back with its primary gone, and is promoted.
+  const promoted = await replica.restart();
+  t.match(await promote(promoted), /^OK promoted epoch=2 /);
+  const n = await open(t, promoted);
+  await expectAnswer(n, 'create_group after', 'OK group created', alice);
+
+  // The old primary restarts, told where its peer is: it finds a primary of a higher epoch.
+  const old = await primary.restart(['--replica', promoted.address]);
+  t.match(old.description, /^role=replica /, 'it does not start as a primary');
+  t.match(old.stderr(), /fenced: another tracker is primary with a higher epoch/);
+  const converged = await waitForConvergence(promoted, old, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(converged.replica['role'], 'replica');
+  t.equal(converged.replica['epoch'], '2');
+  t.equal(converged.primary['snapshots'], '1', 'its diverged log was replaced by a snapshot');
+  const o = await open(t, old);
+  t.same(
+    parseList((await o.request('list_groups', alice)).payload),
+    ['after owner=alice members=1', 'kept owner=alice members=1'],
+    'the unreplicated "tail" group is gone; the new primary\'s write is there',
+  );
+  t.equal((await o.request('whoami', alice)).payload, 'OK alice sessions=1');
+  await expectAnswer(o, 'create_group via_old', 'OK group created', alice);
+  t.equal((await status(n))['seq'], (await status(o))['seq'], 'its writes are forwarded to the new primary');
+});
+
+t.test('a live old primary that learns of a promotion steps down by itself', async (t) => {
+  const { primary, replica } = await startCluster(t);
+  // Tell the primary where its peer is, as npm start and the classic form do; same port, so the replica finds it again.
+  const live = await primary.restart(['--replica', replica.address, '--port', String(primary.port)]);
+  await waitForConvergence(live, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  const p = await open(t, live);
+  const alice = await signUp(p, 'alice');
+  await waitForConvergence(live, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  t.match(await promote(replica), /^OK promoted epoch=2 /);
+  // Its probe of the peer sees a primary of epoch 2 within a few seconds.
+  await waitFor(async () => ((await status(p))['role'] === 'replica' ? true : undefined), { timeoutMs: DEADLINE_MS, message: 'the old primary to step down' });
+  const converged = await waitForConvergence(replica, live, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(converged.replica['epoch'], '2');
+  t.equal((await p.request('whoami', alice)).payload, 'OK alice sessions=1');
+  const again = await login(p, 'alice', 'alice-pw');
+  t.ok(again > 0n, 'a login through the fenced tracker is forwarded to the new primary');
+});
