@@ -136,6 +136,12 @@ export class SyncServer {
     };
   }
 
+  /** The SyncQueue for metrics: committed changes not yet sent to the replica, and writers waiting for its ack. */
+  queueDepth(): { unsent: number; waiting: number } {
+    const sent = this.link ? this.link.sentSeq : this.lastAcked;
+    return { unsent: Math.max(0, this.deps.log.committed - sent), waiting: this.waiters.length };
+  }
+
   /** Stops waiting for the replica: every waiting writer is answered now. */
   private degrade(reason: string): void {
     if (!this.degraded) this.log.warn({ reason }, 'degraded: answering writes without the replica (semi-sync suspended)');
@@ -221,6 +227,10 @@ export class SyncServer {
 class PrimaryLink {
   ackedSeq: number;
   private nextSeq: number;
+  /** The last seq sent on this link (metrics: the SyncQueue's depth). */
+  get sentSeq(): number {
+    return this.nextSeq - 1;
+  }
   private waitingForDrain = false;
   private closed = false;
   private lastSent = Date.now();

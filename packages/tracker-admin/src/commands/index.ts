@@ -1,0 +1,8 @@
+import { backup } from './backup.js';
+import type { AdminCommand } from './command.js';
+import { health } from './health.js';
+import { restore } from './restore.js';
+import { verify } from './verify.js';
+
+/** Every subcommand, in `--help` order. A new one is a new file here and one line in this list. */
+export const COMMANDS: readonly AdminCommand[] = [backup, restore, verify, health];
