@@ -4,7 +4,7 @@
  * the old primary when it comes back — it never keeps its unreplicated tail.
  */
 import t from 'tap';
-import { promote, startCluster, waitForConvergence } from './helpers/cluster.js';
+import { promote, promoteWithCode, startCluster, waitForConvergence } from './helpers/cluster.js';
 import { expectAnswer, login, parseList, signUp, status } from './helpers/commands.js';
 import type { TeardownHost } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
@@ -52,7 +52,9 @@ t.test('a replica behind the retained log gets a snapshot, then streams', async 
 
 t.test('promotion needs the cluster secret', async (t) => {
   const { replica } = await startCluster(t);
-  t.match(await promote(replica, 'not-the-secret'), /^ERR FORBIDDEN /);
+  const refused = await promoteWithCode(replica, 'not-the-secret');
+  t.match(refused.answer, /^ERR FORBIDDEN /);
+  t.equal(refused.code, 1, 'tracker-admin promote exits 1 when refused');
   t.match(replica.stderr(), /admin action refused: authentication failed/);
   const r = await open(t, replica);
   t.equal((await status(r))['role'], 'replica', 'still a replica');

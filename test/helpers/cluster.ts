@@ -10,9 +10,9 @@
  * removed in the test's teardown (see ./tracker.ts). Nothing sleeps: the
  * waits poll `status` against a deadline.
  */
-import { requestPromotion } from '@tracker-cluster/tracker-core';
+import { execFile } from 'node:child_process';
 import { status } from './commands.js';
-import { startTracker } from './tracker.js';
+import { ADMIN_BIN, childEnv, startTracker } from './tracker.js';
 import type { RunningTracker, StartOptions, TeardownHost } from './tracker.js';
 import { connect, waitFor } from './wire.js';
 import type { WireClient } from './wire.js';
@@ -111,9 +111,20 @@ export async function waitForConvergence(primary: Endpoint, replica: Endpoint, o
 }
 
 /**
- * Promotes a tracker (the admin action of docs/protocol.md §6) the way the
- * operator's tool does: proves the secret and asks. Resolves to the answer.
+ * Promotes a tracker with the operator's tool, `tracker-admin promote`
+ * (the secret through TRACKER_SECRET, as an operator would). Resolves to the
+ * tracker's answer (`OK promoted ...`, `ERR FORBIDDEN ...`) and the exit code.
  */
 export function promote(tracker: Endpoint, secret = CLUSTER_SECRET): Promise<string> {
-  return requestPromotion({ host: tracker.host ?? '127.0.0.1', port: tracker.port }, secret);
+  return promoteWithCode(tracker, secret).then((r) => r.answer);
+}
+
+export function promoteWithCode(tracker: Endpoint, secret = CLUSTER_SECRET): Promise<{ answer: string; code: number | null }> {
+  const address = `${tracker.host ?? '127.0.0.1'}:${tracker.port}`;
+  return new Promise((resolve) => {
+    execFile(process.execPath, [ADMIN_BIN, 'promote', '--tracker', address], { env: childEnv({ TRACKER_SECRET: secret }), timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+      resolve({ answer: `${stdout}${stderr}`.trim().replace(`${address}: `, ''), code });
+    });
+  });
 }

@@ -24,6 +24,8 @@ export const BINS = {
   primary: path.join(ROOT, 'packages/tracker-primary/bin/tracker-primary.js'),
   replica: path.join(ROOT, 'packages/tracker-replica/bin/tracker-replica.js'),
 } as const;
+/** The operator's tool (tracker-admin), run as a process in tests. */
+export const ADMIN_BIN = path.join(ROOT, 'packages/tracker-admin/bin/tracker-admin.js');
 export type TrackerRole = keyof typeof BINS;
 
 /** The part of a tap `Test` the helpers need (any tap `t` fits). */
@@ -63,6 +65,8 @@ export interface RunningTracker {
   /** The whole ready line, and the part in parentheses (`role=primary epoch=1 seq=0`). */
   readyLine: string;
   description: string;
+  /** `http://HOST:PORT` of the admin listener when it runs (`--admin-port`; the ready line's `admin=`). */
+  adminUrl: string | undefined;
   dbPath: string;
   dir: string;
   proc: ChildProcess;
@@ -206,6 +210,7 @@ async function launch(opts: StartOptions, dir: string, group: Spawned[]): Promis
   const [readyLine, , hostText, portText, description] = match as unknown as [string, string, string, string, string];
   const host = hostText.replace(/^\[(.*)\]$/, '$1');
   const port = Number(portText);
+  const admin = /\badmin=(\S+)/.exec(description)?.[1];
   const stop = async (signal: NodeJS.Signals = 'SIGTERM', stopTimeoutMs = 20_000): Promise<ExitStatus> => {
     if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill(signal);
     const status = await within(child.exited, stopTimeoutMs);
@@ -219,6 +224,7 @@ async function launch(opts: StartOptions, dir: string, group: Spawned[]): Promis
     address: `${hostText}:${port}`,
     readyLine,
     description,
+    adminUrl: admin ? `http://${admin}` : undefined,
     dbPath,
     dir,
     proc: child.proc,

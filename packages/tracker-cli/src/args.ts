@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import {
@@ -14,9 +15,10 @@ import type { HostPort, OptionsInput, Role, TrackerOptions } from '@tracker-clus
 /**
  * Command-line parsing shared by `tracker-primary` and `tracker-replica`.
  *
- * Pure: takes the arguments and the environment, returns either what to run
- * or the text to print (`--help`, `--version`), or throws `UsageError`.
- * Nothing here opens files, sockets or loggers.
+ * Takes the arguments and the environment, returns either what to run or
+ * the text to print (`--help`, `--version`), or throws `UsageError`. The only
+ * I/O is reading the `--config` file, through a function that can be passed in;
+ * nothing here opens databases, sockets or loggers.
  */
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -32,10 +34,14 @@ export interface CliConfig {
   /** Where to listen for clients (port 0 = ephemeral). */
   listen: HostPort;
   options: TrackerOptions;
+  /** The HTTP admin listener (`/metrics`, `/healthz`, `/readyz`); undefined unless `--admin-port` is set. */
+  admin: HostPort | undefined;
+  /** The `--config` file that was read, if any. */
+  configFile: string | undefined;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** `default` means no secret was configured and DEVELOPMENT_SECRET is in use. */
-  secretSource: 'option' | 'env' | 'default';
+  secretSource: 'option' | 'env' | 'config' | 'default';
   /** `TRACKER_*` variables that name no option: ignored, reported as a warning. */
   unknownEnv: string[];
 }
@@ -65,9 +71,12 @@ export function programName(role: Role): string {
 }
 
 interface OptionSpec {
+  /** One line for `--help`. */
   describe: string;
   group: string;
   default?: string;
+  /** The meaning in the operator's options table (docs/operations.md), when longer than `describe`. */
+  doc?: string;
 }
 
 const NETWORK = 'Network:';
@@ -75,26 +84,55 @@ const REPLICATION = 'Replication:';
 const STORAGE = 'Storage and security:';
 const LIMITS = 'Limits (durations: 500ms, 30s, 10m, 24h, 7d; a bare number is milliseconds):';
 const LOGGING = 'Logging:';
+const ADMIN = 'Admin and configuration:';
+
+/** The admin listener's address when only `--admin-port` is given: loopback, so metrics are not public by accident. */
+export const DEFAULT_ADMIN_HOST = '127.0.0.1';
 
 function optionSpecs(role: Role): Record<string, OptionSpec> {
   const peerOption = role === 'primary' ? 'replica' : 'primary';
   return {
-    host: { group: NETWORK, describe: 'address to listen on for clients', default: '127.0.0.1' },
+    host: { group: NETWORK, describe: 'address to listen on for clients', default: '127.0.0.1', doc: 'address to listen on for clients (`0.0.0.0` for all)' },
     port: {
       group: NETWORK,
       describe: 'port to listen on for clients (0 = any free port)',
       default: String(role === 'primary' ? DEFAULT_PRIMARY_PORT : DEFAULT_REPLICA_PORT),
+      doc: 'port for clients (and for the replica\'s `SYNC:` link, on the primary); `0` picks a free port',
     },
     [peerOption]: {
       group: REPLICATION,
       describe: role === 'primary' ? 'the replica tracker, HOST:PORT' : 'the primary tracker, HOST:PORT',
+      doc:
+        role === 'primary'
+          ? "the replica's `HOST:PORT`: the replica dials the primary, and the primary asks this address for its role and epoch (fencing: a primary of a higher epoch there makes this one step down)"
+          : "the primary's `HOST:PORT`, which the replica follows over the `SYNC:` link",
     },
-    'sync-mode': { group: REPLICATION, describe: 'semi-sync (answer writes after the replica acked or a timeout) or async', default: 'semi-sync' },
-    'sync-timeout-ms': { group: REPLICATION, describe: 'semi-sync: longest wait for the replica (ms)', default: '1000' },
-    db: { group: STORAGE, describe: 'SQLite database file', default: `tracker-${role}.db` },
-    'log-retention': { group: REPLICATION, describe: 'changes the log keeps behind its head; a replica further behind gets a snapshot', default: '100000' },
-    'db-synchronous': { group: STORAGE, describe: 'SQLite synchronous pragma: FULL, NORMAL or EXTRA', default: 'FULL' },
-    secret: { group: STORAGE, describe: 'cluster secret shared by both trackers (prefer TRACKER_SECRET)', default: 'an insecure development secret' },
+    'sync-mode': {
+      group: REPLICATION,
+      describe: 'semi-sync (answer writes after the replica acked or a timeout) or async',
+      default: 'semi-sync',
+      doc: '`semi-sync`: answer a write once the replica acknowledged it (or after the timeout, then degraded); `async`: after the local commit',
+    },
+    'sync-timeout-ms': { group: REPLICATION, describe: 'semi-sync: longest wait for the replica (ms)', default: '1000', doc: 'semi-sync: longest wait for the replica\'s acknowledgement before going degraded' },
+    'log-retention': {
+      group: REPLICATION,
+      describe: 'changes the log keeps behind its head; a replica further behind gets a snapshot',
+      default: '100000',
+      doc: 'changes the change log keeps behind its head (and always what the state file and a connected replica still need); a replica further behind is sent a snapshot',
+    },
+    db: { group: STORAGE, describe: 'SQLite database file', default: `tracker-${role}.db`, doc: 'SQLite state file (created if missing); the change log is `<db>-log` beside it' },
+    'db-synchronous': {
+      group: STORAGE,
+      describe: 'SQLite synchronous pragma: FULL, NORMAL or EXTRA',
+      default: 'FULL',
+      doc: 'SQLite `synchronous` of the change log: `FULL` (an answered write survives power loss), `NORMAL`, `EXTRA`; the state file always uses `NORMAL`, as it is rebuilt from the log',
+    },
+    secret: {
+      group: STORAGE,
+      describe: 'cluster secret shared by both trackers (prefer TRACKER_SECRET)',
+      default: 'an insecure development secret',
+      doc: 'cluster secret of the `SYNC:` link, the same on both trackers; prefer `TRACKER_SECRET`; never logged',
+    },
     'scrypt-cost': { group: STORAGE, describe: 'scrypt N for new password hashes (a power of two)', default: '16384' },
     'max-frame': { group: LIMITS, describe: 'largest frame payload accepted (bytes)', default: '1048576' },
     'frame-timeout': { group: LIMITS, describe: 'a started frame must complete within this', default: '30s' },
@@ -106,10 +144,76 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
     'login-window': { group: LIMITS, describe: 'window of --max-login-failures', default: '1m' },
     'session-ttl': { group: LIMITS, describe: 'sessions idle this long expire', default: '24h' },
     'session-purge-interval': { group: LIMITS, describe: 'how often expired sessions are purged', default: '1m' },
-    'max-shares-per-user': { group: LIMITS, describe: 'files one user may share', default: '1000' },
-    'log-level': { group: LOGGING, describe: LOG_LEVELS.join(', '), default: 'info' },
-    'log-format': { group: LOGGING, describe: 'auto (pretty on a terminal, else JSON), json or pretty', default: 'auto' },
+    'max-shares-per-user': { group: LIMITS, describe: 'files one user may share', default: '1000', doc: 'files one user may share at once (shares held by live sessions)' },
+    'log-level': { group: LOGGING, describe: LOG_LEVELS.join(', '), default: 'info', doc: '`fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`' },
+    'log-format': { group: LOGGING, describe: 'auto (pretty on a terminal, else JSON), json or pretty', default: 'auto', doc: '`auto` (pretty on a terminal, else JSON lines), `json`, `pretty`' },
+    'admin-port': {
+      group: ADMIN,
+      describe: 'HTTP admin port for /metrics, /healthz, /readyz (0 = any free port; off unless set)',
+      doc: 'HTTP admin listener: `/metrics` (Prometheus), `/healthz`, `/readyz`; off unless set; `0` picks a free port (the ready line shows it as `admin=HOST:PORT`)',
+    },
+    'admin-host': {
+      group: ADMIN,
+      describe: 'address of the admin listener',
+      default: DEFAULT_ADMIN_HOST,
+      doc: 'address of the admin listener; loopback by default, `0.0.0.0` in a container so Prometheus can reach it',
+    },
+    config: {
+      group: ADMIN,
+      describe: 'JSON file of options ({"port": 7001, ...}); flags and TRACKER_* variables win over it',
+      doc: 'JSON file whose keys are option names (`{"port": 7001, "db": "/data/primary.db"}`); a flag, then a `TRACKER_*` variable, wins over it; an unknown key is an error',
+    },
   };
+}
+
+/** One row of the operator's options table: every option of either tracker. */
+export interface OptionRow {
+  flag: string;
+  env: string;
+  default: string;
+  /** `both`, `primary` or `replica`. */
+  roles: 'both' | Role;
+  meaning: string;
+}
+
+/** Every option of both trackers, in `--help` order, for the table in docs/operations.md. */
+export function optionRows(): OptionRow[] {
+  const primary = optionSpecs('primary');
+  const replica = optionSpecs('replica');
+  const names = [...new Set([...Object.keys(primary), ...Object.keys(replica)])];
+  // Role-specific options sit where the other role has its own (the peer address).
+  names.sort((a, b) => order(a) - order(b));
+  function order(name: string): number {
+    const i = Object.keys(primary).indexOf(name);
+    return i >= 0 ? i : Object.keys(replica).indexOf(name) + 0.5;
+  }
+  return names.map((name) => {
+    const p = primary[name];
+    const r = replica[name];
+    const spec = (p ?? r) as OptionSpec;
+    let def = '—';
+    if (p?.default !== undefined && r?.default !== undefined && p.default !== r.default) {
+      def = `\`${p.default}\` (replica \`${r.default}\`)`;
+    } else if (spec.default !== undefined) {
+      def = spec.default.includes(' ') ? spec.default : `\`${spec.default}\``;
+    }
+    return {
+      flag: `--${name}`,
+      env: envName(name),
+      default: def,
+      roles: p && r ? 'both' : p ? 'primary' : 'replica',
+      meaning: spec.doc ?? spec.describe,
+    };
+  });
+}
+
+/** The options table as Markdown (what `npm run docs:options` writes into docs/operations.md). */
+export function optionsMarkdown(): string {
+  const lines = ['| flag | environment variable | default | tracker | meaning |', '|---|---|---|---|---|'];
+  for (const row of optionRows()) {
+    lines.push(`| \`${row.flag}\` | \`${row.env}\` | ${row.default} | ${row.roles} | ${row.meaning.replace(/\|/g, '\\|')} |`);
+  }
+  return lines.join('\n') + '\n';
 }
 
 /** The names of every option the role accepts (without the leading dashes). */
@@ -128,6 +232,7 @@ export function parseTrackerArgs(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>> = {},
   version = '0.0.0',
+  readConfig: (file: string) => string = (file) => readFileSync(file, 'utf8'),
 ): ParsedArgs {
   const program = programName(role);
   const specs = optionSpecs(role);
@@ -151,7 +256,8 @@ export function parseTrackerArgs(
     .help()
     .epilogue(
       `Every option can also be set by an environment variable TRACKER_<OPTION>, ` +
-        `e.g. TRACKER_SECRET or TRACKER_SYNC_TIMEOUT_MS; a command-line flag wins over it.`,
+        `e.g. TRACKER_SECRET or TRACKER_SYNC_TIMEOUT_MS, or in the --config file; ` +
+        `a command-line flag wins over the variable, and the variable over the file.`,
     )
     .wrap(null);
   for (const [name, spec] of Object.entries(specs)) {
@@ -172,8 +278,8 @@ export function parseTrackerArgs(
   if (failure) throw new UsageError(failure.message);
   if (parsed['help'] === true || parsed['version'] === true) return { kind: 'exit', output };
 
-  /** A flag's or variable's text, with the name to use in messages. */
-  const read = (name: string): { text: string; label: string; source: 'option' | 'env' } | undefined => {
+  /** A flag's, variable's or config file's text (first found, in that order), with the name to use in messages. */
+  const fromArgs = (name: string): { text: string; label: string; source: 'option' | 'env' } | undefined => {
     const value = parsed[name];
     if (value !== undefined) {
       if (typeof value !== 'string') throw new UsageError(`--${name} needs a value`);
@@ -182,6 +288,16 @@ export function parseTrackerArgs(
     const variable = envName(name);
     const fromEnv = env[variable];
     if (fromEnv !== undefined) return { text: fromEnv, label: variable, source: 'env' };
+    return undefined;
+  };
+  const configSource = fromArgs('config');
+  const configFile = configSource?.text.trim() || undefined;
+  const fileOptions = configFile ? loadConfigFile(configFile, specs, readConfig) : {};
+  const read = (name: string): { text: string; label: string; source: 'option' | 'env' | 'config' } | undefined => {
+    const found = fromArgs(name);
+    if (found) return found;
+    const fromFile = fileOptions[name];
+    if (fromFile !== undefined) return { text: fromFile, label: `${configFile}: "${name}"`, source: 'config' };
     return undefined;
   };
   const text = (name: string): string | undefined => read(name)?.text;
@@ -286,6 +402,16 @@ export function parseTrackerArgs(
     throw err;
   }
 
+  let admin: HostPort | undefined;
+  const adminPort = read('admin-port');
+  if (adminPort) {
+    const adminHost = read('admin-host');
+    admin = {
+      host: adminHost ? nonEmpty(adminHost.label, adminHost.text.trim()) : DEFAULT_ADMIN_HOST,
+      port: portNumber(adminPort.label, adminPort.text),
+    };
+  }
+
   const known = new Set(Object.keys(specs).map(envName));
   const unknownEnv = Object.keys(env)
     .filter((k) => k.startsWith(ENV_PREFIX) && !known.has(k))
@@ -298,12 +424,50 @@ export function parseTrackerArgs(
       program,
       listen,
       options,
+      admin,
+      configFile,
       logLevel: choice('log-level', LOG_LEVELS, 'info'),
       logFormat: choice('log-format', LOG_FORMATS, 'auto'),
       secretSource: secret ? secret.source : 'default',
       unknownEnv,
     },
   };
+}
+
+/**
+ * Reads a `--config` file: one JSON object whose keys are option names (as
+ * on the command line, without dashes) and whose values are strings, numbers
+ * or booleans. An unknown key, or a file that is not such an object, is a
+ * usage error, so that a typo never silently falls back to a default.
+ */
+function loadConfigFile(file: string, specs: Record<string, OptionSpec>, readConfig: (file: string) => string): Record<string, string> {
+  let text: string;
+  try {
+    text = readConfig(file);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`cannot read config file ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new UsageError(`config file ${file} must hold one JSON object of options, e.g. {"port": 7001}`);
+  }
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+    if (key === 'config' || !Object.hasOwn(specs, key)) {
+      const known = Object.keys(specs).filter((k) => k !== 'config');
+      throw new UsageError(`config file ${file}: unknown option "${key}" (known: ${known.join(', ')})`);
+    }
+    if (typeof value === 'string') out[key] = value;
+    else if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean') out[key] = String(value);
+    else throw new UsageError(`config file ${file}: "${key}" must be a string or a number`);
+  }
+  return out;
 }
 
 function nonEmpty(label: string, value: string): string {
@@ -326,6 +490,8 @@ export function describeOptions(config: CliConfig): Record<string, unknown> {
     ...rest,
     secretFrom: config.secretSource === 'default' ? 'development default' : config.secretSource,
     listen: `${config.listen.host}:${config.listen.port}`,
+    admin: config.admin ? `${config.admin.host}:${config.admin.port}` : 'off',
+    ...(config.configFile ? { configFile: config.configFile } : {}),
   };
 }
 

@@ -8,6 +8,8 @@ import type { Role } from '@tracker-cluster/tracker-core';
 import { describeOptions, parseTrackerArgs, programName, UsageError, usesDevelopmentSecret } from './args.js';
 import type { CliConfig } from './args.js';
 import { createLogger } from './logger.js';
+import { createTrackerMetrics, startAdminServer } from './admin.js';
+import type { AdminServer } from './admin.js';
 
 /** Exit codes of a tracker process. */
 export const EXIT_OK = 0;
@@ -62,8 +64,9 @@ async function serve(role: Role, argv: string[]): Promise<number> {
   };
 
   let config: CliConfig;
+  const version = packageVersion();
   try {
-    const parsed = parseTrackerArgs(role, argv, process.env, packageVersion());
+    const parsed = parseTrackerArgs(role, argv, process.env, version);
     if (parsed.kind === 'exit') {
       process.stdout.write(parsed.output.endsWith('\n') ? parsed.output : `${parsed.output}\n`);
       return EXIT_OK;
@@ -112,9 +115,11 @@ async function serve(role: Role, argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
+  const metrics = config.admin ? createTrackerMetrics(role, version) : undefined;
   let tracker: Tracker;
   try {
     tracker = Tracker.open(config.options, logger, {
+      ...(metrics ? { observer: metrics.observer } : {}),
       // Fail-stop: a tracker that can no longer store changes must not linger;
       // its clients go to the other tracker. Everything answered is in the log.
       onFatal: (err) => {
@@ -140,6 +145,34 @@ async function serve(role: Role, argv: string[]): Promise<number> {
   await tracker.checkPeer();
 
   let stopping = false;
+  let listening = false;
+  let admin: AdminServer | undefined;
+  if (config.admin && metrics) {
+    metrics.attach(tracker);
+    const adminWhere = formatAddress(config.admin.host, config.admin.port);
+    try {
+      admin = await startAdminServer({
+        host: config.admin.host,
+        port: config.admin.port,
+        metrics,
+        logger: logger.child({ component: 'admin' }),
+        readiness: () => {
+          if (stopping) return { ready: false, reason: 'stopping' };
+          if (!listening) return { ready: false, reason: 'starting' };
+          return tracker.readiness();
+        },
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const reason = (e.code && LISTEN_ERRORS[e.code]) ?? e.message;
+      logger.fatal({ err, admin: adminWhere }, 'cannot listen (admin)');
+      fail(`cannot listen on ${adminWhere} (--admin-port): ${reason}`);
+      await closeTracker(tracker, logger);
+      return EXIT_FAILURE;
+    }
+    logger.info({ address: formatAddress(admin.address.host, admin.address.port) }, 'admin listener: /metrics /healthz /readyz');
+  }
+
   // allowHalfOpen: a client may send its requests and shut down its side; it still gets every answer.
   const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     if (stopping) {
@@ -163,6 +196,7 @@ async function serve(role: Role, argv: string[]): Promise<number> {
     const reason = (e.code && LISTEN_ERRORS[e.code]) ?? e.message;
     logger.fatal({ err, listen: where }, 'cannot listen');
     fail(`cannot listen on ${where}: ${reason}`);
+    await admin?.close();
     await closeTracker(tracker, logger);
     return EXIT_FAILURE;
   }
@@ -174,12 +208,16 @@ async function serve(role: Role, argv: string[]): Promise<number> {
   const address = server.address() as AddressInfo;
   const actual = formatAddress(address.address, address.port);
   logger.info({ address: actual }, 'listening');
-  if (!signalled) process.stdout.write(`${program} ready on ${actual} (${tracker.describe()})\n`);
+  listening = true;
+  // The admin address goes inside the parentheses, so that readers of `ready on HOST:PORT (…)` need no change.
+  const adminPart = admin ? ` admin=${formatAddress(admin.address.host, admin.address.port)}` : '';
+  if (!signalled) process.stdout.write(`${program} ready on ${actual} (${tracker.describe()}${adminPart})\n`);
 
   await stopRequested;
   stopping = true;
   server.close();
   const ok = await closeTracker(tracker, logger);
+  await admin?.close();
   logger.info('stopped');
   return ok ? EXIT_OK : EXIT_FAILURE;
 }

@@ -146,3 +146,54 @@ t.test('--help and --version give output to print', async (t) => {
   const version = parseTrackerArgs('primary', ['--version'], {}, '1.2.3');
   t.same(version, { kind: 'exit', output: '1.2.3' });
 });
+
+t.test('--config: a JSON file of options; flag > TRACKER_* > file > default', async (t) => {
+  const files: Record<string, string> = {
+    'tracker.json': JSON.stringify({ port: 7101, 'idle-timeout': '5m', secret: 'from-file', 'admin-port': 9101, 'log-level': 'warn', db: '/data/p.db' }),
+    'bad-key.json': JSON.stringify({ port: 1, prot: 2 }),
+    'nested.json': JSON.stringify({ config: 'other.json' }),
+    'array.json': '[1, 2]',
+    'broken.json': '{ "port": ',
+    'object-value.json': JSON.stringify({ port: { n: 1 } }),
+  };
+  const read = (file: string): string => {
+    const text = files[file];
+    if (text === undefined) throw Object.assign(new Error(`ENOENT: ${file}`), { code: 'ENOENT' });
+    return text;
+  };
+  const parse = (argv: string[], env: Record<string, string> = {}): CliConfig => {
+    const parsed = parseTrackerArgs('primary', argv, env, '1.2.3', read);
+    if (parsed.kind !== 'run') throw new Error('expected a run');
+    return parsed.config;
+  };
+
+  const c = parse(['--config', 'tracker.json']);
+  t.equal(c.configFile, 'tracker.json');
+  t.equal(c.listen.port, 7101);
+  t.equal(c.options.idleTimeoutMs, 300_000);
+  t.equal(c.options.secret, 'from-file');
+  t.equal(c.secretSource, 'config');
+  t.same(c.admin, { host: '127.0.0.1', port: 9101 }, 'admin on loopback unless --admin-host says otherwise');
+  t.equal(c.logLevel, 'warn');
+  t.equal(c.options.dbPath, '/data/p.db');
+
+  const e = parse(['--config', 'tracker.json', '--port', '7201'], { TRACKER_PORT: '7301', TRACKER_IDLE_TIMEOUT: '1m', TRACKER_ADMIN_HOST: '0.0.0.0' });
+  t.equal(e.listen.port, 7201, 'the flag wins');
+  t.equal(e.options.idleTimeoutMs, 60_000, 'the variable wins over the file');
+  t.same(e.admin, { host: '0.0.0.0', port: 9101 });
+  t.equal(parse([], { TRACKER_CONFIG: 'tracker.json' }).listen.port, 7101, 'TRACKER_CONFIG names the file too');
+  t.equal(parse([]).configFile, undefined);
+  t.equal(parse([]).admin, undefined, 'no admin listener by default');
+
+  const refuse = (file: string, message: RegExp): void => {
+    t.throws(() => parse(['--config', file]), { name: 'UsageError', message }, file);
+  };
+  refuse('bad-key.json', /config file bad-key\.json: unknown option "prot" \(known: host, port, /);
+  refuse('nested.json', /unknown option "config"/);
+  refuse('array.json', /must hold one JSON object/);
+  refuse('broken.json', /is not valid JSON/);
+  refuse('object-value.json', /"port" must be a string or a number/);
+  refuse('missing.json', /cannot read config file missing\.json: no such file/);
+  t.throws(() => parse(['--config', 'tracker.json'], { TRACKER_PORT: 'x' }), { message: /TRACKER_PORT must be a port number/ });
+  t.throws(() => parse(['--admin-port', '70000']), { message: /--admin-port must be a port number from 0 to 65535/ });
+});

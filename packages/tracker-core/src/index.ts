@@ -1,6 +1,8 @@
 export * from './options.js';
 export { Tracker, logPathFor } from './tracker.js';
 export type { TrackerDeps } from './tracker.js';
+export { commandLabel, resultCode } from './observe/observer.js';
+export type { TrackerObserver, TrackerGauges, Readiness, SnapshotDirection } from './observe/observer.js';
 export { Store, StoreOpenError } from './store/store.js';
 export { LogStore } from './store/log-store.js';
 export type { LogPosition, LogEntry } from './store/log-store.js';

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { encodeFrame, err, formatHostPort } from '@tracker-cluster/protocol';
@@ -8,18 +9,21 @@ import { SyncServer } from './sync/primary-link.js';
 import { ReplicaLink } from './sync/replica-link.js';
 import type { Clock, Entropy } from './clock.js';
 import { cryptoEntropy, systemClock } from './clock.js';
-import { dispatch, touchGranularity } from './handlers/dispatch.js';
+import { COMMANDS, dispatch, touchGranularity } from './handlers/dispatch.js';
 import { FailureWindow } from './limits/rate-limit.js';
 import { Connection } from './net/connection.js';
 import { SessionHub } from './net/session-hub.js';
+import type { Readiness, SnapshotDirection, TrackerGauges, TrackerObserver } from './observe/observer.js';
+import { commandLabel, resultCode } from './observe/observer.js';
 import type { Role, TrackerOptions } from './options.js';
-import type { Services } from './services.js';
+import type { Outcome, Reply, Services } from './services.js';
 import { AnswerCache, InFlightRequests, OrderedReply } from './services.js';
 import type { Change } from './state/changes.js';
 import { ChangeLog } from './state/change-log.js';
 import type { ChangeLogHooks } from './state/change-log.js';
 import { LogStore } from './store/log-store.js';
 import { Store, StoreOpenError } from './store/store.js';
+import type { Statement } from 'better-sqlite3';
 
 export interface TrackerDeps {
   clock?: Clock;
@@ -31,7 +35,11 @@ export interface TrackerDeps {
    * it, so that clients move to the other tracker.
    */
   onFatal?: (error: unknown) => void;
+  /** Metrics hooks (the CLI's admin listener); none by default, and then requests cost nothing extra. */
+  observer?: TrackerObserver;
 }
+
+const COMMAND_NAMES: ReadonlySet<string> = new Set(COMMANDS.keys());
 
 /** Changes after which a cached `list_groups` answer is stale. */
 const GROUP_LIST_CHANGES: ReadonlySet<Change['body']['type']> = new Set(['group_created', 'request_accepted', 'member_left']);
@@ -67,12 +75,20 @@ export class Tracker {
   /** The replica's link to its primary (replica only). */
   private replicaLink: ReplicaLink | undefined;
   private readonly admin: AdminServer;
+  private readonly observer: TrackerObserver | undefined;
+  private counts: { users: Statement; groups: Statement; sessions: Statement; shares: Statement } | undefined;
+  /**
+   * False while the state is not one a client may be served from: while a
+   * replica installs a snapshot (`/readyz` reports it).
+   */
+  private stateConsistent = true;
   private nextConnectionId = 1;
   private closing = false;
 
   private constructor(options: TrackerOptions, logger: Logger, deps: TrackerDeps) {
     this.currentOptions = options;
     this.logger = logger;
+    this.observer = deps.observer;
     // The log is the durable record (synchronous as configured); the state
     // file is rebuilt from it after a crash, so it does without fsync per commit.
     this.store = Store.open(options.dbPath, 'NORMAL');
@@ -150,6 +166,7 @@ export class Tracker {
         return outcome instanceof OrderedReply ? outcome.reply : outcome;
       },
       onHigherEpoch: (epoch) => this.stepDown(`a replica dialled in with epoch ${epoch}`),
+      onSnapshotSent: () => this.snapshotTransferred('sent'),
     });
     delete this.services.forward;
     delete this.services.touch;
@@ -164,7 +181,18 @@ export class Tracker {
   private followPrimary(): void {
     const primary = this.options.peer;
     if (!primary) return;
-    const link = new ReplicaLink({ secret: this.options.secret, store: this.store, log: this.log, logger: this.logger, primary });
+    const link = new ReplicaLink({
+      secret: this.options.secret,
+      store: this.store,
+      log: this.log,
+      logger: this.logger,
+      primary,
+      onSnapshot: (phase) => {
+        // A failed install left the old state in place (one transaction): servable again.
+        this.setStateConsistent(phase !== 'installing');
+        if (phase === 'installed') this.snapshotTransferred('installed');
+      },
+    });
     this.replicaLink = link;
     this.services.forward = (session, payload) => link.forward(session, payload);
     this.services.touch = (key, expires) => link.touch(key, expires, touchGranularity(this.options.sessionTtlMs));
@@ -273,11 +301,19 @@ export class Tracker {
           const reply = this.sync
             ? this.sync.handle(conn, frame)
             : { payload: err('FORBIDDEN', 'this tracker is a replica: it takes no tracker links') };
-          return { payload: reply.payload, session: this.answerSession(frame.session) };
+          const answer = { payload: reply.payload, session: this.answerSession(frame.session) };
+          return this.observer?.onRequest ? this.observed('sync', performance.now(), answer) : answer;
         }
-        return dispatch(this.services, { connectionId: conn.id, session: frame.session, payload: frame.payload, rateLimited }, (key) =>
+        if (!this.observer?.onRequest) {
+          return dispatch(this.services, { connectionId: conn.id, session: frame.session, payload: frame.payload, rateLimited }, (key) =>
+            this.services.hub.present(conn, key),
+          );
+        }
+        const started = performance.now();
+        const outcome = dispatch(this.services, { connectionId: conn.id, session: frame.session, payload: frame.payload, rateLimited }, (key) =>
           this.services.hub.present(conn, key),
         );
+        return this.observed(commandLabel(frame.payload, COMMAND_NAMES), started, outcome);
       },
       logger,
     );
@@ -297,6 +333,80 @@ export class Tracker {
     if (id === 0n) return 0n;
     const row = this.store.session(id.toString(10));
     return row && row.expires_at > this.services.clock.now() ? id : 0n;
+  }
+
+  /** Reports each answer of `outcome` to the observer once it is ready. */
+  private observed(command: string, started: number, outcome: Outcome): Outcome {
+    const report = (reply: Reply): Reply => {
+      try {
+        this.observer?.onRequest?.(command, resultCode(reply.payload), (performance.now() - started) / 1000);
+      } catch (error) {
+        this.logger.error({ err: error }, 'metrics observer failed');
+      }
+      return reply;
+    };
+    if (outcome instanceof OrderedReply) return new OrderedReply(outcome.reply.then(report));
+    if (outcome instanceof Promise) return outcome.then(report);
+    return report(outcome);
+  }
+
+  /** Numbers for metrics, read now: counts come from the state tables (a few COUNT queries). */
+  gauges(): TrackerGauges {
+    this.counts ??= {
+      users: this.store.db.prepare('SELECT COUNT(*) FROM users').pluck(),
+      groups: this.store.db.prepare('SELECT COUNT(*) FROM groups').pluck(),
+      sessions: this.store.db.prepare('SELECT COUNT(*) FROM sessions WHERE expires_at > ?').pluck(),
+      shares: this.store.db.prepare('SELECT COUNT(*) FROM shares s JOIN sessions x ON x.id = s.session WHERE x.expires_at > ?').pluck(),
+    };
+    const now = this.services.clock.now();
+    const gauges: TrackerGauges = {
+      role: this.options.role,
+      epoch: this.log.epoch,
+      seq: this.log.seq,
+      connections: this.connections.size,
+      users: Number(this.counts.users.get()),
+      groups: Number(this.counts.groups.get()),
+      liveSessions: Number(this.counts.sessions.get(now)),
+      shares: Number(this.counts.shares.get(now)),
+    };
+    if (this.options.role === 'primary') {
+      const link = this.sync?.status();
+      const depth = this.sync?.queueDepth();
+      gauges.replicaConnected = link?.replica === 'connected';
+      gauges.replicaSeq = link?.replica_seq ?? 0;
+      gauges.replicaLag = link?.replica_lag ?? this.log.committed;
+      gauges.degraded = (link?.degraded ?? 1) === 1;
+      gauges.syncUnsent = depth?.unsent ?? 0;
+      gauges.syncWaiting = depth?.waiting ?? 0;
+    } else {
+      gauges.primaryConnected = this.replicaLink?.connected ?? false;
+    }
+    return gauges;
+  }
+
+  /** `/readyz`: the database is open, the tracker is taking clients, and its state is consistent. */
+  readiness(): Readiness {
+    if (this.closing) return { ready: false, reason: 'stopping' };
+    if (!this.store.db.open) return { ready: false, reason: 'database closed' };
+    if (!this.stateConsistent) return { ready: false, reason: 'installing a snapshot' };
+    return { ready: true, reason: 'serving' };
+  }
+
+  /**
+   * For the snapshot code: the state is being replaced (false) or has been
+   * installed (true). While false, `readiness()` is not ready.
+   */
+  setStateConsistent(consistent: boolean): void {
+    this.stateConsistent = consistent;
+  }
+
+  /** For the snapshot code: one snapshot was sent to a replica, or installed from the primary. */
+  snapshotTransferred(direction: SnapshotDirection): void {
+    try {
+      this.observer?.onSnapshot?.(direction);
+    } catch (error) {
+      this.logger.error({ err: error }, 'metrics observer failed');
+    }
   }
 
   describe(): string {

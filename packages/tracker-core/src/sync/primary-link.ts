@@ -35,6 +35,8 @@ export interface SyncServerDeps {
   logger: Logger;
   /** A replica showed a higher epoch than ours: this primary is stale and must stop acting as one. */
   onHigherEpoch: (epoch: number) => void;
+  /** A snapshot is being sent to a replica (metrics). */
+  onSnapshotSent?: () => void;
 }
 
 /** Bytes of snapshot per SYNC:SNAPCHUNK frame. */
@@ -144,6 +146,12 @@ export class SyncServer {
     };
   }
 
+  /** The SyncQueue for metrics: committed changes not yet sent to the replica, and writers waiting for its ack. */
+  queueDepth(): { unsent: number; waiting: number } {
+    const sent = this.link ? this.link.sentSeq : this.lastAcked;
+    return { unsent: Math.max(0, this.deps.log.committed - sent), waiting: this.waiters.length };
+  }
+
   /** Stops waiting for the replica: every waiting writer is answered now. */
   private degrade(reason: string): void {
     if (!this.degraded) this.log.warn({ reason }, 'degraded: answering writes without the replica (semi-sync suspended)');
@@ -215,6 +223,7 @@ export class SyncServer {
       const digest = createHash('sha256').update(snap.image).digest('hex');
       answer = `SYNC:SNAPSHOT ${ours} ${snap.epoch} ${from} ${snap.position.hash} ${snap.image.length} ${digest}`;
       this.snapshotsSent++;
+      this.deps.onSnapshotSent?.();
       const why = held === undefined ? (seq > log.committed ? 'it is ahead of this primary' : 'the log no longer reaches back to it') : 'its history differs';
       this.log.warn({ remote: connection.remote, history, seq, snapshotSeq: from, bytes: snap.image.length }, `sending a snapshot to the replica: ${why}`);
     }
@@ -245,6 +254,10 @@ export class SyncServer {
 class PrimaryLink {
   ackedSeq: number;
   private nextSeq: number;
+  /** The last seq sent on this link (metrics: the SyncQueue's depth). */
+  get sentSeq(): number {
+    return this.nextSeq - 1;
+  }
   private waitingForDrain = false;
   private closed = false;
   private lastSent = Date.now();

@@ -31,6 +31,8 @@ export interface ReplicaLinkDeps {
   store: Store;
   log: ChangeLog;
   logger: Logger;
+  /** A snapshot install begins, succeeds or fails: the state is not one to serve from meanwhile (readiness, metrics). */
+  onSnapshot?: (phase: 'installing' | 'installed' | 'failed') => void;
   /** How to reach the primary; a TCP connection unless a test says otherwise. */
   dial?: (to: HostPort) => Duplex;
 }
@@ -291,6 +293,7 @@ export class ReplicaLink {
 
   private async installSnapshot(snapshot: IncomingSnapshot): Promise<void> {
     const socket = this.socket;
+    this.deps.onSnapshot?.('installing');
     try {
       closeSync(snapshot.fd);
       this.incoming = undefined;
@@ -300,8 +303,10 @@ export class ReplicaLink {
       const position = { seq: snapshot.seq, hash: snapshot.hash };
       await this.deps.log.installSnapshot(snapshot.path, position, snapshot.history, snapshot.epoch, randomBytes(8).toString('hex'));
       this.snapshotsInstalled++;
+      this.deps.onSnapshot?.('installed');
       this.log.info({ seq: snapshot.seq, bytes: snapshot.bytes }, 'snapshot installed; streaming from there');
     } catch (error) {
+      this.deps.onSnapshot?.('failed');
       this.queued = undefined;
       this.fault(`could not install the snapshot: ${(error as Error).message}`);
       return;
