@@ -6,8 +6,8 @@
  * SYNC: messages and a wrong secret, replayed streams (against a scripted
  * primary), and `npm start`.
  *
- * Not covered yet (not implemented): semi-sync waiting, snapshots, write
- * forwarding, promotion and fencing.
+ * Semi-sync is in semi-sync.test.ts; snapshots, promotion and fencing in
+ * failover.test.ts; request ids in request-ids.test.ts.
  */
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';

@@ -437,3 +437,58 @@ t.test('Tracker.open refuses a log that does not go with the state file: StoreOp
   t.match(await b.text('status'), / seq=3 /);
   t.equal(await b.text('list_groups', session), 'OK 1\ng owner=alice members=1');
 });
+
+t.test('a snapshot install interrupted between the state swap and the log reset: the stale log is dropped at start', async (t) => {
+  const file = await tempDb(t);
+  const first = openPair(file);
+  for (const name of ['alice', 'bob', 'carol']) await first.log.append(userCreated(name)).durable;
+  await first.log.close();
+  crash(first);
+  // What installSnapshot leaves if the process dies right after the state's commit: a state of a new
+  // generation (here: the same rows, stamped at seq 1 of another history) beside the old log.
+  const db = new Database(file);
+  db.prepare("UPDATE meta SET value = ? WHERE key = 'seq'").run('1');
+  db.prepare("UPDATE meta SET value = ? WHERE key = 'log_hash'").run('ab'.repeat(32));
+  db.prepare("INSERT INTO meta (key, value) VALUES ('log_generation', 'g2')").run();
+  db.close();
+
+  const second = await openLog(t, {}, file, NO_STATE_TIMER);
+  t.equal(second.log.seq, 1, 'the state position stands; the old rows 2 and 3 were not replayed onto it');
+  t.equal(second.log.logHash, 'ab'.repeat(32));
+  t.same(second.logStore.head(), { seq: 1, hash: 'ab'.repeat(32) }, 'the log restarted at the state');
+  t.equal(second.logStore.generation(), 'g2', 'under the state generation');
+  t.same(second.log.entriesAfter(0, 10), []);
+});
+
+t.test('installSnapshot swaps every table and restarts the log; retention trims only what the state file holds', async (t) => {
+  const source = openPair(await tempDb(t, 'source.db'));
+  for (const name of ['alice', 'bob']) await source.log.append(userCreated(name)).durable;
+  const snap = source.log.snapshot();
+  t.same(snap.position, { seq: 2, hash: source.log.logHash }, 'stamped at the committed position');
+  const snapFile = path.join(path.dirname(source.file), 'snap.db');
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(snapFile, snap.image);
+  await source.log.close();
+  crash(source);
+
+  const target = openPair(await tempDb(t, 'target.db'), {}, NO_STATE_TIMER);
+  t.teardown(async () => {
+    await target.log.close();
+    crash(target);
+  });
+  await target.log.append(userCreated('zed')).durable;
+  await target.log.installSnapshot(snapFile, snap.position, 'hist-2', 7, 'gen-1');
+  t.equal(target.log.seq, 2);
+  t.equal(target.log.epoch, 7);
+  t.ok(target.store.user('alice') && target.store.user('bob'), 'the snapshot rows');
+  t.notOk(target.store.user('zed'), 'the old rows are gone');
+  t.equal(target.store.getMeta('history_id'), 'hist-2');
+  t.same(target.logStore.base(), snap.position, 'the log starts at the snapshot');
+  const next = target.log.append(userCreated('dave'));
+  t.equal(next.change.seq, 3);
+  await next.durable;
+  t.equal(target.log.truncate(3), 2, 'nothing past the state file on disk is trimmed');
+  await target.log.drain();
+  t.equal(target.log.truncate(3), 3, 'once the state file holds seq 3, the log may start after it');
+  t.same(target.log.entriesAfter(0, 10), []);
+});
