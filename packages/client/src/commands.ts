@@ -39,10 +39,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'list_files', args: '<group>', summary: 'list the files shared in a group that have a seeder', auth: 'member' },
   { name: 'file_peers', args: '<group> <file>', summary: "show a file's pieces and the peers that share it", auth: 'member' },
   { name: 'stop_share', args: '<group> <file>', summary: 'stop sharing a file', auth: 'session' },
-  // peer: upload_file <path> <group>, download_file, show_downloads, wait_downloads
-  ...PEER_COMMANDS,
   { name: 'help', args: '[command]', summary: 'list the commands, or describe one', auth: 'local' },
   { name: 'quit', args: '', summary: 'leave the client (the session stays logged in)', auth: 'local', aliases: ['exit'] },
+  // peer: upload_file <path> <group>, download_file, show_downloads, wait_downloads
+  ...PEER_COMMANDS,
 ];
 
 const BY_NAME: ReadonlyMap<string, CommandSpec> = new Map(
