@@ -53,6 +53,18 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
       describe: 'how long to wait for each TCP connection, in milliseconds (0 = no limit)',
       defaultDescription: '5000',
     })
+    // peer: file-sharing options (docs/client.md "File sharing")
+    .option('listen', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'HOST:PORT where this client serves file pieces to other peers (port 0: any free port)',
+      defaultDescription: '127.0.0.1:0',
+    })
+    .option('data-dir', { type: 'string', requiresArg: true, describe: 'where the client remembers your shares', defaultDescription: '~/.tracker-client' })
+    .option('serve', { type: 'boolean', describe: 'after the script, keep serving shared files until SIGTERM or SIGINT' })
+    .option('upload-rate', { type: 'string', requiresArg: true, describe: 'upload limit in bytes per second (0 = none)', defaultDescription: '0' })
+    .option('max-downloads', { type: 'string', requiresArg: true, describe: 'downloads run at once; more wait their turn', defaultDescription: '2' })
+    // end peer
     .strict()
     .help()
     .alias('help', 'h')
@@ -77,6 +89,12 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
           exec: args.exec as string | string[] | undefined,
           timeoutMs: args.timeoutMs,
           connectTimeoutMs: args.connectTimeoutMs,
+          // peer
+          listen: args.listen,
+          dataDir: args.dataDir,
+          serve: args.serve,
+          uploadRate: args.uploadRate,
+          maxDownloads: args.maxDownloads,
         },
         env,
       );

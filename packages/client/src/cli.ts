@@ -8,7 +8,9 @@ import { formatClientError } from './format.js';
 import { scriptCommand, splitExec } from './input.js';
 import { runInteractive } from './interactive.js';
 import type { Env } from './options.js';
-import { Runner } from './runner.js';
+// peer: the runner with file sharing, and its start/serve/close steps (issue 5)
+import { serveAfterScript, startPeer } from './peer/cli-support.js';
+import { PeerRunner } from './peer/peer-runner.js';
 import { runScript } from './script.js';
 
 export interface CliIo {
@@ -28,23 +30,27 @@ export async function run(io: CliIo): Promise<ExitCode> {
     return parsed.code;
   }
   const { options } = parsed;
-  const runner = new Runner((handlers) =>
+  const runner = new PeerRunner((handlers) =>
     connectFirst(options.trackers, {
       ...handlers,
       requestTimeoutMs: options.requestTimeoutMs,
       connectTimeoutMs: options.connectTimeoutMs,
     }),
+    options.peer,
   );
   try {
+    await startPeer(runner, options.peer.listen); // peer
     await runner.connect();
-    if (options.exec !== undefined) return await runScript(runner, splitExec(options.exec), io);
-    if (io.stdin.isTTY !== true) return await runScript(runner, readScript(io.stdin), io);
+    const serve = options.peer.serve; // peer: --serve keeps a script's client up
+    if (options.exec !== undefined) return await serveAfterScript(runner, serve, await runScript(runner, splitExec(options.exec), io), io.stderr);
+    if (io.stdin.isTTY !== true) return await serveAfterScript(runner, serve, await runScript(runner, readScript(io.stdin), io), io.stderr);
     return await runInteractive(runner, { input: io.stdin, output: io.stdout });
   } catch (error) {
     if (!(error instanceof ClientError)) throw error;
     io.stderr.write(`${formatClientError(error.message)}\n`);
     return error.exitCode;
   } finally {
+    await runner.peer.close(); // peer: stop downloads and serving, withdraw shares
     await runner.close();
   }
 }

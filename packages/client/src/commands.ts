@@ -1,4 +1,6 @@
 import { tokenize } from '@tracker-cluster/protocol';
+// peer: file-sharing commands (issue 5), defined in ./peer/commands.ts
+import { PEER_COMMANDS } from './peer/commands.js';
 
 /**
  * Every command the client knows about: the tracker's (PROTOCOL.md §3) and
@@ -34,17 +36,13 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'reject_request', args: '<group> <user>', summary: "turn down a user's join request", auth: 'owner' },
   { name: 'list_groups', args: '', summary: 'list every group with its owner and member count', auth: 'session' },
   { name: 'list_members', args: '<group>', summary: "list a group's members and their roles", auth: 'member' },
-  {
-    name: 'upload_file',
-    args: '<group> <file> <size> <sha256> <piece_size> <peer> <hashes>',
-    summary: 'register a file you share (metadata only; files stay with peers)',
-    auth: 'member',
-  },
   { name: 'list_files', args: '<group>', summary: 'list the files shared in a group that have a seeder', auth: 'member' },
   { name: 'file_peers', args: '<group> <file>', summary: "show a file's pieces and the peers that share it", auth: 'member' },
   { name: 'stop_share', args: '<group> <file>', summary: 'stop sharing a file', auth: 'session' },
   { name: 'help', args: '[command]', summary: 'list the commands, or describe one', auth: 'local' },
   { name: 'quit', args: '', summary: 'leave the client (the session stays logged in)', auth: 'local', aliases: ['exit'] },
+  // peer: upload_file <path> <group>, download_file, show_downloads, wait_downloads
+  ...PEER_COMMANDS,
 ];
 
 const BY_NAME: ReadonlyMap<string, CommandSpec> = new Map(

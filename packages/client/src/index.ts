@@ -18,4 +18,6 @@ export * from './runner.js';
 export * from './script.js';
 export * from './interactive.js';
 export { run, readScript } from './cli.js';
+// peer: file sharing (issue 5)
+export * from './peer/index.js';
 export type { CliIo } from './cli.js';

@@ -2,6 +2,9 @@ import { DEFAULT_TRACKERS, parseAddress } from './address.js';
 import type { TrackerAddress } from './address.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './connection.js';
 import { UsageError } from './errors.js';
+// peer: file-sharing options (--listen, --data-dir, --serve, ...), resolved in ./peer/options.ts
+import { resolvePeerOptions } from './peer/options.js';
+import type { PeerOptions, RawPeerOptions } from './peer/options.js';
 
 /** The client's validated settings. */
 export interface ClientOptions {
@@ -13,10 +16,12 @@ export interface ClientOptions {
   requestTimeoutMs: number;
   /** Milliseconds to wait for each TCP connection attempt; 0 waits for ever. */
   connectTimeoutMs: number;
+  /** peer: the file-sharing side (piece server address, data dir, --serve). */
+  peer: PeerOptions;
 }
 
 /** Option values as the command-line parser read them, before validation. */
-export interface RawOptions {
+export interface RawOptions extends RawPeerOptions {
   tracker?: readonly string[] | string | undefined;
   exec?: readonly string[] | string | undefined;
   timeoutMs?: string | number | undefined;
@@ -57,6 +62,7 @@ export function resolveOptions(raw: RawOptions, env: Env = {}): ClientOptions {
       raw.connectTimeoutMs ?? env[ENV_VARS.connectTimeoutMs],
       DEFAULT_CONNECT_TIMEOUT_MS,
     ),
+    peer: resolvePeerOptions(raw, env), // peer
   };
 }
 

@@ -1,0 +1,29 @@
+import { formatHostPort } from '@tracker-cluster/protocol';
+import type { Writable } from 'node:stream';
+import { UsageError } from '../errors.js';
+import type { ExitCode } from '../errors.js';
+import { formatClientError } from '../format.js';
+import type { PeerRunner } from './peer-runner.js';
+import { waitForStopSignal } from './serve.js';
+
+/** Starts the piece server; a bad or busy `--listen` address is a usage error (exit 2). */
+export async function startPeer(runner: PeerRunner, listen: { host: string; port: number }): Promise<void> {
+  try {
+    await runner.peer.start();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new UsageError(`cannot serve pieces on --listen ${formatHostPort(listen)} (${code})`);
+  }
+}
+
+/**
+ * With `--serve`, a script's client stays up after its last command, serving
+ * its shares and finishing its downloads, until SIGTERM or SIGINT; the exit
+ * status is still the script's.
+ */
+export async function serveAfterScript(runner: PeerRunner, serve: boolean, code: ExitCode, stderr: Writable): Promise<ExitCode> {
+  if (!serve) return code;
+  stderr.write(`${formatClientError(`serving pieces on ${runner.peer.peerAddress ?? '?'} until SIGTERM or SIGINT`)}\n`);
+  await waitForStopSignal();
+  return code;
+}

@@ -1,0 +1,72 @@
+import type { Download } from './download.js';
+
+/** Downloads run at once by default; the others wait their turn. */
+export const DEFAULT_MAX_DOWNLOADS = 2;
+
+/**
+ * Downloads in the background, first come first served, at most `maxActive`
+ * at once. Keeps every download of this run (queued, running, ended) for
+ * `show_downloads`, in the order they were asked for.
+ */
+export class DownloadQueue {
+  private readonly maxActive: number;
+  private readonly all: Download[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(maxActive = DEFAULT_MAX_DOWNLOADS) {
+    this.maxActive = Math.max(1, maxActive);
+  }
+
+  list(): readonly Download[] {
+    return this.all;
+  }
+
+  /** The queued or running download of `file` in `group`, if any. */
+  active(group: string, file: string): Download | undefined {
+    return this.all.find((d) => d.group === group && d.file === file && (d.status === 'queued' || d.status === 'running'));
+  }
+
+  /** Position in the queue (0 = running or starting now). */
+  add(download: Download): number {
+    this.all.push(download);
+    const waiting = this.all.filter((d) => d.status === 'queued').length - 1;
+    this.startMore();
+    return Math.max(0, waiting - Math.max(0, this.maxActive - this.running.size));
+  }
+
+  get busy(): boolean {
+    return this.all.some((d) => d.status === 'queued' || d.status === 'running');
+  }
+
+  /** Resolves when nothing is queued or running. */
+  whenIdle(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stops every download (they keep their verified pieces) and waits for them to wind down. */
+  async abortAll(reason: string): Promise<void> {
+    for (const d of this.all) if (d.status === 'queued' || d.status === 'running') d.abort(reason);
+    await Promise.all([...this.running]);
+    this.notifyIdle();
+  }
+
+  private startMore(): void {
+    while (this.running.size < this.maxActive) {
+      const next = this.all.find((d) => d.status === 'queued');
+      if (!next) break;
+      const job: Promise<void> = next.run().finally(() => {
+        this.running.delete(job);
+        this.startMore();
+        this.notifyIdle();
+      });
+      this.running.add(job);
+    }
+  }
+
+  private notifyIdle(): void {
+    if (this.busy) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}

@@ -1,0 +1,506 @@
+import { open, rename, rm, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { formatHostPort } from '@tracker-cluster/protocol';
+import { Bitfield } from './bitfield.js';
+import { loadDownloadState, partPath, removeDownloadState, saveDownloadState } from './download-state.js';
+import type { FilePeers } from './file-peers.js';
+import { sha256File, sha256Hex } from './hashing.js';
+import { PeerConnection } from './peer-connection.js';
+import { PiecePicker } from './picker.js';
+import { pieceCount, pieceLength, pieceOffset } from './pieces.js';
+import type { ServedFile } from './share-table.js';
+import { PeerAnswerError } from './wire.js';
+
+export interface DownloadTuning {
+  /** Piece requests outstanding per peer (pipelining). Default 8. */
+  pipeline: number;
+  /** Peers downloaded from at once. Default 8. */
+  maxPeers: number;
+  /** No verified piece for this long fails the download. Default 60 s. */
+  stallTimeoutMs: number;
+  /** How often to ask the tracker for peers again while pieces are missing and peers are few. Default 2 s. */
+  refreshMs: number;
+  /** How long an unreachable peer is left alone before it is tried again. Default 5 s. */
+  retryMs: number;
+}
+
+export const DEFAULT_TUNING: DownloadTuning = {
+  pipeline: 8,
+  maxPeers: 8,
+  stallTimeoutMs: 60_000,
+  refreshMs: 2_000,
+  retryMs: 5_000,
+};
+
+/** What a download needs from the rest of the client. */
+export interface DownloadDeps {
+  /** `file_peers` for this file, now; throws an Error whose message is the tracker's answer. */
+  fetchPeers(): Promise<FilePeers>;
+  /** This client's own piece server address as announced (`host:port`), to skip ourselves. */
+  self(): string | undefined;
+  /** Announce as a seeder of `served` (partial while downloading) and serve it. */
+  announce(served: ServedFile): Promise<void>;
+  /** The download completed; `served.path` is the final file. */
+  completed(served: ServedFile): Promise<void>;
+  /** The download failed or was interrupted: stop serving the partial file. */
+  withdraw(served: ServedFile): Promise<void>;
+  /** Called once the download has ended, whatever the outcome. */
+  ended?(download: Download): void;
+}
+
+export type DownloadStatus = 'queued' | 'running' | 'complete' | 'failed';
+
+interface PeerSlot {
+  key: string;
+  conn: PeerConnection;
+  have: Bitfield;
+  inFlight: number;
+  pausedUntil: number;
+}
+
+/**
+ * One file downloaded from every peer that has it at once. Strategy:
+ *
+ * - peers come from the tracker's `file_peers`; each is asked `HAVE` once
+ *   connected (partial seeders answer the pieces they hold), and again
+ *   every few seconds while pieces are missing;
+ * - pieces are chosen rarest first, random tie-break (./picker.ts), with up
+ *   to `pipeline` requests outstanding per peer;
+ * - each piece's SHA-256 is checked against the tracker's list before it is
+ *   written at its offset into `.<file>.part`; a bad piece bans its peer for
+ *   this download and goes back to be fetched from another;
+ * - a peer that fails (connection lost, stall) gives its outstanding pieces
+ *   back and is retried later if the tracker still lists it;
+ * - verified pieces are recorded in `.<file>.part.json` (resume); once every
+ *   piece is in, the whole file's SHA-256 is checked and the part file is
+ *   renamed to its final name;
+ * - from its first verified piece the download announces itself to the
+ *   tracker as a seeder and serves the pieces it has.
+ */
+export class Download {
+  readonly group: string;
+  readonly file: string;
+  readonly destDir: string;
+  readonly meta: FilePeers;
+  readonly pieces: number;
+  status: DownloadStatus = 'queued';
+  reason = '';
+  /** Pieces verified before this run started (resume). */
+  resumedPieces = 0;
+  bytesThisRun = 0;
+  startedAt = 0;
+  endedAt = 0;
+  readonly banned = new Map<string, string>();
+  readonly sources = new Set<string>();
+  private readonly deps: DownloadDeps;
+  private readonly tuning: DownloadTuning;
+  private have: Bitfield;
+  private picker: PiecePicker | undefined;
+  private fd: FileHandle | undefined;
+  private served: ServedFile | undefined;
+  private readonly peers = new Map<string, PeerSlot>();
+  private readonly retryAt = new Map<string, number>();
+  private announced = false;
+  private settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastProgress = 0;
+  private lastRefresh = 0;
+  private refreshing = false;
+  private writes = 0;
+  private saveTimer: NodeJS.Timeout | undefined;
+  private saving: Promise<void> = Promise.resolve();
+  private lastPeerError = '';
+  private ended = false;
+
+  constructor(group: string, file: string, destDir: string, meta: FilePeers, deps: DownloadDeps, tuning: Partial<DownloadTuning> = {}) {
+    this.group = group;
+    this.file = file;
+    this.destDir = destDir;
+    this.meta = meta;
+    this.pieces = pieceCount(meta.size, meta.pieceSize);
+    this.deps = deps;
+    this.tuning = { ...DEFAULT_TUNING, ...tuning };
+    this.have = new Bitfield(this.pieces);
+  }
+
+  get destination(): string {
+    return path.join(this.destDir, this.file);
+  }
+
+  get piecesDone(): number {
+    return this.have.count;
+  }
+
+  get bytesDone(): number {
+    if (this.have.complete) return this.meta.size;
+    let bytes = this.have.count * this.meta.pieceSize;
+    if (this.pieces > 0 && this.have.get(this.pieces - 1)) bytes -= this.meta.pieceSize - pieceLength(this.meta, this.pieces - 1);
+    return bytes;
+  }
+
+  get activePeers(): number {
+    return this.peers.size;
+  }
+
+  /** Bytes per second over this run. */
+  get rate(): number {
+    const end = this.endedAt || Date.now();
+    const seconds = (end - this.startedAt) / 1000;
+    return seconds > 0 ? this.bytesThisRun / seconds : 0;
+  }
+
+  /** Runs the download to its end; never throws (a failure is `status` 'failed' with `reason`). */
+  async run(): Promise<void> {
+    this.status = 'running';
+    this.startedAt = Date.now();
+    try {
+      await this.prepare();
+      if (!this.have.complete) {
+        if (this.have.count > 0) await this.announceOnce();
+        await this.transfer();
+      }
+      await this.finish();
+      this.status = 'complete';
+    } catch (error) {
+      this.status = 'failed';
+      this.reason ||= error instanceof Error ? error.message : String(error);
+      await this.cleanUpAfterFailure();
+    } finally {
+      this.endedAt = Date.now();
+      this.ended = true;
+      this.deps.ended?.(this);
+    }
+  }
+
+  /** Stops the download, keeping what it has for a later resume. */
+  abort(reason: string): void {
+    if (this.status === 'queued') {
+      this.status = 'failed';
+      this.reason = reason;
+      this.ended = true;
+      return;
+    }
+    this.fail(reason);
+  }
+
+  /** The verified pieces of an earlier attempt, if any (read without starting). */
+  async peekResume(): Promise<number> {
+    const have = await this.loadResume();
+    return have?.count ?? 0;
+  }
+
+  private async loadResume(): Promise<Bitfield | undefined> {
+    const have = await loadDownloadState(this.destDir, this.file, { ...this.meta, pieces: this.pieces });
+    if (!have) return undefined;
+    try {
+      const info = await stat(partPath(this.destDir, this.file));
+      return info.size === this.meta.size ? have : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async prepare(): Promise<void> {
+    const resumed = await this.loadResume();
+    if (resumed) this.have = resumed;
+    this.resumedPieces = this.have.count;
+    this.fd = await open(partPath(this.destDir, this.file), resumed ? 'r+' : 'w+');
+    await this.fd.truncate(this.meta.size);
+    this.picker = new PiecePicker(this.pieces, this.have);
+    this.served = {
+      group: this.group,
+      file: this.file,
+      sha256: this.meta.sha256,
+      size: this.meta.size,
+      pieceSize: this.meta.pieceSize,
+      path: partPath(this.destDir, this.file),
+      have: this.have,
+    };
+    await this.saveNow();
+  }
+
+  private transfer(): Promise<void> {
+    if (this.reason) return Promise.reject(new Error(this.reason));
+    return new Promise((resolve, reject) => {
+      this.settle = { resolve, reject };
+      this.lastProgress = Date.now();
+      this.timer = setInterval(() => this.tick(), 500);
+      void this.refresh();
+    });
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    if (now - this.lastProgress > this.tuning.stallTimeoutMs) {
+      const why = this.peers.size === 0 ? 'no peer could be reached' : 'the peers sent no usable piece';
+      const detail = this.lastPeerError ? ` (last peer error: ${this.lastPeerError})` : '';
+      this.fail(`stalled: ${why} for ${Math.round(this.tuning.stallTimeoutMs / 1000)} s${detail}`);
+      return;
+    }
+    if (now - this.lastRefresh >= this.tuning.refreshMs && (this.peers.size < this.tuning.maxPeers || this.idle())) void this.refresh();
+  }
+
+  /** True when no request is outstanding anywhere. */
+  private idle(): boolean {
+    for (const p of this.peers.values()) if (p.inFlight > 0) return false;
+    return true;
+  }
+
+  /** Asks the tracker for peers, connects to new ones, and asks partial peers what they have now. */
+  private async refresh(): Promise<void> {
+    if (this.refreshing || this.settle === undefined) return;
+    this.refreshing = true;
+    this.lastRefresh = Date.now();
+    try {
+      let list: FilePeers | undefined;
+      try {
+        list = await this.deps.fetchPeers();
+      } catch (error) {
+        this.lastPeerError = `tracker: ${error instanceof Error ? error.message : String(error)}`;
+      }
+      const self = this.deps.self();
+      const now = Date.now();
+      const joins: Promise<void>[] = [];
+      for (const peer of list?.peers ?? []) {
+        const key = formatHostPort(peer.address);
+        if (key === self || this.peers.has(key) || this.banned.has(key) || (this.retryAt.get(key) ?? 0) > now) continue;
+        if (this.peers.size + joins.length >= this.tuning.maxPeers) break;
+        joins.push(this.join(key, peer.address));
+      }
+      for (const slot of this.peers.values()) if (!slot.have.complete) joins.push(this.reHave(slot));
+      await Promise.all(joins);
+    } finally {
+      this.refreshing = false;
+      this.pump();
+    }
+  }
+
+  private async join(key: string, address: FilePeers['peers'][number]['address']): Promise<void> {
+    let conn: PeerConnection | undefined;
+    try {
+      conn = await PeerConnection.connect(address, { maxPieceSize: this.meta.pieceSize });
+      const have = await conn.have(this.group, this.meta.sha256, this.pieces);
+      if (this.ended || this.settle === undefined) {
+        conn.close();
+        return;
+      }
+      const slot: PeerSlot = { key, conn, have, inFlight: 0, pausedUntil: 0 };
+      this.peers.set(key, slot);
+      this.picker?.addPeer(have);
+      conn.onClose((error) => this.drop(slot, error.message, this.tuning.retryMs));
+    } catch (error) {
+      conn?.close();
+      this.lastPeerError = error instanceof Error ? error.message : String(error);
+      this.retryAt.set(key, Date.now() + this.tuning.retryMs);
+    }
+  }
+
+  private async reHave(slot: PeerSlot): Promise<void> {
+    try {
+      const have = await slot.conn.have(this.group, this.meta.sha256, this.pieces);
+      if (this.peers.get(slot.key) !== slot) return;
+      for (let i = 0; i < this.pieces; i++) {
+        if (have.get(i) && !slot.have.get(i)) {
+          slot.have.set(i);
+          this.picker?.addPiece(i);
+        }
+      }
+    } catch {
+      // the connection's close handler drops the peer
+    }
+  }
+
+  /** Issues requests to every peer with room in its pipeline. */
+  private pump(): void {
+    const picker = this.picker;
+    if (this.settle === undefined || picker === undefined) return;
+    if (picker.remaining === 0) {
+      if (this.writes === 0) this.settleWith();
+      return;
+    }
+    const now = Date.now();
+    for (const slot of this.peers.values()) {
+      if (slot.pausedUntil > now) continue;
+      while (slot.inFlight < this.tuning.pipeline) {
+        const index = picker.pick(slot.have);
+        if (index < 0) break;
+        this.request(slot, index);
+      }
+    }
+  }
+
+  private request(slot: PeerSlot, index: number): void {
+    const picker = this.picker as PiecePicker;
+    const length = pieceLength(this.meta, index);
+    slot.inFlight++;
+    slot.conn.piece(this.group, this.meta.sha256, index, length).then(
+      async (data) => {
+        if (sha256Hex(data) !== this.meta.hashes[index]) {
+          slot.inFlight--;
+          picker.release(index);
+          this.ban(slot, `piece ${index} failed its SHA-256 check`);
+          this.pump();
+          return;
+        }
+        this.writes++;
+        try {
+          await this.writePiece(index, data);
+        } catch (error) {
+          this.writes--;
+          slot.inFlight--;
+          picker.release(index);
+          this.fail(`cannot write ${partPath(this.destDir, this.file)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+          return;
+        }
+        this.writes--;
+        slot.inFlight--;
+        this.sources.add(slot.key);
+        this.pump();
+      },
+      (error: unknown) => {
+        slot.inFlight--;
+        picker.release(index);
+        this.onRequestError(slot, index, error);
+        this.pump();
+      },
+    );
+  }
+
+  private async writePiece(index: number, data: Buffer): Promise<void> {
+    const fd = this.fd as FileHandle;
+    let written = 0;
+    const offset = pieceOffset(this.meta, index);
+    while (written < data.length) {
+      const { bytesWritten } = await fd.write(data, written, data.length - written, offset + written);
+      written += bytesWritten;
+    }
+    if (this.ended) return;
+    this.have.set(index);
+    this.picker?.complete(index);
+    this.bytesThisRun += data.length;
+    this.lastProgress = Date.now();
+    this.scheduleSave();
+    if (!this.announced) void this.announceOnce();
+  }
+
+  private onRequestError(slot: PeerSlot, index: number, error: unknown): void {
+    if (error instanceof PeerAnswerError) {
+      this.lastPeerError = `${slot.key}: ${error.message}`;
+      switch (error.code) {
+        case 'BUSY':
+          slot.pausedUntil = Date.now() + 1000;
+          return;
+        case 'NO_SUCH_PIECE':
+          if (slot.have.get(index)) slot.have.clear(index);
+          return;
+        case 'PROTOCOL':
+          this.ban(slot, error.message);
+          return;
+        default:
+          this.drop(slot, error.message, this.tuning.refreshMs);
+          return;
+      }
+    }
+    // A connection error: its close handler drops the peer.
+    this.lastPeerError = error instanceof Error ? error.message : String(error);
+  }
+
+  private ban(slot: PeerSlot, why: string): void {
+    this.banned.set(slot.key, why);
+    this.drop(slot, why, Number.POSITIVE_INFINITY);
+  }
+
+  /** Forgets a peer (its outstanding pieces come back through their rejections). */
+  private drop(slot: PeerSlot, why: string, retryInMs: number): void {
+    if (this.peers.get(slot.key) !== slot) return;
+    this.peers.delete(slot.key);
+    this.picker?.removePeer(slot.have);
+    if (Number.isFinite(retryInMs)) this.retryAt.set(slot.key, Date.now() + retryInMs);
+    this.lastPeerError = why;
+    slot.conn.close();
+    // Try someone else at once rather than at the next tick.
+    if (this.settle !== undefined) setImmediate(() => void this.refresh());
+  }
+
+  private settleWith(error?: Error): void {
+    const settle = this.settle;
+    if (!settle) return;
+    this.settle = undefined;
+    clearInterval(this.timer);
+    for (const slot of this.peers.values()) slot.conn.close();
+    this.peers.clear();
+    if (error) settle.reject(error);
+    else settle.resolve();
+  }
+
+  private fail(reason: string): void {
+    if (this.ended || this.status !== 'running') return;
+    // Before the transfer started, `transfer()` sees the reason and stops.
+    this.reason ||= reason;
+    if (this.settle) this.settleWith(new Error(reason));
+  }
+
+  private async announceOnce(): Promise<void> {
+    if (this.announced || !this.served) return;
+    this.announced = true;
+    await this.deps.announce(this.served);
+  }
+
+  private scheduleSave(): void {
+    if (this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      void this.saveNow().catch(() => undefined);
+    }, 500);
+  }
+
+  private saveNow(): Promise<void> {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    const state = {
+      version: 1 as const,
+      group: this.group,
+      file: this.file,
+      size: this.meta.size,
+      sha256: this.meta.sha256,
+      pieceSize: this.meta.pieceSize,
+      have: this.have.toHex(),
+    };
+    this.saving = this.saving.catch(() => undefined).then(() => saveDownloadState(this.destDir, state));
+    return this.saving;
+  }
+
+  private async finish(): Promise<void> {
+    const part = partPath(this.destDir, this.file);
+    await this.saveNow();
+    await this.fd?.close();
+    this.fd = undefined;
+    const sum = await sha256File(part);
+    if (sum !== this.meta.sha256) {
+      await rm(part, { force: true });
+      await removeDownloadState(this.destDir, this.file);
+      throw new Error(`the whole file's SHA-256 is ${sum}, expected ${this.meta.sha256}; partial data discarded`);
+    }
+    await rename(part, this.destination);
+    await removeDownloadState(this.destDir, this.file);
+    const served = this.served as ServedFile;
+    served.path = this.destination;
+    this.announced = true;
+    await this.deps.completed(served);
+  }
+
+  private async cleanUpAfterFailure(): Promise<void> {
+    clearInterval(this.timer);
+    for (const slot of this.peers.values()) slot.conn.close();
+    this.peers.clear();
+    try {
+      if (this.fd) await this.saveNow();
+    } catch {
+      // best effort: a resume then starts from the last saved state
+    }
+    await this.fd?.close().catch(() => undefined);
+    this.fd = undefined;
+    if (this.served && this.announced) await this.deps.withdraw(this.served).catch(() => undefined);
+  }
+}

@@ -1,0 +1,52 @@
+import { quote } from '@tracker-cluster/protocol';
+import type { Download } from './download.js';
+
+/**
+ * What `show_downloads` and `wait_downloads` print, one line a download:
+ *
+ *   [D] [group] file  42% [########............] 12.3 MB/s peers=3
+ *   [C] [group] file 100% size=1048576 12.3 MB/s sources=3 resumed=0 banned=0
+ *   [F] [group] file failed: <reason>
+ *
+ * `[Q]` is a download waiting for its turn. File names with spaces are quoted.
+ */
+const BAR = 20;
+
+export function progressBar(fraction: number, width = BAR): string {
+  const full = Math.max(0, Math.min(width, Math.floor(fraction * width)));
+  return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
+}
+
+export function formatRate(bytesPerSecond: number): string {
+  return `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
+}
+
+function percent(d: Download): number {
+  if (d.meta.size === 0) return d.status === 'complete' ? 100 : 0;
+  return Math.floor((d.bytesDone / d.meta.size) * 100);
+}
+
+export function formatDownload(d: Download): string {
+  const name = `[${d.group}] ${quote(d.file)}`;
+  const extras = (): string => {
+    const banned = d.banned.size > 0 ? ` banned=${d.banned.size}` : '';
+    return `${banned}`;
+  };
+  switch (d.status) {
+    case 'queued':
+      return `[Q] ${name} queued`;
+    case 'running': {
+      const p = percent(d);
+      return `[D] ${name} ${String(p).padStart(3)}% ${progressBar(p / 100)} ${formatRate(d.rate)} peers=${d.activePeers}${extras()}`;
+    }
+    case 'complete':
+      return `[C] ${name} 100% size=${d.meta.size} ${formatRate(d.rate)} sources=${d.sources.size} resumed=${d.resumedPieces}${extras()}`;
+    case 'failed':
+      return `[F] ${name} failed: ${d.reason}`;
+  }
+}
+
+/** A list answer: `OK <n>` then one line per download. */
+export function formatDownloadList(list: readonly Download[]): string {
+  return [`OK ${list.length}`, ...list.map(formatDownload)].join('\n');
+}

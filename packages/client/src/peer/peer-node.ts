@@ -1,0 +1,296 @@
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { formatCommand, formatHostPort, isValidFileName, isValidName, parseResponse, quote } from '@tracker-cluster/protocol';
+import type { HostPort } from '@tracker-cluster/protocol';
+import { Bitfield } from './bitfield.js';
+import { Download } from './download.js';
+import type { DownloadTuning } from './download.js';
+import { DownloadQueue } from './download-queue.js';
+import { parseFilePeers } from './file-peers.js';
+import type { FilePeers } from './file-peers.js';
+import { formatDownload, formatDownloadList } from './format.js';
+import { hashFile } from './hashing.js';
+import type { FileDigest } from './hashing.js';
+import { PieceServer } from './piece-server.js';
+import { DEFAULT_PIECE_SIZE, parsePieceSize } from './pieces.js';
+import { ShareRegistry } from './share-registry.js';
+import type { ShareRecord } from './share-registry.js';
+import { ShareTable } from './share-table.js';
+import type { ServedFile } from './share-table.js';
+import type { PeerOptions } from './options.js';
+
+/** How the peer side talks to the tracker: through the client's connection and session. */
+export interface TrackerLink {
+  /** Sends one command line with the current session; resolves with the answer's payload. */
+  request(line: string): Promise<string>;
+  /** The logged-in user, if any. */
+  user(): string | undefined;
+}
+
+/** A client-side notice (download ended), shown like an event. */
+export type Notify = (text: string) => void;
+
+/** The largest request the tracker takes by default (PROTOCOL.md §1): an `upload_file` line must fit. */
+const TRACKER_MAX_REQUEST = 1024 * 1024;
+
+/**
+ * The peer side of one client process: the piece server, the shares it
+ * serves, the share registry, and the download queue — and the client
+ * commands over them (`upload_file <path> <group>`, `download_file`,
+ * `show_downloads`, `wait_downloads`, and what `login`, `logout` and
+ * `stop_share` mean for sharing).
+ */
+export class PeerNode {
+  readonly table = new ShareTable();
+  readonly server: PieceServer;
+  readonly registry: ShareRegistry;
+  readonly downloads: DownloadQueue;
+  private readonly options: PeerOptions;
+  private readonly tracker: TrackerLink;
+  private readonly notify: Notify;
+  private readonly tuning: Partial<DownloadTuning>;
+  private announced: string | undefined;
+
+  constructor(options: PeerOptions, tracker: TrackerLink, notify: Notify = () => undefined, tuning: Partial<DownloadTuning> = {}) {
+    this.options = options;
+    this.tracker = tracker;
+    this.notify = notify;
+    this.tuning = tuning;
+    this.server = new PieceServer(this.table, { uploadRate: options.uploadRate });
+    this.registry = new ShareRegistry(options.dataDir);
+    this.downloads = new DownloadQueue(options.maxDownloads);
+  }
+
+  /** Starts the piece server; resolves with the address it serves on. */
+  async start(): Promise<HostPort> {
+    const bound = await this.server.listen(this.options.listen);
+    this.announced = formatHostPort(bound);
+    return bound;
+  }
+
+  /** `host:port` announced to the tracker as this client's peer address. */
+  get peerAddress(): string | undefined {
+    return this.announced;
+  }
+
+  /** `upload_file <path> <group> [piece_size]`: hash, register, serve, remember. */
+  async uploadFile(filePath: string, group: string, pieceSizeText?: string): Promise<string> {
+    const user = this.tracker.user();
+    if (user === undefined) return 'ERR AUTH_REQUIRED upload_file needs a session: log in first';
+    if (!isValidName(group)) return `ERR BAD_REQUEST invalid group name ${quote(group)}`;
+    const pieceSize = pieceSizeText === undefined ? DEFAULT_PIECE_SIZE : parsePieceSize(pieceSizeText);
+    if (pieceSize === undefined) return `ERR BAD_REQUEST piece size ${quote(pieceSizeText ?? '')} is not 1 B-64 MiB (e.g. 65536, 512k, 4m)`;
+    const absolute = path.resolve(filePath);
+    const name = path.basename(absolute);
+    if (!isValidFileName(name)) return `ERR BAD_REQUEST ${quote(name)} is not a valid file name to share`;
+    let mtimeMs: number;
+    try {
+      const info = await stat(absolute);
+      if (!info.isFile()) return `ERR BAD_REQUEST ${quote(filePath)} is not a regular file`;
+      mtimeMs = info.mtimeMs;
+    } catch (error) {
+      return `ERR NO_SUCH_FILE cannot read ${quote(filePath)} (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+    }
+    let digest: FileDigest;
+    try {
+      digest = await hashFile(absolute, pieceSize);
+    } catch (error) {
+      return `ERR NO_SUCH_FILE cannot read ${quote(filePath)} (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+    }
+    const record: ShareRecord = { group, file: name, path: absolute, size: digest.size, mtimeMs, sha256: digest.sha256, pieceSize, hashes: digest.hashes };
+    const answer = await this.announce(record);
+    if (parseResponse(answer).ok) await this.registry.put(user, record);
+    return answer;
+  }
+
+  /** `download_file <group> <file> <dest_dir>`: checks, asks the tracker, queues. */
+  async downloadFile(group: string, file: string, destDir: string): Promise<string> {
+    if (this.tracker.user() === undefined) return 'ERR AUTH_REQUIRED download_file needs a session: log in first';
+    if (!isValidName(group)) return `ERR BAD_REQUEST invalid group name ${quote(group)}`;
+    if (!isValidFileName(file)) return `ERR BAD_REQUEST invalid file name ${quote(file)}`;
+    if (this.downloads.active(group, file)) return `ERR BAD_REQUEST ${quote(file)} of ${group} is already being downloaded`;
+    const dir = path.resolve(destDir);
+    try {
+      if (!(await stat(dir)).isDirectory()) return `ERR BAD_REQUEST ${quote(destDir)} is not a directory`;
+    } catch {
+      return `ERR BAD_REQUEST no such directory ${quote(destDir)}`;
+    }
+    const target = path.join(dir, file);
+    if (await exists(target)) return `ERR BAD_REQUEST ${quote(target)} already exists`;
+    const answer = await this.tracker.request(formatCommand(['file_peers', group, file]));
+    const meta = parseFilePeers(answer);
+    if (!meta) return parseResponse(answer).ok ? `ERR PROTOCOL unexpected file_peers answer` : answer.split('\n', 1)[0] ?? answer;
+    const download = new Download(group, file, dir, meta, this.downloadDeps(group, file), this.tuning);
+    const resumed = await download.peekResume();
+    const position = this.downloads.add(download);
+    const where = position > 0 ? `queued position=${position}` : 'started';
+    return `OK download ${where} ${quote(file)} size=${meta.size} pieces=${download.pieces} have=${resumed} peers=${meta.peers.length}`;
+  }
+
+  showDownloads(): string {
+    return formatDownloadList(this.downloads.list());
+  }
+
+  /** Waits until no download is queued or running; `ERR` if any of them failed. */
+  async waitDownloads(): Promise<string> {
+    await this.downloads.whenIdle();
+    const list = this.downloads.list();
+    const failed = list.filter((d) => d.status === 'failed').length;
+    const body = formatDownloadList(list);
+    if (failed === 0) return body;
+    return [`ERR DOWNLOAD_FAILED ${failed} of ${list.length} downloads failed`, ...body.split('\n').slice(1)].join('\n');
+  }
+
+  /** After the tracker answered `stop_share`: stop serving, forget the share. */
+  async stoppedSharing(group: string, file: string): Promise<void> {
+    this.table.removeByName(group, file);
+    const user = this.tracker.user();
+    if (user !== undefined) await this.registry.remove(user, group, file);
+  }
+
+  /**
+   * After a login: re-announce every share this user made from here whose
+   * file is still on disk (hashed again if its size or time changed).
+   * Returns lines to show, one per share.
+   */
+  async loggedIn(user: string): Promise<string[]> {
+    const records = await this.registry.load(user);
+    const kept: ShareRecord[] = [];
+    const lines: string[] = [];
+    for (const old of records) {
+      const label = `${quote(old.file)} in ${old.group}`;
+      let record = old;
+      try {
+        const info = await stat(old.path);
+        if (!info.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
+        if (info.size !== old.size || info.mtimeMs !== old.mtimeMs) {
+          const digest = await hashFile(old.path, old.pieceSize);
+          record = { ...old, size: digest.size, sha256: digest.sha256, hashes: digest.hashes, mtimeMs: info.mtimeMs };
+        }
+      } catch {
+        lines.push(`[share] dropped ${label}: ${old.path} is gone`);
+        continue;
+      }
+      const answer = await this.announce(record);
+      const response = parseResponse(answer);
+      if (response.ok) {
+        kept.push(record);
+        lines.push(`[share] sharing ${label} again${record === old ? '' : ' (changed on disk, hashed again)'}`);
+      } else if (response.code === 'QUOTA_EXCEEDED' || response.code === 'PRIMARY_UNAVAILABLE' || response.code === 'RATE_LIMITED') {
+        kept.push(record);
+        lines.push(`[share] not sharing ${label} for now: ${response.code} ${response.message}`);
+      } else {
+        lines.push(`[share] dropped ${label}: ${response.code} ${response.message}`);
+      }
+    }
+    if (records.length > 0) await this.registry.replace(user, kept);
+    return lines;
+  }
+
+  /** After a logout (or the session ended): the tracker ended our shares; stop serving and downloading. */
+  async loggedOut(): Promise<void> {
+    this.table.clear();
+    await this.downloads.abortAll('logged out (run download_file again to resume)');
+  }
+
+  /** Before the process exits: stop downloads (resumable) and tell the tracker we no longer serve. */
+  async close(): Promise<void> {
+    await this.downloads.abortAll('the client stopped (run download_file again to resume)');
+    const served = this.table.list();
+    this.table.clear();
+    if (this.tracker.user() !== undefined) {
+      await Promise.all(
+        served.map((s) => withTimeout(this.tracker.request(formatCommand(['stop_share', s.group, s.file])), 2000).catch(() => undefined)),
+      );
+    }
+    await this.server.close();
+  }
+
+  /** Sends `upload_file` for a record and serves it when the tracker says OK. */
+  private async announce(record: ShareRecord): Promise<string> {
+    const hashes = record.hashes.length === 0 ? '-' : record.hashes.join(',');
+    const line = formatCommand([
+      'upload_file', record.group, record.file, String(record.size), record.sha256, String(record.pieceSize), this.announced ?? '', hashes,
+    ]);
+    if (Buffer.byteLength(line) > TRACKER_MAX_REQUEST) {
+      return `ERR BAD_REQUEST ${record.hashes.length} pieces do not fit in one request; use a larger piece size`;
+    }
+    const answer = await this.tracker.request(line);
+    if (parseResponse(answer).ok) {
+      this.table.removeByName(record.group, record.file);
+      this.table.set({ ...record, have: Bitfield.full(record.hashes.length) });
+    }
+    return answer;
+  }
+
+  private downloadDeps(group: string, file: string): ConstructorParameters<typeof Download>[4] {
+    return {
+      fetchPeers: async (): Promise<FilePeers> => {
+        const answer = await this.tracker.request(formatCommand(['file_peers', group, file]));
+        const parsed = parseFilePeers(answer);
+        if (!parsed) throw new Error(answer.split('\n', 1)[0] ?? answer);
+        return parsed;
+      },
+      self: () => this.announced,
+      announce: async (served: ServedFile) => {
+        // Serve first: peers told about us may ask at once.
+        this.table.set(served);
+        const answer = await this.tracker.request(this.uploadLine(served)).catch((e: unknown) => `ERR ${String(e)}`);
+        if (!parseResponse(answer).ok) this.table.remove(served.group, served.sha256);
+      },
+      completed: async (served: ServedFile) => {
+        this.table.set(served);
+        const user = this.tracker.user();
+        const answer = await this.tracker.request(this.uploadLine(served)).catch((e: unknown) => `ERR ${String(e)}`);
+        if (user !== undefined && parseResponse(answer).ok) {
+          const info = await stat(served.path);
+          const d = this.downloads.list().find((x) => x.group === group && x.file === file && x.status === 'running');
+          await this.registry.put(user, {
+            group, file, path: served.path, size: served.size, mtimeMs: info.mtimeMs, sha256: served.sha256,
+            pieceSize: served.pieceSize, hashes: d?.meta.hashes ?? [],
+          });
+        }
+      },
+      ended: (download: Download) => {
+        if (download.status === 'complete') this.notify(`download_complete ${group} ${quote(file)}`);
+        else this.notify(`download_failed ${group} ${quote(file)} ${download.reason}`);
+      },
+      withdraw: async (served: ServedFile) => {
+        this.table.remove(served.group, served.sha256);
+        if (this.tracker.user() !== undefined) await this.tracker.request(formatCommand(['stop_share', group, file])).catch(() => undefined);
+      },
+    };
+  }
+
+  private uploadLine(served: ServedFile): string {
+    const d = this.downloads.list().find((x) => x.group === served.group && x.file === served.file && x.meta.sha256 === served.sha256);
+    const hashes = d && d.meta.hashes.length > 0 ? d.meta.hashes.join(',') : '-';
+    return formatCommand([
+      'upload_file', served.group, served.file, String(served.size), served.sha256, String(served.pieceSize), this.announced ?? '', hashes,
+    ]);
+  }
+
+  /** A line for a download that just ended, for notices. */
+  describe(download: Download): string {
+    return formatDownload(download);
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out')), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

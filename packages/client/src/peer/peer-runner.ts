@@ -1,0 +1,88 @@
+import { parseResponse, tokenize } from '@tracker-cluster/protocol';
+import { classifyLine } from '../commands.js';
+import { Runner } from '../runner.js';
+import type { Connector, Outcome, RunnerHooks } from '../runner.js';
+import type { PeerOptions } from './options.js';
+import { PeerNode } from './peer-node.js';
+
+/**
+ * The client's `Runner` with file sharing: runs the peer commands itself
+ * (`upload_file <path> <group>`, `download_file`, `show_downloads`,
+ * `wait_downloads`) and tells the peer side about `login` (re-announce the
+ * user's shares), the end of the session (pause sharing) and `stop_share`.
+ * Everything else is the plain `Runner`'s.
+ */
+export class PeerRunner extends Runner {
+  readonly peer: PeerNode;
+
+  constructor(connector: Connector, options: PeerOptions, hooks: RunnerHooks = {}) {
+    super(connector, hooks);
+    this.peer = new PeerNode(
+      options,
+      {
+        request: async (line) => {
+          const connection = await this.connect();
+          return (await connection.request(this.state.session, line)).payload;
+        },
+        user: () => (this.state.session !== 0n ? this.state.user : undefined),
+      },
+      // Client-side notices are shown like events: `[event] download_complete <group> <file>`.
+      (text) => this.hooks.onEvent?.({ session: this.state.session, payload: `EVENT ${text}` }),
+    );
+  }
+
+  override async execute(line: string): Promise<Outcome> {
+    const action = classifyLine(line);
+    if (action.kind !== 'remote') return super.execute(line);
+    let words: string[];
+    try {
+      words = tokenize(action.line);
+    } catch {
+      return super.execute(line);
+    }
+    const { command } = action;
+    const arg = (i: number): string => words[i] as string;
+    switch (command) {
+      case 'upload_file':
+        if (words.length === 3 || words.length === 4) return this.answer(command, await this.peer.uploadFile(arg(1), arg(2), words[3]));
+        break;
+      case 'download_file':
+        if (words.length !== 4) return this.answer(command, 'ERR BAD_REQUEST usage: download_file <group> <file> <dest_dir>');
+        return this.answer(command, await this.peer.downloadFile(arg(1), arg(2), arg(3)));
+      case 'show_downloads':
+        return this.answer(command, this.peer.showDownloads());
+      case 'wait_downloads':
+        return this.answer(command, await this.peer.waitDownloads());
+      case 'stop_share': {
+        const outcome = await this.tracked(line);
+        if (outcome.kind === 'reply' && words.length === 3) {
+          const response = parseResponse(outcome.reply.payload);
+          if (response.ok || response.code === 'NO_SUCH_FILE') await this.peer.stoppedSharing(arg(1), arg(2));
+        }
+        return outcome;
+      }
+      case 'login': {
+        const outcome = await this.tracked(line);
+        const user = this.state.user;
+        if (outcome.kind === 'reply' && outcome.ok && user !== undefined) {
+          const lines = await this.peer.loggedIn(user);
+          if (lines.length > 0) return { ...outcome, reply: { ...outcome.reply, payload: [outcome.reply.payload, ...lines].join('\n') } };
+        }
+        return outcome;
+      }
+    }
+    return this.tracked(line);
+  }
+
+  /** Runs a tracker command; when it ends the session (logout, expiry), sharing pauses. */
+  private async tracked(line: string): Promise<Outcome> {
+    const before = this.state.session;
+    const outcome = await super.execute(line);
+    if (before !== 0n && this.state.session === 0n) await this.peer.loggedOut();
+    return outcome;
+  }
+
+  private answer(command: string, payload: string): Outcome {
+    return { kind: 'reply', command, reply: { session: this.state.session, payload }, ok: parseResponse(payload).ok };
+  }
+}

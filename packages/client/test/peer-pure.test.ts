@@ -1,0 +1,173 @@
+/**
+ * The pure parts of the peer side: piece arithmetic, bitfields, the piece
+ * picker, the peer protocol codec, file_peers parsing. No I/O.
+ */
+import t from 'tap';
+import { encodeFrame, FrameDecoder } from '@tracker-cluster/protocol';
+import {
+  Bitfield,
+  encodePieceAnswerHead,
+  formatHaveAnswer,
+  formatPieceRequest,
+  parseFilePeers,
+  parseHaveAnswer,
+  parsePeerRequest,
+  parsePieceAnswer,
+  parsePieceSize,
+  PeerAnswerError,
+  PiecePicker,
+  pieceCount,
+  pieceLength,
+  pieceOffset,
+  progressBar,
+} from '@tracker-cluster/client';
+
+t.test('piece arithmetic', async (t) => {
+  t.equal(pieceCount(0, 10), 0, 'an empty file has no pieces');
+  t.equal(pieceCount(1, 10), 1);
+  t.equal(pieceCount(10, 10), 1);
+  t.equal(pieceCount(11, 10), 2);
+  const layout = { size: 25, pieceSize: 10 };
+  t.same([0, 1, 2].map((i) => pieceLength(layout, i)), [10, 10, 5], 'the last piece is shorter');
+  t.equal(pieceOffset(layout, 2), 20);
+  t.throws(() => pieceLength(layout, 3), RangeError);
+  t.throws(() => pieceLength({ size: 0, pieceSize: 10 }, 0), RangeError);
+  t.equal(parsePieceSize('65536'), 65536);
+  t.equal(parsePieceSize('512k'), 512 * 1024);
+  t.equal(parsePieceSize('4MiB'), 4 * 1024 * 1024);
+  t.equal(parsePieceSize('64m'), 64 * 1024 * 1024);
+  t.equal(parsePieceSize('65m'), undefined, 'over 64 MiB');
+  t.equal(parsePieceSize('0'), undefined);
+  t.equal(parsePieceSize('1.5k'), undefined);
+});
+
+t.test('bitfield: MSB first, hex round trip, strict parse', async (t) => {
+  const b = new Bitfield(10);
+  b.set(0);
+  b.set(9);
+  b.set(9);
+  t.equal(b.count, 2, 'setting twice counts once');
+  t.equal(b.toHex(), '8040');
+  t.ok(Bitfield.fromHex(10, '8040')?.get(9));
+  t.equal(Bitfield.fromHex(10, '8040')?.count, 2);
+  t.equal(Bitfield.fromHex(10, '8041'), undefined, 'a spare bit set is refused');
+  t.equal(Bitfield.fromHex(10, '80'), undefined, 'wrong length');
+  t.equal(Bitfield.fromHex(10, '80zz'), undefined, 'not hex');
+  b.clear(0);
+  t.equal(b.count, 1);
+  t.notOk(b.get(0));
+  t.ok(Bitfield.full(9).complete);
+  t.equal(Bitfield.full(9).toHex(), 'ff80');
+  t.ok(new Bitfield(0).complete, 'zero pieces is complete');
+  t.throws(() => b.set(10), RangeError);
+});
+
+t.test('picker: rarest first, ties random, one request per piece, release and complete', async (t) => {
+  let seed = 1;
+  const random = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const picker = new PiecePicker(6, undefined, random);
+  const all = Bitfield.full(6);
+  const partial = new Bitfield(6);
+  partial.set(4);
+  partial.set(5);
+  picker.addPeer(all);
+  picker.addPeer(partial);
+  // Pieces 0-3 are held by one peer, 4-5 by two: 0-3 are rarer.
+  const first = [picker.pick(all), picker.pick(all), picker.pick(all), picker.pick(all)];
+  t.same([...first].sort(), [0, 1, 2, 3], 'the rare pieces first');
+  const fromPartial = picker.pick(partial);
+  t.ok(fromPartial >= 4, 'the partial peer gets what it has');
+  t.equal(picker.unrequested, 1);
+  picker.release(first[0] as number);
+  t.equal(picker.pick(partial), 9 - fromPartial, 'the partial peer has nothing else but the other one');
+  t.equal(picker.pick(partial), -1);
+  t.equal(picker.pick(all), first[0], 'a released piece is asked again');
+  for (let i = 0; i < 6; i++) picker.complete(i);
+  t.equal(picker.remaining, 0);
+  t.equal(picker.pick(all), -1);
+
+  const done = new Bitfield(3);
+  done.set(1);
+  const resumed = new PiecePicker(3, done);
+  t.equal(resumed.remaining, 2, 'resume starts from the verified pieces');
+  const one = Bitfield.full(3);
+  resumed.addPeer(one);
+  t.not(resumed.pick(one), 1);
+
+  // Random tie-break: two pickers with other seeds order equal pieces differently.
+  const orders = new Set<string>();
+  for (let s = 1; s < 20; s++) {
+    let x = s * 7919;
+    const p = new PiecePicker(8, undefined, () => ((x = (x * 16807) % 2147483647) / 2147483647));
+    const f = Bitfield.full(8);
+    p.addPeer(f);
+    orders.add(String(p.pick(f)));
+  }
+  t.ok(orders.size > 1, 'ties are broken at random');
+});
+
+t.test('peer requests parse', async (t) => {
+  const sha = 'a'.repeat(64);
+  t.same(parsePeerRequest(`HAVE g ${sha}`), { ok: true, request: { kind: 'have', group: 'g', sha256: sha } });
+  t.same(parsePeerRequest(formatPieceRequest('g', sha, 12)), { ok: true, request: { kind: 'piece', group: 'g', sha256: sha, index: 12 } });
+  t.same(parsePeerRequest(`piece g ${sha} 0`), { ok: true, request: { kind: 'piece', group: 'g', sha256: sha, index: 0 } }, 'case-insensitive');
+  t.match(parsePeerRequest('HAVE g nothex'), { ok: false, code: 'BAD_REQUEST' });
+  t.match(parsePeerRequest(`PIECE g ${sha} -1`), { ok: false, code: 'BAD_REQUEST' });
+  t.match(parsePeerRequest(`PIECE g ${sha} 01`), { ok: false, code: 'BAD_REQUEST' });
+  t.match(parsePeerRequest('GET x'), { ok: false, code: 'UNKNOWN_COMMAND' });
+  t.match(parsePeerRequest('HAVE "g'), { ok: false, code: 'BAD_REQUEST' });
+});
+
+t.test('HAVE answers', async (t) => {
+  const have = new Bitfield(10);
+  have.set(3);
+  const text = formatHaveAnswer(have);
+  t.equal(text, 'OK 10 1000');
+  t.ok(parseHaveAnswer(Buffer.from(text), 10).get(3));
+  t.equal(formatHaveAnswer(new Bitfield(0)), 'OK 0 -');
+  t.equal(parseHaveAnswer(Buffer.from('OK 0 -'), 0).length, 0);
+  t.throws(() => parseHaveAnswer(Buffer.from(text), 11), { code: 'PROTOCOL' });
+  t.throws(() => parseHaveAnswer(Buffer.from('ERR NO_SUCH_FILE nope'), 10), { code: 'NO_SUCH_FILE' });
+});
+
+t.test('PIECE answers: text line, newline, raw bytes; one frame', async (t) => {
+  const bytes = Buffer.from([0, 10, 255, 13, 10]);
+  const head = encodePieceAnswerHead(7, bytes.length);
+  const decoder = new FrameDecoder({ maxPayload: 1000 });
+  const wire = Buffer.concat([head, bytes]);
+  // fed one byte at a time
+  const frames = [];
+  for (const byte of wire) frames.push(...decoder.push(Buffer.from([byte])));
+  t.equal(frames.length, 1);
+  const payload = frames[0]?.payload as Buffer;
+  t.same(parsePieceAnswer(payload, 7, 5), bytes);
+  t.throws(() => parsePieceAnswer(payload, 8, 5), PeerAnswerError, 'another index');
+  t.throws(() => parsePieceAnswer(payload, 7, 6), { code: 'PROTOCOL' }, 'wrong length');
+  const err = encodeFrame(0n, 'ERR BUSY later').subarray(12);
+  t.throws(() => parsePieceAnswer(err, 7, 5), { code: 'BUSY' });
+});
+
+t.test('file_peers answers', async (t) => {
+  const h = 'b'.repeat(64);
+  const payload = [
+    `OK "my file" size=10 sha256=${'c'.repeat(64)} piece_size=8 pieces=2 peers=2`,
+    `hashes ${h},${h}`,
+    'peer alice 127.0.0.1:9000',
+    'peer bob [::1]:9001',
+  ].join('\n');
+  const parsed = parseFilePeers(payload);
+  t.equal(parsed?.file, 'my file');
+  t.equal(parsed?.pieceSize, 8);
+  t.equal(parsed?.hashes.length, 2);
+  t.same(parsed?.peers.map((p) => p.address), [{ host: '127.0.0.1', port: 9000 }, { host: '::1', port: 9001 }]);
+  const empty = parseFilePeers(`OK e size=0 sha256=${'c'.repeat(64)} piece_size=8 pieces=0 peers=1\nhashes -\npeer a h:1`);
+  t.same(empty?.hashes, []);
+  t.equal(parseFilePeers('ERR NOT_MEMBER no'), undefined);
+  t.equal(parseFilePeers(`OK f size=10 sha256=${'c'.repeat(64)} piece_size=8 pieces=2 peers=0\nhashes ${h}`), undefined, 'hash count must match');
+});
+
+t.test('progress bar', async (t) => {
+  t.equal(progressBar(0, 10), '[..........]');
+  t.equal(progressBar(0.5, 10), '[#####.....]');
+  t.equal(progressBar(1, 10), '[##########]');
+});

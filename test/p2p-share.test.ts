@@ -1,0 +1,181 @@
+/**
+ * File sharing between real tracker-client processes through a real
+ * tracker: one seeder (a file name with spaces), three partial seeders, a
+ * peer serving corrupt bytes, a non-member, the empty file, logout pausing
+ * and login resuming sharing, and the share quota. Partial and corrupt
+ * seeders are small in-test fake peers (test/helpers/peers.ts).
+ */
+import { readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import t from 'tap';
+import { makeTempDir, startTracker } from './helpers/tracker.js';
+import type { RunningTracker } from './helpers/tracker.js';
+import { connect } from './helpers/wire.js';
+import { login, send } from './helpers/commands.js';
+import { announceFake, fakePeer, makeFile, makeGroup, runClient, sha256, sha256OfFile, spawnClient } from './helpers/peers.js';
+
+const PIECE = 64 * 1024;
+
+t.test('file sharing', async (t) => {
+  const tracker: RunningTracker = await startTracker(t);
+  const base = (user: string, dataDir: string): string[] => ['--tracker', tracker.address, '--data-dir', dataDir];
+
+  t.test('one seeder; a file name with spaces; list_files, show_downloads, wait_downloads', async (t) => {
+    const dir = await makeTempDir(t);
+    await makeGroup(t, tracker.port, 'one', 'ann', ['bea']);
+    const data = await makeFile(dir, 'holiday photos.bin', 3 * PIECE + 123);
+    const seeder = spawnClient(t, [...base('ann', path.join(dir, 'ann')), '--serve', '--exec', 'login ann ann-pw; upload_file "holiday photos.bin" one 64k'], dir);
+    await seeder.waitOut(/OK shared "holiday photos.bin" seeders=1/);
+    const dest = await makeTempDir(t);
+    const run = await runClient(
+      t,
+      [...base('bea', path.join(dir, 'bea')), '--exec', `login bea bea-pw; list_files one; download_file one "holiday photos.bin" ${dest}; wait_downloads; show_downloads`],
+      dir,
+    );
+    t.equal(run.code, 0, run.stderr);
+    t.match(run.stdout, `"holiday photos.bin" size=${data.length} sha256=${sha256(data)} seeders=1`);
+    t.match(run.stdout, /OK download started "holiday photos\.bin" size=196731 pieces=4 have=0 peers=1/);
+    t.match(run.stdout, /\[C\] \[one\] "holiday photos\.bin" 100% size=196731 .* sources=1 resumed=0/);
+    t.equal(await sha256OfFile(path.join(dest, 'holiday photos.bin')), sha256(data), 'same bytes');
+    t.same(await readdir(dest), ['holiday photos.bin'], 'no part or state file left');
+    const registry = JSON.parse(await readFile(path.join(dir, 'ann', 'shares-ann.json'), 'utf8')) as { shares: { file: string }[] };
+    t.same(registry.shares.map((s) => s.file), ['holiday photos.bin'], 'the seeder remembers its share');
+  });
+
+  t.test('three partial seeders, each holding a third of the pieces', async (t) => {
+    const dir = await makeTempDir(t);
+    const { c, session } = await makeGroup(t, tracker.port, 'thirds', 'cat', ['dan', 'cat2', 'cat3']);
+    // One share per session: three sessions, one for each fake peer.
+    const sessions = [session, await login(c, 'cat2', 'cat2-pw'), await login(c, 'cat3', 'cat3-pw')];
+    const data = await makeFile(dir, 'parts.bin', 30 * PIECE + 5);
+    const peers = [];
+    for (let k = 0; k < 3; k++) {
+      const peer = await fakePeer(t, { group: 'thirds', data, pieceSize: PIECE, holds: (i) => i % 3 === k });
+      await announceFake(c, sessions[k] as bigint, 'thirds', 'parts.bin', data, PIECE, peer);
+      peers.push(peer);
+    }
+    const dest = await makeTempDir(t);
+    const run = await runClient(t, [...base('dan', path.join(dir, 'dan')), '--exec', `login dan dan-pw; download_file thirds parts.bin ${dest}; wait_downloads`], dir);
+    t.equal(run.code, 0, run.stdout + run.stderr);
+    t.match(run.stdout, /peers=3/);
+    t.match(run.stdout, /\[C\] \[thirds\] parts\.bin 100% .* sources=3/);
+    t.same(peers.map((p) => p.served()), [11, 10, 10], 'each piece fetched once, from the peer that has it');
+    t.equal(await sha256OfFile(path.join(dest, 'parts.bin')), sha256(data));
+  });
+
+  t.test('a peer serving corrupt bytes is detected and banned; the download completes from the other', async (t) => {
+    const dir = await makeTempDir(t);
+    const { c, session } = await makeGroup(t, tracker.port, 'bad', 'eve', ['fay', 'gus']);
+    const data = await makeFile(dir, 'x.bin', 40 * PIECE);
+    const liar = await fakePeer(t, { group: 'bad', data, pieceSize: PIECE, corrupt: true });
+    await announceFake(c, session, 'bad', 'x.bin', data, PIECE, liar);
+    const seeder = spawnClient(t, [...base('fay', path.join(dir, 'fay')), '--serve', '--exec', 'login fay fay-pw; upload_file x.bin bad 64k'], dir);
+    await seeder.waitOut(/OK shared x\.bin seeders=2/);
+    const dest = await makeTempDir(t);
+    const run = await runClient(t, [...base('gus', path.join(dir, 'gus')), '--exec', `login gus gus-pw; download_file bad x.bin ${dest}; wait_downloads`], dir);
+    t.equal(run.code, 0, run.stdout + run.stderr);
+    t.ok(liar.served() >= 1, 'the corrupt peer was asked');
+    t.match(run.stdout, /\[C\] \[bad\] x\.bin 100% .* sources=1 resumed=0 banned=1/);
+    t.equal(await sha256OfFile(path.join(dest, 'x.bin')), sha256(data));
+  });
+
+  t.test('a non-member is refused by the tracker, and a piece server serves only a valid share context', async (t) => {
+    const dir = await makeTempDir(t);
+    await makeGroup(t, tracker.port, 'club', 'hal', []);
+    const raw = await connect(tracker.port);
+    t.teardown(() => raw.close());
+    await send(raw, ['create_user', 'ivy', 'ivy-pw']);
+    const data = await makeFile(dir, 'secret.bin', 2 * PIECE);
+    const seeder = spawnClient(t, [...base('hal', path.join(dir, 'hal')), '--serve', '--exec', 'login hal hal-pw; upload_file secret.bin club'], dir);
+    await seeder.waitOut(/OK shared secret\.bin/);
+    const dest = await makeTempDir(t);
+    const run = await runClient(t, [...base('ivy', path.join(dir, 'ivy')), '--exec', `login ivy ivy-pw; download_file club secret.bin ${dest}; show_downloads`], dir);
+    t.equal(run.code, 1);
+    t.match(run.stdout, /ERR NOT_MEMBER/);
+    t.match(run.stdout, /^OK 0$/m, 'nothing was queued');
+    t.same(await readdir(dest), []);
+
+    await waitForStderr(seeder, /serving pieces on 127\.0\.0\.1:(\d+)/);
+    const port = Number(/serving pieces on 127\.0\.0\.1:(\d+)/.exec(seeder.stderr())?.[1]);
+    const socket = await connect(port, '127.0.0.1');
+    t.teardown(() => socket.close());
+    const sha = sha256(data);
+    t.equal((await socket.request(`HAVE club ${sha}`)).payload, 'OK 1 80', 'the right context is answered (one 512 KiB piece)');
+    t.match((await socket.request(`HAVE other ${sha}`)).payload, /^ERR NO_SUCH_FILE/, 'another group: refused');
+    t.match((await socket.request(`PIECE club ${'0'.repeat(64)} 0`)).payload, /^ERR NO_SUCH_FILE/, 'another hash: refused');
+    t.match((await socket.request(`PIECE club ${sha} 99`)).payload, /^ERR BAD_REQUEST/, 'no such piece index');
+    t.match((await socket.request('GET /')).payload, /^ERR UNKNOWN_COMMAND/);
+  });
+
+  t.test('the empty file', async (t) => {
+    const dir = await makeTempDir(t);
+    await makeGroup(t, tracker.port, 'zero', 'jon', ['kim']);
+    await makeFile(dir, 'empty', 0);
+    const seeder = spawnClient(t, [...base('jon', path.join(dir, 'jon')), '--serve', '--exec', 'login jon jon-pw; upload_file empty zero'], dir);
+    await seeder.waitOut(/OK shared empty seeders=1/);
+    const dest = await makeTempDir(t);
+    const run = await runClient(t, [...base('kim', path.join(dir, 'kim')), '--exec', `login kim kim-pw; download_file zero empty ${dest}; wait_downloads`], dir);
+    t.equal(run.code, 0, run.stdout + run.stderr);
+    t.match(run.stdout, /pieces=0 have=0 peers=1/);
+    t.match(run.stdout, /\[C\] \[zero\] empty 100% size=0/);
+    t.equal((await stat(path.join(dest, 'empty'))).size, 0);
+  });
+
+  t.test('logout pauses sharing; the next login re-announces what is still on disk', async (t) => {
+    const dir = await makeTempDir(t);
+    const { c, session } = await makeGroup(t, tracker.port, 'pause', 'lea', ['max']);
+    await makeFile(dir, 'keep.bin', PIECE + 1);
+    await makeFile(dir, 'gone.bin', 10);
+    const dataDir = path.join(dir, 'lea');
+    const first = await runClient(t, [...base('lea', dataDir), '--exec', 'login lea lea-pw; upload_file keep.bin pause; upload_file gone.bin pause; logout'], dir);
+    t.equal(first.code, 0, first.stdout + first.stderr);
+    t.match((await send(c, ['list_files', 'pause'], session)).payload, /^OK 0$/, 'logout ended the shares');
+    await import('node:fs/promises').then((fs) => fs.rm(path.join(dir, 'gone.bin')));
+    const again = spawnClient(t, [...base('lea', dataDir), '--serve', '--exec', 'login lea lea-pw'], dir);
+    await again.waitOut(/\[share\] dropped gone\.bin in pause: .* is gone/);
+    t.match(again.stdout(), /\[share\] sharing keep\.bin in pause again/);
+    t.match((await send(c, ['list_files', 'pause'], session)).payload, /keep\.bin size=65537 .* seeders=1/);
+    const dest = await makeTempDir(t);
+    const run = await runClient(t, [...base('max', path.join(dir, 'max')), '--exec', `login max max-pw; download_file pause keep.bin ${dest}; wait_downloads`], dir);
+    t.equal(run.code, 0, run.stdout + run.stderr);
+    t.equal(await sha256OfFile(path.join(dest, 'keep.bin')), await sha256OfFile(path.join(dir, 'keep.bin')));
+  });
+
+  t.test('a bad frame to a piece server closes only that connection', async (t) => {
+    const dir = await makeTempDir(t);
+    const client = spawnClient(t, [...base('x', path.join(dir, 'x')), '--serve', '--exec', 'ping'], dir);
+    await client.waitOut(/OK PONG/);
+    await waitForStderr(client, /serving pieces on 127\.0\.0\.1:(\d+)/);
+    const port = Number(/serving pieces on 127\.0\.0\.1:(\d+)/.exec(client.stderr())?.[1]);
+    const socket = await connect(port, '127.0.0.1');
+    t.teardown(() => socket.close());
+    socket.sendRaw(Buffer.from([0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0]));
+    const frame = await socket.nextFrame();
+    t.match(frame.payload.toString(), /^ERR FRAME_TOO_LARGE/);
+    await socket.closed;
+    const other = await connect(port, '127.0.0.1');
+    t.teardown(() => other.close());
+    t.match((await other.request(`HAVE g ${'a'.repeat(64)}`)).payload, /^ERR NO_SUCH_FILE/);
+  });
+});
+
+t.test('quota: a share past --max-shares-per-user is refused and not remembered', async (t) => {
+  const tracker = await startTracker(t, { args: ['--max-shares-per-user', '1'] });
+  const dir = await makeTempDir(t);
+  await makeGroup(t, tracker.port, 'q', 'ned', []);
+  await makeFile(dir, 'a.bin', 100);
+  await makeFile(dir, 'b.bin', 100);
+  const run = await runClient(t, ['--tracker', tracker.address, '--data-dir', path.join(dir, 'ned'), '--exec', 'login ned ned-pw; upload_file a.bin q; upload_file b.bin q'], dir);
+  t.equal(run.code, 1);
+  t.match(run.stdout, /OK shared a\.bin seeders=1\nERR QUOTA_EXCEEDED/);
+  const registry = JSON.parse(await readFile(path.join(dir, 'ned', 'shares-ned.json'), 'utf8')) as { shares: { file: string }[] };
+  t.same(registry.shares.map((s) => s.file), ['a.bin']);
+});
+
+async function waitForStderr(client: { stderr(): string }, re: RegExp): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!re.test(client.stderr())) {
+    if (Date.now() > deadline) throw new Error(`no ${re} in stderr: ${client.stderr()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
