@@ -23,6 +23,8 @@ export interface Services {
   forward?: (session: bigint, payload: Buffer) => Promise<Reply>;
   /** On a replica: asks the primary to extend a session's expiry (activity here counts too). */
   touch?: (sessionKey: string, expires: number) => void;
+  /** Writes with a request id that are running now: a retry waits for the first attempt. */
+  inFlight: InFlightRequests;
   /** `key=value` fields of `status` that only the tracker knows (replication, connections). */
   statusFields(): Record<string, string | number>;
 }
@@ -51,6 +53,15 @@ export interface RequestContext {
   connectionId: number;
   /** The frame's session when it is live, with its user. */
   session: { id: bigint; key: string; user: string } | undefined;
+  /** The client's request id (`@<client>:<n>`), when it named one. */
+  requestId?: RequestId;
+}
+
+/** A client's name for one request: its id, the request's number, a digest of the command line. */
+export interface RequestId {
+  client: string;
+  n: number;
+  digest: string;
 }
 
 /**
@@ -68,4 +79,26 @@ export interface Reply {
   payload: string;
   /** The session field of the response when it is not the request's own (login, logout). */
   session?: bigint;
+}
+
+/**
+ * The writes with a request id that have started and not yet answered, so
+ * that a retry racing its first attempt (a client that failed over to a new
+ * connection of the same tracker) waits for that attempt's answer.
+ */
+export class InFlightRequests {
+  private readonly running = new Map<string, { n: number; reply: Promise<Reply> }>();
+
+  start(id: RequestId, reply: Promise<Reply>): void {
+    this.running.set(id.client, { n: id.n, reply });
+    const done = (): void => {
+      if (this.running.get(id.client)?.reply === reply) this.running.delete(id.client);
+    };
+    reply.then(done, done);
+  }
+
+  find(id: RequestId): Promise<Reply> | undefined {
+    const entry = this.running.get(id.client);
+    return entry && entry.n === id.n ? entry.reply : undefined;
+  }
 }

@@ -12,7 +12,7 @@ import { Connection } from './net/connection.js';
 import { SessionHub } from './net/session-hub.js';
 import type { TrackerOptions } from './options.js';
 import type { Services } from './services.js';
-import { AnswerCache, OrderedReply } from './services.js';
+import { AnswerCache, InFlightRequests, OrderedReply } from './services.js';
 import type { Change } from './state/changes.js';
 import { ChangeLog } from './state/change-log.js';
 import type { ChangeLogHooks } from './state/change-log.js';
@@ -95,9 +95,10 @@ export class Tracker {
       hub,
       loginFailures: new FailureWindow(options.maxLoginFailures, options.loginWindowMs),
       cache,
+      inFlight: new InFlightRequests(),
       statusFields: () => this.statusFields(),
     };
-    this.purgeTimer = setInterval(() => this.purgeExpiredSessions(), options.sessionPurgeIntervalMs);
+    this.purgeTimer = setInterval(() => this.purgeExpired(), options.sessionPurgeIntervalMs);
     this.purgeTimer.unref();
     const syncDeps = { secret: options.secret, store: this.store, log: this.log, logger };
     if (options.role === 'primary') {
@@ -224,13 +225,18 @@ export class Tracker {
     };
   }
 
-  private purgeExpiredSessions(): void {
+  private purgeExpired(): void {
     if (this.closing || this.options.role !== 'primary') return;
     const now = this.services.clock.now();
     const expired = this.store.expiredSessions(now, PURGE_BATCH);
-    if (expired.length === 0) return;
-    this.log.append({ type: 'sessions_expired', sessions: expired, at: now });
-    this.logger.info({ sessions: expired.length }, 'expired sessions purged');
+    if (expired.length > 0) {
+      this.log.append({ type: 'sessions_expired', sessions: expired, at: now });
+      this.logger.info({ sessions: expired.length }, 'expired sessions purged');
+    }
+    // A client retries a write within moments of a failover; after a session TTL its record is dead weight.
+    const before = now - this.options.sessionTtlMs;
+    const oldest = this.store.oldestClientRequest();
+    if (oldest !== undefined && oldest < before) this.log.append({ type: 'requests_forgotten', before });
   }
 }
 

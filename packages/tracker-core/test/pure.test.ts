@@ -13,7 +13,10 @@ import {
   hashPassword,
   parseDuration,
   parseHostPort,
+  decodeChange,
+  encodeChange,
   parseOptions,
+  splitRequestId,
   verifyPassword,
 } from '@tracker-cluster/tracker-core';
 import type { OptionsInput } from '@tracker-cluster/tracker-core';
@@ -207,4 +210,27 @@ t.test('verify reads the parameters from the stored params string', async (t) =>
   t.equal(await verifyPassword('pw', { ...foreign, params: 'scrypt:N=1024,r=4,p=2,len=24' }), false, 'a different N gives a different key');
   await t.rejects(verifyPassword('pw', { ...foreign, params: 'bcrypt:12' }), /unknown password hash parameters/);
   await t.rejects(verifyPassword('pw', { ...foreign, params: 'scrypt:N=512,r=4' }), /unknown password hash parameters/);
+});
+
+t.test('splitRequestId: an optional @<client>:<n> before the command', async (t) => {
+  t.same(splitRequestId(['ping']), { command: ['ping'] });
+  const a = splitRequestId(['@00000000000000ff:42', 'create_group', 'team']);
+  t.same(a.command, ['create_group', 'team']);
+  t.equal(a.requestId?.client, '00000000000000ff');
+  t.equal(a.requestId?.n, 42);
+  const b = splitRequestId(['@00000000000000ff:42', 'create_group', 'other']);
+  t.not(b.requestId?.digest, a.requestId?.digest, 'the digest tells commands apart');
+  t.equal(splitRequestId(['@00000000000000ff:9007199254740991', 'ping']).requestId?.n, 2 ** 53 - 1);
+  for (const bad of [['@'], ['@00000000000000ff:1'], ['@00000000000000ff:0', 'ping'], ['@00000000000000ff:9007199254740992', 'ping'], ['@ff:1', 'ping'], ['@00000000000000FF:1', 'ping']]) {
+    t.throws(() => splitRequestId(bad), { code: 'BAD_REQUEST' }, bad.join(' '));
+  }
+});
+
+t.test('a change with a request record round-trips through its canonical text', async (t) => {
+  const req = { client: '00000000000000ff', n: 3, digest: 'ab', answer: 'OK group created', session: '18446744073709551615', at: 5 };
+  const change = { seq: 7, epoch: 1, body: { type: 'group_created', group: 'g', owner: 'o', at: 5 } as const, req };
+  t.same(decodeChange(encodeChange(change)), change);
+  const plain = { seq: 8, epoch: 1, body: { type: 'member_left', group: 'g', user: 'o' } as const };
+  t.same(decodeChange(encodeChange(plain)), plain, 'no req field when there is none');
+  t.notMatch(encodeChange(plain), /req/);
 });

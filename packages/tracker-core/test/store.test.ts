@@ -19,7 +19,7 @@ t.test('a fresh database is migrated to SCHEMA_VERSION, in WAL mode, with synchr
   t.equal(store.db.pragma('journal_mode', { simple: true }), 'wal', 'journal_mode is wal');
   t.equal(store.db.pragma('synchronous', { simple: true }), 2, 'synchronous defaults to FULL (2)');
   const tables = store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
-  t.same(tables, ['files', 'groups', 'members', 'meta', 'requests', 'sessions', 'shares', 'users'], 'every table exists; the log is in its own file');
+  t.same(tables, ['client_requests', 'files', 'groups', 'members', 'meta', 'requests', 'sessions', 'shares', 'users'], 'every table exists; the log is in its own file');
   t.equal(store.path, file);
   t.same(store.counts(), { users: 0, sessions: 0, groups: 0 });
 });

@@ -2,7 +2,7 @@ import { NO_SESSION, TrackerError, formatSessionId, ok } from '@tracker-cluster/
 import { dummyVerify, hashPassword, verifyPassword } from '../auth/password.js';
 import type { Reply, RequestContext, Services } from '../services.js';
 import type { Command } from './command.js';
-import { sessionOf, userOf } from './command.js';
+import { commit, sessionOf, userOf } from './command.js';
 import { checkName, checkPassword } from './checks.js';
 
 export const createUser: Command = {
@@ -12,17 +12,16 @@ export const createUser: Command = {
   summary: 'create an account',
   write: true,
   decidesLate: true,
-  async run({ services }, [user, password]) {
+  async run(ctx, [user, password]) {
+    const { services } = ctx;
     checkName('user', user as string);
     checkPassword(password as string);
-    const { store, options, clock, log } = services;
+    const { store, options, clock } = services;
     // Checked before the expensive hash, and again after it: another request may have won meanwhile.
     if (store.user(user as string)) throw new TrackerError('USER_EXISTS', `user ${user} already exists`);
     const hashed = await hashPassword(password as string, options.scryptCost);
     if (store.user(user as string)) throw new TrackerError('USER_EXISTS', `user ${user} already exists`);
-    const { durable } = log.append({ type: 'user_created', user: user as string, ...hashed, at: clock.now() });
-    await durable;
-    return { payload: ok('user created') };
+    return commit(ctx, { type: 'user_created', user: user as string, ...hashed, at: clock.now() }, { payload: ok('user created') });
   },
 };
 
@@ -51,7 +50,7 @@ export const login: Command = {
     if (ctx.session) throw new TrackerError('ALREADY_LOGGED_IN', `already logged in as ${ctx.session.user}; log out first`);
     checkName('user', user as string);
     checkPassword(password as string);
-    const { store, options, clock, log, loginFailures, entropy } = services;
+    const { store, options, clock, loginFailures, entropy } = services;
     const keys = throttleKeys(ctx, user as string);
     refuseIfThrottled(services, keys, clock.now());
     const row = store.user(user as string);
@@ -66,16 +65,10 @@ export const login: Command = {
     loginFailures.clear(keys[0]);
     let id = entropy.sessionId();
     while (store.session(formatSessionId(id))) id = entropy.sessionId();
-    const { durable } = log.append({
-      type: 'session_opened',
-      session: formatSessionId(id),
-      user: user as string,
-      at: now,
-      expires: now + options.sessionTtlMs,
-    });
-    const sessions = store.liveSessionCount(user as string, now);
-    await durable;
-    return { payload: ok(`logged in as ${user} sessions=${sessions}`), session: id };
+    // This session counts: it is live from now.
+    const sessions = store.liveSessionCount(user as string, now) + 1;
+    const body = { type: 'session_opened', session: formatSessionId(id), user: user as string, at: now, expires: now + options.sessionTtlMs } as const;
+    return commit(ctx, body, { payload: ok(`logged in as ${user} sessions=${sessions}`), session: id });
   },
 };
 
@@ -86,12 +79,10 @@ export const logout: Command = {
   summary: 'end this session',
   write: true,
   async run(ctx): Promise<Reply> {
-    const { store, log, clock } = ctx.services;
+    const { store, clock } = ctx.services;
     const session = sessionOf(ctx);
-    const { durable } = log.append({ type: 'session_closed', session: session.key });
-    const left = store.liveSessionCount(session.user, clock.now());
-    await durable;
-    return { payload: ok(`logged out sessions=${left}`), session: NO_SESSION };
+    const left = store.liveSessionsOf(session.user, clock.now()).filter((id) => id !== session.key).length;
+    return commit(ctx, { type: 'session_closed', session: session.key }, { payload: ok(`logged out sessions=${left}`), session: NO_SESSION });
   },
 };
 

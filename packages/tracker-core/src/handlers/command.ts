@@ -1,4 +1,6 @@
+import { NO_SESSION } from '@tracker-cluster/protocol';
 import type { Reply, RequestContext } from '../services.js';
+import type { ChangeBody, RequestRecord } from '../state/changes.js';
 
 /**
  * One command of PROTOCOL.md §3. `auth` is checked once by dispatch, before
@@ -35,4 +37,22 @@ export function sessionOf(ctx: RequestContext): NonNullable<RequestContext['sess
 /** The user of a command that has `auth: true`. */
 export function userOf(ctx: RequestContext): string {
   return sessionOf(ctx).user;
+}
+
+/**
+ * Applies a write's change and answers once it is durable. The answer is
+ * worked out before the change is appended because, when the client named
+ * its request (`@<client>:<n>`), it is stored with the change: a retry of
+ * that request, at either tracker, gets this answer instead of a second run.
+ */
+export async function commit(ctx: RequestContext, body: ChangeBody, reply: Reply): Promise<Reply> {
+  await ctx.services.log.append(body, requestRecord(ctx, reply)).durable;
+  return reply;
+}
+
+function requestRecord(ctx: RequestContext, reply: Reply): RequestRecord | undefined {
+  const id = ctx.requestId;
+  if (id === undefined) return undefined;
+  const session = reply.session ?? ctx.session?.id ?? NO_SESSION;
+  return { client: id.client, n: id.n, digest: id.digest, answer: reply.payload, session: session.toString(), at: ctx.services.clock.now() };
 }

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { NO_SESSION, TrackerError, err, formatSessionId, tokenize } from '@tracker-cluster/protocol';
-import type { Outcome, Reply, RequestContext, Services } from '../services.js';
+import type { Outcome, Reply, RequestContext, RequestId, Services } from '../services.js';
 import { OrderedReply } from '../services.js';
 import { createUser, login, logout, whoami } from './account.js';
 import { ping, status } from './basic.js';
@@ -77,12 +78,18 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
       }
     }
     if (request.rateLimited) throw new TrackerError('RATE_LIMITED', 'too many requests on this connection; slow down');
-    const command = parse(request.payload);
+    const { command, requestId } = splitRequestId(parse(request.payload));
+    if (requestId) ctx.requestId = requestId;
     if ((command[0] as string).toUpperCase().startsWith(SYNC_PREFIX)) {
       throw new TrackerError('FORBIDDEN', 'SYNC: messages are only accepted on an authenticated tracker link');
     }
     const spec = COMMANDS.get((command[0] as string).toLowerCase());
     if (!spec) throw new TrackerError('UNKNOWN_COMMAND', `unknown command ${JSON.stringify((command[0] as string).slice(0, 64))}; try ping, login, list_groups`);
+    // Before the session check: a retried logout finds its session already ended.
+    if (spec.write && requestId) {
+      const earlier = rememberedAnswer(services, requestId);
+      if (earlier) return earlier;
+    }
     if (spec.auth && !ctx.session) throw new TrackerError('AUTH_REQUIRED', `${spec.name} needs a session: log in first`);
     const args = command.slice(1);
     if (args.length !== spec.args.length) throw new TrackerError('BAD_REQUEST', `usage: ${usage(spec)}`);
@@ -103,6 +110,7 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
     const result = spec.run(ctx, args);
     if (result instanceof Promise) {
       const reply = result.then(withSession(answerSession), failure(services, answerSession));
+      if (requestId && spec.write) services.inFlight.start(requestId, reply);
       if (!spec.decidesLate) return reply;
       // A new session belongs to the connection that asked for it: its events start flowing at once.
       return new OrderedReply(
@@ -118,6 +126,41 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
   } catch (error) {
     return failure(services, answerSession)(error);
   }
+}
+
+/** `@<client>:<n>`: 16 lowercase hex digits, a request number from 1 to 2^53-1 (docs/protocol.md §2). */
+const REQUEST_ID = /^@([0-9a-f]{16}):([1-9][0-9]{0,15})$/;
+
+/** Takes the optional request id off the front of a request's words. */
+export function splitRequestId(words: string[]): { command: string[]; requestId?: RequestId } {
+  const first = words[0] as string;
+  if (!first.startsWith('@')) return { command: words };
+  const match = REQUEST_ID.exec(first);
+  const n = match ? Number(match[2]) : 0;
+  if (!match || !Number.isSafeInteger(n)) {
+    throw new TrackerError('BAD_REQUEST', 'a request id is @<16 lowercase hex digits>:<number from 1 to 2^53-1>');
+  }
+  const command = words.slice(1);
+  if (command.length === 0) throw new TrackerError('BAD_REQUEST', 'a request id must be followed by a command');
+  const digest = createHash('sha256').update(JSON.stringify(command)).digest('hex').slice(0, 32);
+  return { command, requestId: { client: match[1] as string, n, digest } };
+}
+
+/**
+ * The stored answer when this request already ran (a retry), an error when
+ * its number is stale or was used for another command, else undefined.
+ * A retry that arrives while the first attempt is still running waits for it.
+ */
+function rememberedAnswer(services: Services, id: RequestId): Outcome | undefined {
+  const running = services.inFlight.find(id);
+  if (running) return new OrderedReply(running);
+  const seen = services.store.clientRequest(id.client);
+  if (!seen || seen.n < id.n) return undefined;
+  if (seen.n > id.n) throw new TrackerError('BAD_REQUEST', `stale request number ${id.n}: this client's last write was ${seen.n}`);
+  if (seen.digest !== id.digest) throw new TrackerError('BAD_REQUEST', `request number ${id.n} was already used for another command`);
+  const reply: Reply = { payload: seen.answer, session: BigInt(seen.session) };
+  const barrier = services.log.barrier();
+  return barrier ? barrier.then(() => reply) : reply;
 }
 
 function parse(payload: Buffer): string[] {

@@ -2,7 +2,7 @@ import { AddressError, TrackerError, formatHostPort, formatRow, isValidFileName,
 import type { Reply } from '../services.js';
 import { checkName, existingGroup, requireMember } from './checks.js';
 import type { Command } from './command.js';
-import { sessionOf, userOf } from './command.js';
+import { commit, sessionOf, userOf } from './command.js';
 
 /**
  * File metadata (PROTOCOL.md §3). Trackers never hold file bytes: a share
@@ -73,7 +73,7 @@ export const uploadFile: Command = {
     const meta = parseMeta(size as string, sha256 as string, pieceSize as string, hashes as string);
     const address = parsePeer(peer as string);
     requireMember(ctx, group as string);
-    const { store, log, clock, options } = ctx.services;
+    const { store, clock, options } = ctx.services;
     const known = store.file(group as string, file as string);
     if (known && (known.sha256 !== meta.sha256 || known.size !== meta.size || known.piece_size !== meta.pieceSize || known.hashes !== meta.hashes)) {
       throw new TrackerError('FILE_CONFLICT', `${group} already has another file named ${quote(file as string)}`);
@@ -84,7 +84,9 @@ export const uploadFile: Command = {
     if (!store.hasShare(key, group as string, file as string) && store.liveShareCount(user, now) >= options.maxSharesPerUser) {
       throw new TrackerError('QUOTA_EXCEEDED', `you already share ${options.maxSharesPerUser} files; stop sharing one first`);
     }
-    const { durable } = log.append({
+    // This session's share counts once, whether it is new or renewed.
+    const seeders = store.liveSeeders(group as string, file as string, now) + (store.hasShare(key, group as string, file as string) ? 0 : 1);
+    const body = {
       type: 'file_shared',
       group: group as string,
       file: file as string,
@@ -96,10 +98,8 @@ export const uploadFile: Command = {
       user,
       peer: address,
       at: now,
-    });
-    const seeders = store.liveSeeders(group as string, file as string, now);
-    await durable;
-    return { payload: ok(`shared ${quote(file as string)} seeders=${seeders}`) };
+    } as const;
+    return commit(ctx, body, { payload: ok(`shared ${quote(file as string)} seeders=${seeders}`) });
   },
 };
 
@@ -157,12 +157,11 @@ export const stopShare: Command = {
     checkName('group', group as string);
     checkFileName(file as string);
     existingGroup(ctx, group as string);
-    const { store, log } = ctx.services;
+    const { store } = ctx.services;
     const { key } = sessionOf(ctx);
     if (!store.hasShare(key, group as string, file as string)) {
       throw new TrackerError('NO_SUCH_FILE', `this session does not share ${quote(file as string)} in ${group}`);
     }
-    await log.append({ type: 'share_stopped', session: key, group: group as string, file: file as string }).durable;
-    return { payload: ok(`stopped sharing ${quote(file as string)}`) };
+    return commit(ctx, { type: 'share_stopped', session: key, group: group as string, file: file as string }, { payload: ok(`stopped sharing ${quote(file as string)}`) });
   },
 };

@@ -2,7 +2,7 @@ import { TrackerError, formatRow, ok, okList } from '@tracker-cluster/protocol';
 import type { Reply, RequestContext } from '../services.js';
 import { checkName, existingGroup, requireMember, requireOwner } from './checks.js';
 import type { Command } from './command.js';
-import { userOf } from './command.js';
+import { commit, userOf } from './command.js';
 
 export const createGroup: Command = {
   name: 'create_group',
@@ -12,10 +12,9 @@ export const createGroup: Command = {
   write: true,
   async run(ctx, [group]): Promise<Reply> {
     checkName('group', group as string);
-    const { store, log, clock } = ctx.services;
+    const { store, clock } = ctx.services;
     if (store.group(group as string)) throw new TrackerError('GROUP_EXISTS', `group ${group} already exists`);
-    await log.append({ type: 'group_created', group: group as string, owner: userOf(ctx), at: clock.now() }).durable;
-    return { payload: ok('group created') };
+    return commit(ctx, { type: 'group_created', group: group as string, owner: userOf(ctx), at: clock.now() }, { payload: ok('group created') });
   },
 };
 
@@ -27,12 +26,11 @@ export const joinGroup: Command = {
   write: true,
   async run(ctx, [group]): Promise<Reply> {
     existingGroup(ctx, group as string);
-    const { store, log, clock } = ctx.services;
+    const { store, clock } = ctx.services;
     const user = userOf(ctx);
     if (store.isMember(group as string, user)) throw new TrackerError('ALREADY_MEMBER', `you are already a member of ${group}`);
     if (store.hasRequest(group as string, user)) throw new TrackerError('REQUEST_PENDING', `your request to join ${group} is pending`);
-    await log.append({ type: 'join_requested', group: group as string, user, at: clock.now() }).durable;
-    return { payload: ok('request sent') };
+    return commit(ctx, { type: 'join_requested', group: group as string, user, at: clock.now() }, { payload: ok('request sent') });
   },
 };
 
@@ -44,8 +42,7 @@ export const leaveGroup: Command = {
   write: true,
   async run(ctx, [group]): Promise<Reply> {
     requireMember(ctx, group as string);
-    await ctx.services.log.append({ type: 'member_left', group: group as string, user: userOf(ctx) }).durable;
-    return { payload: ok(`left ${group}`) };
+    return commit(ctx, { type: 'member_left', group: group as string, user: userOf(ctx) }, { payload: ok(`left ${group}`) });
   },
 };
 
@@ -74,9 +71,8 @@ export const acceptRequest: Command = {
   write: true,
   async run(ctx, [group, user]): Promise<Reply> {
     pendingRequest(ctx, group as string, user as string);
-    const { log, clock } = ctx.services;
-    await log.append({ type: 'request_accepted', group: group as string, user: user as string, at: clock.now() }).durable;
-    return { payload: ok(`${user} joined ${group}`) };
+    const at = ctx.services.clock.now();
+    return commit(ctx, { type: 'request_accepted', group: group as string, user: user as string, at }, { payload: ok(`${user} joined ${group}`) });
   },
 };
 
@@ -88,8 +84,7 @@ export const rejectRequest: Command = {
   write: true,
   async run(ctx, [group, user]): Promise<Reply> {
     pendingRequest(ctx, group as string, user as string);
-    await ctx.services.log.append({ type: 'request_rejected', group: group as string, user: user as string }).durable;
-    return { payload: ok('request rejected') };
+    return commit(ctx, { type: 'request_rejected', group: group as string, user: user as string }, { payload: ok('request rejected') });
   },
 };
 

@@ -15,6 +15,12 @@ export interface DomainEvent {
  * transaction. Returns the events the change implies.
  */
 export function applyChange(store: Store, change: Change): DomainEvent[] {
+  const events = applyBody(store, change);
+  if (change.req !== undefined) store.putClientRequest(change.req);
+  return events;
+}
+
+function applyBody(store: Store, change: Change): DomainEvent[] {
   const c = change.body;
   switch (c.type) {
     case 'user_created':
@@ -35,6 +41,9 @@ export function applyChange(store: Store, change: Change): DomainEvent[] {
         store.deleteSharesOfSession(id);
         store.deleteSession(id);
       }
+      return [];
+    case 'requests_forgotten':
+      store.forgetClientRequests(c.before);
       return [];
     case 'group_created':
       store.insertGroup(c.group, c.owner, c.at);

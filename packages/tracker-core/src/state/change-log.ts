@@ -5,7 +5,7 @@ import type { LogPosition, LogStore } from '../store/log-store.js';
 import type { Store } from '../store/store.js';
 import type { DomainEvent } from './apply.js';
 import { applyChange } from './apply.js';
-import type { Change, ChangeBody } from './changes.js';
+import type { Change, ChangeBody, RequestRecord } from './changes.js';
 import { decodeChange, encodeChange } from './changes.js';
 
 /** h_0 of the rolling log hash: 32 zero bytes. */
@@ -152,9 +152,11 @@ export class ChangeLog {
     return this.committedSeq;
   }
 
-  /** Applies a change chosen by this tracker (the primary). */
-  append(body: ChangeBody): Appended {
-    return this.applyOne({ seq: this.seq + 1, epoch: this.epoch, body });
+  /** Applies a change chosen by this tracker (the primary), with the request it answers if the client named one. */
+  append(body: ChangeBody, req?: RequestRecord): Appended {
+    const change: Change = { seq: this.seq + 1, epoch: this.epoch, body };
+    if (req !== undefined) change.req = req;
+    return this.applyOne(change);
   }
 
   /**

@@ -10,6 +10,8 @@ export type ChangeBody =
   | { type: 'session_closed'; session: string }
   | { type: 'sessions_touched'; sessions: Array<[session: string, expires: number]> }
   | { type: 'sessions_expired'; sessions: string[]; at: number }
+  /** Request records older than `before` are dropped: their clients are long gone. */
+  | { type: 'requests_forgotten'; before: number }
   | { type: 'group_created'; group: string; owner: string; at: number }
   | { type: 'join_requested'; group: string; user: string; at: number }
   | { type: 'request_accepted'; group: string; user: string; at: number }
@@ -33,21 +35,42 @@ export type ChangeBody =
 
 export type ChangeType = ChangeBody['type'];
 
+/**
+ * The answer to a client's write, remembered with the change it made so that
+ * a retry of the same request (same client id and number, e.g. after a
+ * failover) is answered with it instead of running twice. Replicated like
+ * everything else, so the other tracker can answer the retry too.
+ */
+export interface RequestRecord {
+  /** The client's id: 16 lowercase hex digits. */
+  client: string;
+  /** The client's request number. */
+  n: number;
+  /** A digest of the command line, so that a number reused for another request is refused. */
+  digest: string;
+  /** The answer's payload and session field (decimal). */
+  answer: string;
+  session: string;
+  at: number;
+}
+
 export interface Change {
   seq: number;
   epoch: number;
   body: ChangeBody;
+  req?: RequestRecord;
 }
 
 /** The canonical text of a change: what the log stores, what is hashed and shipped. */
 export function encodeChange(change: Change): string {
-  return JSON.stringify({ seq: change.seq, epoch: change.epoch, ...change.body });
+  if (change.req === undefined) return JSON.stringify({ seq: change.seq, epoch: change.epoch, ...change.body });
+  return JSON.stringify({ seq: change.seq, epoch: change.epoch, ...change.body, req: change.req });
 }
 
 export function decodeChange(text: string): Change {
-  const { seq, epoch, ...body } = JSON.parse(text) as { seq: number; epoch: number } & ChangeBody;
+  const { seq, epoch, req, ...body } = JSON.parse(text) as { seq: number; epoch: number; req?: RequestRecord } & ChangeBody;
   if (!Number.isInteger(seq) || !Number.isInteger(epoch) || typeof body.type !== 'string') {
     throw new Error(`malformed change: ${text.slice(0, 120)}`);
   }
-  return { seq, epoch, body: body as ChangeBody };
+  return req === undefined ? { seq, epoch, body: body as ChangeBody } : { seq, epoch, body: body as ChangeBody, req };
 }

@@ -80,6 +80,19 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX shares_by_file ON shares(grp, name, seq);
   CREATE INDEX shares_by_user ON shares(user);
   `,
+  // 3: the last write of each client id and its answer, so that a request
+  // retried after a failover is answered, not run twice.
+  `
+  CREATE TABLE client_requests (
+    client  TEXT PRIMARY KEY,
+    n       INTEGER NOT NULL,
+    digest  TEXT NOT NULL,
+    answer  TEXT NOT NULL,
+    session TEXT NOT NULL,
+    at      INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX client_requests_by_age ON client_requests(at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { SqliteSynchronous } from '../options.js';
+import type { RequestRecord } from '../state/changes.js';
 import { MIGRATIONS, migrate } from './schema.js';
 
 export interface UserRow {
@@ -114,6 +115,20 @@ export class Store {
   }
   expiredSessions(now: number, limit: number): string[] {
     return this.s.expiredSessions.pluck().all(now, limit) as string[];
+  }
+  /** The last remembered write of a client id (request ids: docs/protocol.md §2). */
+  clientRequest(client: string): RequestRecord | undefined {
+    return this.s.clientRequest.get(client) as RequestRecord | undefined;
+  }
+  /** The oldest remembered request's time, if any (the purge's cue). */
+  oldestClientRequest(): number | undefined {
+    return (this.s.oldestClientRequest.pluck().get() as number | null) ?? undefined;
+  }
+  putClientRequest(r: RequestRecord): void {
+    this.s.putClientRequest.run(r.client, r.n, r.digest, r.answer, r.session, r.at);
+  }
+  forgetClientRequests(before: number): void {
+    this.s.forgetClientRequests.run(before);
   }
   group(name: string): { name: string; owner: string } | undefined {
     return this.s.group.get(name) as { name: string; owner: string } | undefined;
@@ -238,6 +253,13 @@ function prepare(db: Db) {
     liveSessionsOf: p('SELECT id FROM sessions WHERE user = ? AND expires_at > ?'),
     expiredSessions: p('SELECT id FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?'),
     group: p('SELECT name, owner FROM groups WHERE name = ?'),
+    clientRequest: p('SELECT client, n, digest, answer, session, at FROM client_requests WHERE client = ?'),
+    oldestClientRequest: p('SELECT MIN(at) FROM client_requests'),
+    putClientRequest: p(
+      'INSERT INTO client_requests (client, n, digest, answer, session, at) VALUES (?, ?, ?, ?, ?, ?) ' +
+        'ON CONFLICT(client) DO UPDATE SET n = excluded.n, digest = excluded.digest, answer = excluded.answer, session = excluded.session, at = excluded.at',
+    ),
+    forgetClientRequests: p('DELETE FROM client_requests WHERE at < ?'),
     member: p('SELECT 1 FROM members WHERE grp = ? AND user = ?'),
     request: p('SELECT 1 FROM requests WHERE grp = ? AND user = ?'),
     listGroups: p(
