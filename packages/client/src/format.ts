@@ -103,11 +103,12 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
 export function formatReply(payload: string, view: View = PLAIN_VIEW, command = ''): string {
   const text = payload.replace(/\n+$/, '');
   if (view.mode === 'json') return formatJsonAnswer(payload, command);
+  if (view.mode === 'raw' && !view.color) return text;
   const [first = '', ...rest] = text.split('\n');
   const response = parseResponse(first);
   const head = response.ok
     ? `${paint(view, 'green', 'OK')}${first.slice(2)}`
-    : `${paint(view, 'red', `ERR ${response.code}`)}${first.slice(3 + response.code.length)}`;
+    : `${paint(view, 'red', `ERR ${response.code}`)}${first.slice(4 + response.code.length)}`;
   if (view.mode === 'raw' || !response.ok || rest.length === 0 || !(command in LIST_COMMANDS)) {
     return [head, ...rest].join('\n');
   }
