@@ -33,7 +33,8 @@ export function useColor(isTTY: boolean | undefined, env: Readonly<Record<string
 type Style = Parameters<typeof styleText>[0];
 
 function paint(view: View, style: Style, text: string): string {
-  return view.color ? styleText(style, text) : text;
+  // Whether to colour is decided once (useColor), not per stream by styleText.
+  return view.color ? styleText(style, text, { validateStream: false }) : text;
 }
 
 /** Commands whose `OK <n>` answer is followed by `<name> key=value ...` rows, and the title of the name column. */

@@ -53,6 +53,10 @@ export function parseHistoryFile(text: string): string[] {
 
 /** readline's history array (newest first) as the file's text: oldest first, one a line. */
 export function formatHistoryFile(history: readonly string[]): string {
-  const lines = history.filter((l) => !isSecretLine(l)).slice(0, HISTORY_SIZE).reverse();
+  const lines = history
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !isSecretLine(l))
+    .slice(0, HISTORY_SIZE)
+    .reverse();
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }

@@ -61,6 +61,7 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
   rl.on('history', (lines: string[]) => {
     // The listener may change the array: lines with passwords never stay.
     if (lines.length > 0 && isSecretLine(lines[0] as string)) lines.shift();
+    else if (lines.length > 0) lines[0] = (lines[0] as string).trim();
     if (io.historyFile !== undefined) saveHistory(io.historyFile, lines);
   });
 
