@@ -263,3 +263,25 @@ t.test('the tracker gone mid-session: a clear message and exit 3', async (t) => 
   t.same(lines(r.stdout), ['OK logged in as judy sessions=1']);
   t.equal(r.code, 3);
 });
+
+t.test('two clients logged in as the same user work side by side and see the live session count', async (t) => {
+  const tracker = await startTracker(t);
+  const at = ['--tracker', tracker.address];
+  await runClient(t, [...at, '--exec', 'create_user kim pw-kim']);
+  const one = await spawnClient(t, at);
+  const two = await spawnClient(t, at);
+  one.proc.stdin?.write('login kim pw-kim\n');
+  await one.waitOut('OK logged in as kim sessions=1\n');
+  two.proc.stdin?.write('login kim pw-kim\n');
+  await two.waitOut('OK logged in as kim sessions=2\n');
+  one.proc.stdin?.write('whoami\ncreate_group kims\n');
+  await one.waitOut('OK kim sessions=2\nOK group created\n');
+  two.proc.stdin?.write('list_members kims\nlogout\n');
+  await two.waitOut('OK 1\nkim role=owner\nOK logged out sessions=1\n');
+  one.proc.stdin?.end('whoami\n');
+  const r = await one.exited;
+  t.match(r.stdout, /OK kim sessions=1\n$/, 'the other session is still live, and counted alone');
+  two.proc.stdin?.end();
+  t.equal((await two.exited).code, 0);
+  t.equal(r.code, 0);
+});

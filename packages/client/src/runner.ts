@@ -261,7 +261,7 @@ export class Runner {
     const now = this.options.now ?? Date.now;
     const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
     const deadline = now() + budgetMs;
-    let attempts: ConnectAttempt[] = [];
+    let attempts: ConnectAttempt[];
     for (let round = 0; ; round++) {
       const pause = Math.min(backoffDelay(round, this.options.backoff), Math.max(0, deadline - now()));
       if (pause > 0) await sleep(pause);
