@@ -89,7 +89,7 @@ t.test('file sharing', async (t) => {
     const seeder = spawnClient(t, [...base('hal', path.join(dir, 'hal')), '--serve', '--exec', 'login hal hal-pw; upload_file secret.bin club'], dir);
     await seeder.waitOut(/OK shared secret\.bin/);
     const dest = await makeTempDir(t);
-    const run = await runClient(t, [...base('ivy', path.join(dir, 'ivy')), '--exec', `login ivy ivy-pw; download_file club secret.bin ${dest}; show_downloads`], dir);
+    const run = await runClient(t, [...base('ivy', path.join(dir, 'ivy')), '--keep-going', '--exec', `login ivy ivy-pw; download_file club secret.bin ${dest}; show_downloads`], dir);
     t.equal(run.code, 1);
     t.match(run.stdout, /ERR NOT_MEMBER/);
     t.match(run.stdout, /^OK 0$/m, 'nothing was queued');

@@ -11,16 +11,23 @@ export type ParsedArgs =
   | { kind: 'run'; options: ClientOptions }
   | { kind: 'exit'; code: ExitCode; stdout: string; stderr: string };
 
-const USAGE = `$0 [--tracker HOST:PORT ...] [--exec "cmd; cmd"]
+const USAGE = `$0 [--tracker HOST:PORT ...] [--exec "cmd; cmd"] [--json] [--keep-going]
+$0 <own_ip>:<own_port> <tracker_info file>     (classic form)
 
-Talks to a tracker of the cluster. Connects to the first tracker that accepts
-a connection. With --exec, runs the commands and exits; with commands on
-stdin (not a terminal), runs them line by line and exits; otherwise shows a
-prompt. Type "help" at the prompt for the tracker commands.`;
+Talks to the trackers of the cluster. Connects to the first tracker that
+accepts a connection; when it is lost (or stops answering), carries on at the
+next one with the same session, retrying the command that was waiting. With
+--exec, runs the commands and exits; with commands on stdin (not a terminal),
+runs them line by line and exits; otherwise shows a prompt. Type "help" at
+the prompt for the commands.
 
-const EPILOG = `Exit status: 0 all commands answered OK, 1 some command was answered ERR
-(all commands are still run), 2 bad options, 3 no tracker could be reached
-or the connection was lost during a command.
+In the classic form the first argument is the address this client serves
+file pieces on (as --listen), and the file lists the trackers, one HOST:PORT
+a line.`;
+
+const EPILOG = `Exit status: 0 all commands answered OK, 1 a command was answered ERR
+(the script stops there unless --keep-going), 2 bad options, 3 no tracker
+could be reached.
 Every option can also be set through TRACKER_<OPTION>, e.g. TRACKER_TRACKER="127.0.0.1:7001,127.0.0.1:7002".`;
 
 /** Parses `process.argv.slice(2)`. Never prints and never exits; the caller does. */
@@ -47,6 +54,20 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
       describe: 'how long to wait for each answer, in milliseconds (0 = no limit)',
       defaultDescription: '30000',
     })
+    .option('json', {
+      type: 'boolean',
+      describe: 'print one JSON object per answer ({"ok","code","message","rows"}) and per event',
+    })
+    .option('keep-going', {
+      type: 'boolean',
+      describe: 'in scripts, run the remaining commands after an ERR answer (the exit status is still 1)',
+    })
+    .option('failover-timeout-ms', {
+      type: 'string',
+      requiresArg: true,
+      describe: 'after losing a tracker, how long to keep trying the trackers in turn, in milliseconds (0 = one round)',
+      defaultDescription: '15000',
+    })
     .option('connect-timeout-ms', {
       type: 'string',
       requiresArg: true,
@@ -57,7 +78,7 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
     .option('listen', {
       type: 'string',
       requiresArg: true,
-      describe: 'HOST:PORT where this client serves file pieces to other peers (port 0: any free port)',
+      describe: "HOST:PORT where this client serves file pieces to other peers (the classic form's first argument; port 0: any free port)",
       defaultDescription: '127.0.0.1:0',
     })
     .option('data-dir', { type: 'string', requiresArg: true, describe: 'where the client remembers your shares', defaultDescription: '~/.tracker-client' })
@@ -72,6 +93,11 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
     .epilog(EPILOG)
     .exitProcess(false)
     .wrap(null);
+  parser.command('$0 [own_address] [tracker_info]', false, (y) =>
+    y
+      .positional('own_address', { type: 'string', describe: 'classic form: <own_ip>:<own_port>, where this client serves pieces' })
+      .positional('tracker_info', { type: 'string', describe: 'classic form: a file listing the trackers, one HOST:PORT a line' }),
+  );
   parser.parseSync([...argv], {}, (error, args, output) => {
     if (error) {
       result = { kind: 'exit', code: EXIT.USAGE, stdout: '', stderr: usageMessage(error.message) };
@@ -83,18 +109,24 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
       return;
     }
     try {
+      const infoPath = args['tracker_info'] as string | undefined;
       const options = resolveOptions(
         {
           tracker: args.tracker,
           exec: args.exec as string | string[] | undefined,
           timeoutMs: args.timeoutMs,
           connectTimeoutMs: args.connectTimeoutMs,
+          failoverTimeoutMs: args['failoverTimeoutMs'] as string | undefined,
+          json: args['json'] as boolean | undefined,
+          keepGoing: args['keepGoing'] as boolean | undefined,
+          listen: args['listen'] as string | undefined,
+          ownAddress: args['own_address'] as string | undefined,
+          trackerInfo: infoPath === undefined ? undefined : { path: infoPath, text: readTrackerInfo(infoPath) },
           // peer
-          listen: args.listen,
-          dataDir: args.dataDir,
-          serve: args.serve,
-          uploadRate: args.uploadRate,
-          maxDownloads: args.maxDownloads,
+          dataDir: args.dataDir as string | undefined,
+          serve: args.serve as boolean | undefined,
+          uploadRate: args.uploadRate as string | undefined,
+          maxDownloads: args.maxDownloads as string | undefined,
         },
         env,
       );
@@ -106,6 +138,15 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
   });
   if (result === undefined) throw new Error('command-line parser gave no result');
   return result;
+}
+
+function readTrackerInfo(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new UsageError(`cannot read the tracker_info file "${path}": ${code}`);
+  }
 }
 
 function usageMessage(message: string): string {

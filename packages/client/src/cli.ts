@@ -1,10 +1,12 @@
 import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from './args.js';
-import { connectFirst } from './connect.js';
+import type { CommandTable } from './commands.js';
 import { ClientError } from './errors.js';
 import type { ExitCode } from './errors.js';
-import { formatClientError } from './format.js';
+import { formatClientError, useColor } from './format.js';
+import type { View } from './format.js';
+import { historyPath } from './history.js';
 import { scriptCommand, splitExec } from './input.js';
 import { runInteractive } from './interactive.js';
 import type { Env } from './options.js';
@@ -17,8 +19,13 @@ export interface CliIo {
   argv: readonly string[];
   env: Env;
   stdin: Readable & { isTTY?: boolean };
-  stdout: Writable;
+  stdout: Writable & { isTTY?: boolean };
   stderr: Writable;
+  /**
+   * The command table to use (the default commands when absent): the place
+   * to register client-side commands (`CommandTable.register`).
+   */
+  commands?: CommandTable;
 }
 
 /** The whole `tracker-client` program, minus `process.exit`. Resolves to the exit status. */
@@ -30,21 +37,36 @@ export async function run(io: CliIo): Promise<ExitCode> {
     return parsed.code;
   }
   const { options } = parsed;
-  const runner = new PeerRunner((handlers) =>
-    connectFirst(options.trackers, {
-      ...handlers,
+  const runner = new PeerRunner(
+    {
+      trackers: options.trackers,
       requestTimeoutMs: options.requestTimeoutMs,
       connectTimeoutMs: options.connectTimeoutMs,
-    }),
+      failoverTimeoutMs: options.failoverTimeoutMs,
+      clientOptions: options,
+      ...(io.commands !== undefined ? { commands: io.commands } : {}),
+    },
     options.peer,
   );
+  const interactive = options.exec === undefined && io.stdin.isTTY === true;
+  const view: View = {
+    mode: options.json ? 'json' : interactive && io.stdout.isTTY === true ? 'pretty' : 'raw',
+    color: !options.json && useColor(io.stdout.isTTY, io.env),
+  };
+  const script = { stdout: io.stdout, stderr: io.stderr, view, keepGoing: options.keepGoing };
   try {
     await startPeer(runner, options.peer.listen); // peer
     await runner.connect();
     const serve = options.peer.serve; // peer: --serve keeps a script's client up
-    if (options.exec !== undefined) return await serveAfterScript(runner, serve, await runScript(runner, splitExec(options.exec), io), io.stderr);
-    if (io.stdin.isTTY !== true) return await serveAfterScript(runner, serve, await runScript(runner, readScript(io.stdin), io), io.stderr);
-    return await runInteractive(runner, { input: io.stdin, output: io.stdout });
+    if (options.exec !== undefined) return await serveAfterScript(runner, serve, await runScript(runner, splitExec(options.exec), script), io.stderr);
+    if (!interactive) return await serveAfterScript(runner, serve, await runScript(runner, readScript(io.stdin), script), io.stderr);
+    return await runInteractive(runner, {
+      input: io.stdin,
+      output: io.stdout,
+      terminal: io.stdout.isTTY === true || io.stdin.isTTY === true,
+      view,
+      historyFile: historyPath(io.env),
+    });
   } catch (error) {
     if (!(error instanceof ClientError)) throw error;
     io.stderr.write(`${formatClientError(error.message)}\n`);

@@ -1,14 +1,58 @@
 import { tokenize } from '@tracker-cluster/protocol';
-// peer: file-sharing commands (issue 5), defined in ./peer/commands.ts
+import type { ClientOptions } from './options.js';
+// peer: file-sharing commands (issue 5), defined in ./peer/commands.ts; run by PeerRunner
 import { PEER_COMMANDS } from './peer/commands.js';
+import type { ClientState } from './state.js';
+import type { Reply } from './types.js';
 
 /**
  * Every command the client knows about: the tracker's (PROTOCOL.md §3) and
- * the client-local ones. One table feeds `help`, and later Tab completion.
+ * the client-local ones. One table feeds `help`, Tab completion and the
+ * runner.
+ *
+ * Extension point: a client-side command is a `CommandSpec` with `run`.
+ * Register it with `CommandTable.register` (a spec of the same name, even a
+ * tracker command, is replaced). Its handler gets a `LocalContext` whose
+ * `request()` sends tracker requests through the runner — with the session,
+ * a request id, and failover — so a local command never opens its own
+ * tracker connection.
  */
 
 /** Who may run a command: no session, any session, the group owner, a group member, or handled by the client itself. */
 export type CommandAuth = 'none' | 'session' | 'owner' | 'member' | 'local';
+
+/** What a client-side command's handler is given. */
+export interface LocalContext {
+  /** The words after the command name, unquoted. */
+  readonly args: readonly string[];
+  /** The whole line as typed (trimmed). */
+  readonly line: string;
+  /** The session and user as they are now. */
+  readonly state: ClientState;
+  /** The client's options (e.g. `peerAddress` for file sharing); undefined when the runner was made without them. */
+  readonly options: ClientOptions | undefined;
+  readonly commands: CommandTable;
+  /**
+   * Sends one command line to the tracker, as a typed command would be:
+   * with the current session and a fresh request id, failing over (and
+   * retrying with the same id) when the tracker is lost. The answer
+   * updates the session state. Throws `ClientError`s like `execute`.
+   */
+  request(line: string): Promise<Reply>;
+  /** Shows a line to the user (above the prompt, or on stderr in scripts) while the command runs. */
+  notice(text: string): void;
+}
+
+/** What a client-side command gives back: shown like an answer; `ok` false counts as a failed command. */
+export interface LocalResult {
+  ok: boolean;
+  /** Text to show; nothing when absent. */
+  text?: string;
+  /** Leave the client after this command (`quit`). */
+  quit?: boolean;
+}
+
+export type LocalHandler = (context: LocalContext) => LocalResult | Promise<LocalResult>;
 
 export interface CommandSpec {
   /** The name as typed (lower case; the tracker matches names case-insensitively). */
@@ -19,44 +63,140 @@ export interface CommandSpec {
   auth: CommandAuth;
   /** Other names for the same command. */
   aliases?: readonly string[];
+  /** Example lines for `help <command>`. */
+  examples?: readonly string[];
+  /** Client-side commands only: what running it does. Without `run` the line goes to the tracker. */
+  run?: LocalHandler;
 }
 
-export const COMMANDS: readonly CommandSpec[] = [
-  { name: 'ping', args: '', summary: 'check that the tracker answers (OK PONG)', auth: 'none' },
-  { name: 'status', args: '', summary: "show the tracker's role, epoch, sequence and replication state", auth: 'none' },
-  { name: 'create_user', args: '<user> <password>', summary: 'create an account', auth: 'none' },
-  { name: 'login', args: '<user> <password>', summary: 'log in; the client keeps the new session', auth: 'none' },
-  { name: 'logout', args: '', summary: 'end this session', auth: 'session' },
-  { name: 'whoami', args: '', summary: "show this session's user and how many sessions it has", auth: 'session' },
-  { name: 'create_group', args: '<group>', summary: 'create a group; you become its owner and first member', auth: 'session' },
-  { name: 'join_group', args: '<group>', summary: 'ask the owner to let you join a group', auth: 'session' },
-  { name: 'leave_group', args: '<group>', summary: 'leave a group (ownership passes to the earliest member)', auth: 'session' },
-  { name: 'list_requests', args: '<group>', summary: 'list pending join requests, oldest first', auth: 'owner' },
-  { name: 'accept_request', args: '<group> <user>', summary: 'let a user join your group', auth: 'owner' },
-  { name: 'reject_request', args: '<group> <user>', summary: "turn down a user's join request", auth: 'owner' },
-  { name: 'list_groups', args: '', summary: 'list every group with its owner and member count', auth: 'session' },
-  { name: 'list_members', args: '<group>', summary: "list a group's members and their roles", auth: 'member' },
-  { name: 'list_files', args: '<group>', summary: 'list the files shared in a group that have a seeder', auth: 'member' },
-  { name: 'file_peers', args: '<group> <file>', summary: "show a file's pieces and the peers that share it", auth: 'member' },
-  { name: 'stop_share', args: '<group> <file>', summary: 'stop sharing a file', auth: 'session' },
-  { name: 'help', args: '[command]', summary: 'list the commands, or describe one', auth: 'local' },
-  { name: 'quit', args: '', summary: 'leave the client (the session stays logged in)', auth: 'local', aliases: ['exit'] },
-  // peer: upload_file <path> <group>, download_file, show_downloads, wait_downloads
-  ...PEER_COMMANDS,
+/** The tracker's commands (PROTOCOL.md §3). */
+export const TRACKER_COMMANDS: readonly CommandSpec[] = [
+  { name: 'ping', args: '', summary: 'check that the tracker answers (OK PONG)', auth: 'none', examples: ['ping'] },
+  {
+    name: 'status',
+    args: '',
+    summary: "show the tracker's role, epoch, sequence and replication state",
+    auth: 'none',
+    examples: ['status'],
+  },
+  { name: 'create_user', args: '<user> <password>', summary: 'create an account', auth: 'none', examples: ['create_user alice s3cret', 'create_user bob "two words"'] },
+  { name: 'login', args: '<user> <password>', summary: 'log in; the client keeps the new session', auth: 'none', examples: ['login alice s3cret'] },
+  { name: 'logout', args: '', summary: 'end this session (other sessions of the user stay)', auth: 'session', examples: ['logout'] },
+  { name: 'whoami', args: '', summary: "show this session's user and how many sessions the user has", auth: 'session', examples: ['whoami'] },
+  { name: 'create_group', args: '<group>', summary: 'create a group; you become its owner and first member', auth: 'session', examples: ['create_group climbers'] },
+  { name: 'join_group', args: '<group>', summary: 'ask the owner to let you join a group', auth: 'session', examples: ['join_group climbers'] },
+  { name: 'leave_group', args: '<group>', summary: 'leave a group (ownership passes to the earliest member)', auth: 'session', examples: ['leave_group climbers'] },
+  { name: 'list_requests', args: '<group>', summary: 'list pending join requests, oldest first', auth: 'owner', examples: ['list_requests climbers'] },
+  { name: 'accept_request', args: '<group> <user>', summary: 'let a user join your group', auth: 'owner', examples: ['accept_request climbers bob'] },
+  { name: 'reject_request', args: '<group> <user>', summary: "turn down a user's join request", auth: 'owner', examples: ['reject_request climbers carol'] },
+  { name: 'list_groups', args: '', summary: 'list every group with its owner and member count', auth: 'session', examples: ['list_groups'] },
+  { name: 'list_members', args: '<group>', summary: "list a group's members and their roles", auth: 'member', examples: ['list_members climbers'] },
+  {
+    name: 'upload_file',
+    args: '<group> <file> <size> <sha256> <piece_size> <peer> <hashes>',
+    summary: 'register a file you share (metadata only; files stay with peers)',
+    auth: 'member',
+    examples: [`upload_file climbers notes.txt 5 ${'2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'} 1024 127.0.0.1:9001 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824`],
+  },
+  { name: 'list_files', args: '<group>', summary: 'list the files shared in a group that have a seeder', auth: 'member', examples: ['list_files climbers'] },
+  { name: 'file_peers', args: '<group> <file>', summary: "show a file's pieces and the peers that share it", auth: 'member', examples: ['file_peers climbers notes.txt'] },
+  { name: 'stop_share', args: '<group> <file>', summary: 'stop sharing a file', auth: 'session', examples: ['stop_share climbers notes.txt'] },
 ];
 
-const BY_NAME: ReadonlyMap<string, CommandSpec> = new Map(
-  COMMANDS.flatMap((spec) => [spec.name, ...(spec.aliases ?? [])].map((name) => [name, spec] as const)),
-);
+/** `help` and `quit`, handled by the client. */
+export const CLIENT_COMMANDS: readonly CommandSpec[] = [
+  {
+    name: 'help',
+    args: '[command]',
+    summary: 'list the commands, or describe one',
+    auth: 'local',
+    examples: ['help', 'help login'],
+    run: ({ args, commands }) => {
+      const topic = args[0];
+      if (topic === undefined) return { ok: true, text: formatHelp(commands) };
+      const text = formatCommandHelp(topic, commands);
+      return text === undefined
+        ? { ok: false, text: `help: no such command "${topic}" (type "help" for the list)` }
+        : { ok: true, text };
+    },
+  },
+  {
+    name: 'quit',
+    args: '',
+    summary: 'leave the client (the session stays logged in; "logout" ends it)',
+    auth: 'local',
+    aliases: ['exit'],
+    examples: ['quit'],
+    run: () => ({ ok: true, quit: true }),
+  },
+];
 
-/** Looks a command up by name or alias, case-insensitively. */
+/** A set of commands by name and alias. `register` adds or replaces one. */
+export class CommandTable {
+  private readonly specs: CommandSpec[] = [];
+  private byName = new Map<string, CommandSpec>();
+
+  constructor(specs: Iterable<CommandSpec> = []) {
+    for (const spec of specs) this.register(spec);
+  }
+
+  /** Adds a command; one with the same name is replaced (keeping its place in `help`). */
+  register(spec: CommandSpec): this {
+    const at = this.specs.findIndex((s) => s.name === spec.name);
+    if (at >= 0) this.specs[at] = spec;
+    else this.specs.push(spec);
+    this.byName = new Map(
+      this.specs.flatMap((s) => [s.name, ...(s.aliases ?? [])].map((name) => [name.toLowerCase(), s] as const)),
+    );
+    return this;
+  }
+
+  /** Looks a command up by name or alias, case-insensitively. */
+  find(name: string): CommandSpec | undefined {
+    return this.byName.get(name.toLowerCase());
+  }
+
+  /** Every command, in `help` order. */
+  all(): readonly CommandSpec[] {
+    return this.specs;
+  }
+
+  /** Every name and alias, sorted (for completion). */
+  names(): string[] {
+    return [...this.byName.keys()].sort();
+  }
+}
+
+/**
+ * A fresh table with the tracker's commands, the client's own, and file
+ * sharing's (whose `upload_file <path> <group>` replaces the tracker's
+ * seven-argument form in `help`; that form is still sent as written).
+ */
+export function defaultCommandTable(): CommandTable {
+  return new CommandTable([...TRACKER_COMMANDS, ...CLIENT_COMMANDS, ...PEER_COMMANDS]);
+}
+
+/** The default commands, in `help` order. */
+export const COMMANDS: readonly CommandSpec[] = defaultCommandTable().all();
+
+const DEFAULT_TABLE = defaultCommandTable();
+
+/** Looks a default command up by name or alias, case-insensitively. */
 export function findCommand(name: string): CommandSpec | undefined {
-  return BY_NAME.get(name.toLowerCase());
+  return DEFAULT_TABLE.find(name);
 }
 
 /** `login <user> <password>` */
 export function usage(spec: CommandSpec): string {
   return spec.args.length > 0 ? `${spec.name} ${spec.args}` : spec.name;
+}
+
+/** The placeholders of a synopsis without brackets: `<group> <user>` → `['group', 'user']`. */
+export function argNames(spec: CommandSpec): string[] {
+  return spec.args
+    .split(/\s+/)
+    .filter((a) => a.length > 0)
+    .map((a) => a.replace(/^[<[]|[>\]]$/g, ''));
 }
 
 const AUTH_NOTE: Record<CommandAuth, string> = {
@@ -70,17 +210,18 @@ const AUTH_NOTE: Record<CommandAuth, string> = {
 /** What a line typed at the prompt (or in a script) asks for. */
 export type LineAction =
   | { kind: 'skip' }
-  | { kind: 'help'; topic: string | undefined }
-  | { kind: 'quit' }
+  /** A client-side command: `args` are the words after its name. */
+  | { kind: 'local'; spec: CommandSpec & { run: LocalHandler }; args: string[]; line: string }
   /** Sent to the tracker as written (trimmed); `command` is the lower-cased first word. */
   | { kind: 'remote'; line: string; command: string };
 
 /**
- * Decides whether a line is handled by the client (`help`, `quit`, `exit`)
- * or sent to the tracker. Anything that is not a local command goes to the
- * tracker unchanged — the tracker validates arguments and quoting.
+ * Decides whether a line is handled by the client (a command with `run`:
+ * `help`, `quit`, `exit`, and any registered) or sent to the tracker.
+ * Anything else goes to the tracker unchanged — the tracker validates
+ * arguments and quoting.
  */
-export function classifyLine(line: string): LineAction {
+export function classifyLine(line: string, table: CommandTable = DEFAULT_TABLE): LineAction {
   const trimmed = line.trim();
   if (trimmed.length === 0) return { kind: 'skip' };
   let words: string[];
@@ -91,10 +232,9 @@ export function classifyLine(line: string): LineAction {
     words = [];
   }
   const first = (words[0] ?? trimmed.split(/[ \t]/, 1)[0] ?? '').toLowerCase();
-  const spec = findCommand(first);
-  if (spec?.auth === 'local' && words.length > 0) {
-    if (spec.name === 'help') return { kind: 'help', topic: words[1] };
-    if (spec.name === 'quit') return { kind: 'quit' };
+  const spec = table.find(first);
+  if (spec?.run !== undefined && words.length > 0) {
+    return { kind: 'local', spec: spec as CommandSpec & { run: LocalHandler }, args: words.slice(1), line: trimmed };
   }
   return { kind: 'remote', line: trimmed, command: first };
 }
@@ -103,24 +243,28 @@ export function classifyLine(line: string): LineAction {
 const HELP_COLUMN = 32;
 
 /** The answer to `help`: every command with its usage, one a line. */
-export function formatHelp(): string {
+export function formatHelp(table: CommandTable = DEFAULT_TABLE): string {
   const lines = ['Commands (names are case-insensitive; quote arguments with spaces: "my file.txt"):'];
-  for (const spec of COMMANDS) {
+  for (const spec of table.all()) {
     const text = usage(spec);
     const aliases = spec.aliases && spec.aliases.length > 0 ? ` (also: ${spec.aliases.join(', ')})` : '';
     const summary = `${spec.summary}${aliases}`;
     if (text.length <= HELP_COLUMN) lines.push(`  ${text.padEnd(HELP_COLUMN)}  ${summary}`);
     else lines.push(`  ${text}`, `  ${''.padEnd(HELP_COLUMN)}  ${summary}`);
   }
-  lines.push('Type "help <command>" for more about one command.');
+  lines.push('Type "help <command>" for more about one command. Tab completes commands and names seen.');
   return lines.join('\n');
 }
 
 /** The answer to `help <command>`, or undefined for an unknown command. */
-export function formatCommandHelp(name: string): string | undefined {
-  const spec = findCommand(name);
+export function formatCommandHelp(name: string, table: CommandTable = DEFAULT_TABLE): string | undefined {
+  const spec = table.find(name);
   if (!spec) return undefined;
   const lines = [`usage: ${usage(spec)}`, `  ${spec.summary}`, `  (${AUTH_NOTE[spec.auth]})`];
   if (spec.aliases && spec.aliases.length > 0) lines.push(`  also: ${spec.aliases.join(', ')}`);
+  if (spec.examples && spec.examples.length > 0) {
+    lines.push('examples:');
+    for (const example of spec.examples) lines.push(`  ${example}`);
+  }
   return lines.join('\n');
 }

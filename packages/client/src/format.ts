@@ -1,17 +1,126 @@
-import { EVENT_PREFIX, parseResponse } from '@tracker-cluster/protocol';
+import { styleText } from 'node:util';
+import { EVENT_PREFIX, parseResponse, parseRow, tokenize } from '@tracker-cluster/protocol';
 import { formatAddress } from './address.js';
 import type { TrackerAddress } from './address.js';
 import type { ClientState } from './state.js';
 
 /**
- * Everything the client shows. Plain text for now; colours, tables and
- * `--json` are to be added here, so the rest of the client never builds
- * output itself.
+ * Everything the client shows, pure: answers (raw protocol text, aligned
+ * tables, or JSON), events, the prompt, and the client's own messages. The
+ * rest of the client never builds output itself.
  */
 
-/** A response as the tracker sent it: its first line, then each list row on its own line. */
-export function formatReply(payload: string): string {
-  return payload.replace(/\n+$/, '');
+/**
+ * How answers are shown: `raw` is the tracker's text as sent (scripts),
+ * `pretty` shows list answers as aligned tables (the prompt on a terminal),
+ * `json` one JSON object per answer or event (`--json`).
+ */
+export type OutputMode = 'raw' | 'pretty' | 'json';
+
+export interface View {
+  mode: OutputMode;
+  /** ANSI colours (a terminal, and `NO_COLOR` unset). Never in `json` mode. */
+  color: boolean;
+}
+
+export const PLAIN_VIEW: View = Object.freeze({ mode: 'raw', color: false });
+
+/** Whether to use colours: stdout is a terminal and `NO_COLOR` is unset or empty (https://no-color.org). */
+export function useColor(isTTY: boolean | undefined, env: Readonly<Record<string, string | undefined>>): boolean {
+  return isTTY === true && (env['NO_COLOR'] === undefined || env['NO_COLOR'] === '');
+}
+
+type Style = Parameters<typeof styleText>[0];
+
+function paint(view: View, style: Style, text: string): string {
+  // Whether to colour is decided once (useColor), not per stream by styleText.
+  return view.color ? styleText(style, text, { validateStream: false }) : text;
+}
+
+/** Commands whose `OK <n>` answer is followed by `<name> key=value ...` rows, and the title of the name column. */
+export const LIST_COMMANDS: Readonly<Record<string, string>> = Object.freeze({
+  list_groups: 'group',
+  list_members: 'user',
+  list_requests: 'user',
+  list_files: 'file',
+});
+
+/** One answer as data: what `--json` prints. */
+export interface JsonAnswer {
+  ok: boolean;
+  /** The error code of an `ERR` answer; null for `OK`. */
+  code: string | null;
+  /** The text after `OK` (for a list, the count), or the error message. */
+  message: string;
+  /** The rows of a list answer (`{"name": ..., key: value, ...}`); empty for other answers. */
+  rows: Record<string, string>[];
+}
+
+/** Parses an answer payload into `JsonAnswer` form; rows are read for list commands and for any `OK <n>` with `n` rows. */
+export function answerData(payload: string, command = ''): JsonAnswer {
+  const [first = '', ...rest] = payload.replace(/\n+$/, '').split('\n');
+  const response = parseResponse(first);
+  if (!response.ok) return { ok: false, code: response.code, message: response.message, rows: [] };
+  const rows: Record<string, string>[] = [];
+  const isList = command in LIST_COMMANDS || (/^[0-9]+$/.test(response.text) && Number(response.text) === rest.length && rest.length > 0);
+  const lines = isList ? rest : command === 'file_peers' ? rest : [];
+  for (const line of lines) {
+    try {
+      const row = parseRow(line);
+      rows.push({ name: row.name, ...row.fields });
+    } catch {
+      rows.push({ name: line });
+    }
+  }
+  return { ok: true, code: null, message: response.text, rows };
+}
+
+/** `--json`: one line per answer. */
+export function formatJsonAnswer(payload: string, command = ''): string {
+  return JSON.stringify(answerData(payload, command));
+}
+
+/** `--json` for a client-side command (`help`, …): the same shape, with the text as the message. */
+export function formatJsonLocal(ok: boolean, text: string): string {
+  const answer: JsonAnswer = { ok, code: ok ? null : 'CLIENT', message: text, rows: [] };
+  return JSON.stringify(answer);
+}
+
+/** Aligned columns with an upper-case header; every line trimmed at the end. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(header.map((h) => h.toUpperCase())), ...rows.map(line)].join('\n');
+}
+
+/**
+ * An answer for people. `raw`: as the tracker sent it. `pretty`: `OK`/`ERR`
+ * coloured, and a list answer's rows as a table with a header.
+ */
+export function formatReply(payload: string, view: View = PLAIN_VIEW, command = ''): string {
+  const text = payload.replace(/\n+$/, '');
+  if (view.mode === 'json') return formatJsonAnswer(payload, command);
+  if (view.mode === 'raw' && !view.color) return text;
+  const [first = '', ...rest] = text.split('\n');
+  const response = parseResponse(first);
+  const head = response.ok
+    ? `${paint(view, 'green', 'OK')}${first.slice(2)}`
+    : `${paint(view, 'red', `ERR ${response.code}`)}${first.slice(4 + response.code.length)}`;
+  if (view.mode === 'raw' || !response.ok || rest.length === 0 || !(command in LIST_COMMANDS)) {
+    return [head, ...rest].join('\n');
+  }
+  const data = answerData(payload, command);
+  const keys: string[] = [];
+  for (const row of data.rows) for (const key of Object.keys(row)) if (key !== 'name' && !keys.includes(key)) keys.push(key);
+  const table = formatTable(
+    [LIST_COMMANDS[command] ?? 'name', ...keys],
+    data.rows.map((row) => [row['name'] ?? '', ...keys.map((k) => row[k] ?? '')]),
+  );
+  return `${head}\n${table}`;
 }
 
 /** Whether a response payload is an `OK` answer. */
@@ -19,10 +128,19 @@ export function isOk(payload: string): boolean {
   return parseResponse(payload).ok;
 }
 
-/** An unasked `EVENT …` frame: `[event] join_request g1 bob`. */
-export function formatEvent(payload: string): string {
-  const body = payload.startsWith(EVENT_PREFIX) ? payload.slice(EVENT_PREFIX.length) : payload;
-  return `[event] ${body.replace(/\n+$/, '')}`;
+/** An unasked `EVENT …` frame: `[event] join_request g1 bob`, or `{"event":"join_request","args":["g1","bob"]}` in json mode. */
+export function formatEvent(payload: string, view: View = PLAIN_VIEW): string {
+  const body = (payload.startsWith(EVENT_PREFIX) ? payload.slice(EVENT_PREFIX.length) : payload).replace(/\n+$/, '');
+  if (view.mode === 'json') {
+    let words: string[];
+    try {
+      words = tokenize(body);
+    } catch {
+      words = body.split(' ');
+    }
+    return JSON.stringify({ event: words[0] ?? '', args: words.slice(1) });
+  }
+  return `${paint(view, 'yellow', '[event]')} ${body}`;
 }
 
 /** A message from the client itself (not from a tracker), for stderr. */
@@ -30,20 +148,63 @@ export function formatClientError(message: string): string {
   return `tracker-client: ${message}`;
 }
 
-/** The connection dropped between commands; the next command reconnects. */
-export function formatIdleDisconnect(message: string): string {
-  return formatClientError(`${message}; the next command reconnects`);
-}
-
 /** `help foo` for a command that does not exist. */
 export function formatUnknownHelpTopic(topic: string): string {
   return `help: no such command "${topic}" (type "help" for the list)`;
 }
 
-/** `tracker> ` when logged out, `<user>@<host>:<port>> ` when logged in. */
-export function formatPrompt(state: ClientState, address: TrackerAddress | undefined): string {
-  if (state.session !== 0n && state.user !== undefined && address !== undefined) {
-    return `${state.user}@${formatAddress(address)}> `;
-  }
-  return 'tracker> ';
+/** The answer of a client-side command, for people. */
+export function formatLocal(ok: boolean, text: string, view: View = PLAIN_VIEW): string {
+  if (view.mode === 'json') return formatJsonLocal(ok, text);
+  return ok ? text : paint(view, 'red', text);
+}
+
+/** A tracker and its role as shown: `127.0.0.1:7001 (primary)`. */
+export function formatTracker(address: TrackerAddress, role: string | undefined): string {
+  return role === undefined ? formatAddress(address) : `${formatAddress(address)} (${role})`;
+}
+
+/**
+ * The prompt: `alice@127.0.0.1:7001 (primary)> ` when logged in,
+ * `127.0.0.1:7001 (primary)> ` when not, `tracker> ` with no connection.
+ */
+export function formatPrompt(state: ClientState, address: TrackerAddress | undefined, role?: string): string {
+  if (address === undefined) return state.user !== undefined && state.session !== 0n ? `${state.user}@(disconnected)> ` : 'tracker> ';
+  const where = formatTracker(address, role);
+  if (state.session !== 0n && state.user !== undefined) return `${state.user}@${where}> `;
+  return `${where}> `;
+}
+
+/** What happened when the client moved to another connection. */
+export interface FailoverInfo {
+  /** The tracker lost, and why. */
+  from: TrackerAddress;
+  reason: string;
+  /** The tracker now in use, and its role from `status`. */
+  to: TrackerAddress;
+  role: string | undefined;
+  /** Whether a session was carried over. */
+  session: boolean;
+  /** The command being retried with the same request id, if one was waiting for its answer. */
+  retrying: string | undefined;
+}
+
+/** The one-line notice after a failover: `lost 127.0.0.1:7001 (…); now on 127.0.0.1:7002 (replica) with the same session; retrying create_group`. */
+export function formatFailover(info: FailoverInfo): string {
+  const same = formatAddress(info.from) === formatAddress(info.to);
+  const where = same ? `reconnected to ${formatTracker(info.to, info.role)}` : `now on ${formatTracker(info.to, info.role)}`;
+  const session = info.session ? ' with the same session' : '';
+  const retry = info.retrying !== undefined ? `; retrying ${info.retrying}` : '';
+  return formatClientError(`${info.reason}; ${where}${session}${retry}`);
+}
+
+/** The session the client held is no longer known to the tracker (expired, or logged out elsewhere). */
+export function formatSessionEnded(user: string | undefined): string {
+  const whose = user !== undefined ? `${user}'s session` : 'the session';
+  return formatClientError(`${whose} has ended at the tracker (expired or logged out); log in again`);
+}
+
+/** The first word of a command line, lower case: for messages (`retrying create_group`). */
+export function commandName(line: string): string {
+  return (line.trim().split(/[ \t]/, 1)[0] ?? '').toLowerCase();
 }

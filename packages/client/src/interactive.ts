@@ -1,8 +1,22 @@
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { complete } from './completion.js';
 import { ClientError, EXIT } from './errors.js';
 import type { ExitCode } from './errors.js';
-import { formatClientError, formatEvent, formatIdleDisconnect, formatPrompt, formatReply } from './format.js';
+import {
+  formatClientError,
+  formatEvent,
+  formatFailover,
+  formatLocal,
+  formatPrompt,
+  formatReply,
+  formatSessionEnded,
+  formatTracker,
+  PLAIN_VIEW,
+} from './format.js';
+import type { View } from './format.js';
+import { formatHistoryFile, HISTORY_SIZE, isSecretLine, parseHistoryFile } from './history.js';
 import type { Runner } from './runner.js';
 
 export interface InteractiveIo {
@@ -10,68 +24,92 @@ export interface InteractiveIo {
   output: Writable;
   /** Whether the streams are a terminal (cursor movement, line editing). Default true. */
   terminal?: boolean;
+  /** How answers are shown (tables and colours on a terminal). */
+  view?: View;
+  /** The history file to read at start and keep up to date; none when undefined. */
+  historyFile?: string;
 }
 
 /**
  * The prompt: reads a line, runs it, prints the answer, until `quit`,
- * `exit`, Ctrl-D, or Ctrl-C on an empty line. Events are printed above the
- * prompt as they arrive, and the line being typed is redrawn below them.
- * Errors (a lost connection, no tracker to reconnect to) are reported and
- * the prompt carries on: the next command tries the trackers again with the
- * same session. Quitting does not log out.
+ * `exit` or Ctrl-D (none of which logs out). Ctrl-C clears the line being
+ * typed. Tab completes command names, and group and user names the client
+ * has seen. Events and the client's notices (a failover, a session that
+ * ended) are printed above the prompt as they arrive, and the line being
+ * typed is redrawn intact below them. Errors (no tracker to fail over to)
+ * are reported and the prompt carries on: the next command tries again.
+ * History is kept in `historyFile`, without the lines that carry passwords.
  */
 export async function runInteractive(runner: Runner, io: InteractiveIo): Promise<ExitCode> {
   const terminal = io.terminal ?? true;
-  const rl = readline.createInterface({ input: io.input, output: io.output, terminal, historySize: 1000 });
+  const view = io.view ?? PLAIN_VIEW;
+  const history = io.historyFile !== undefined ? loadHistory(io.historyFile) : [];
+  const rl = readline.createInterface({
+    input: io.input,
+    output: io.output,
+    terminal,
+    history,
+    historySize: HISTORY_SIZE,
+    removeHistoryDuplicates: true,
+    completer: (line: string) => complete(line, runner.commands, runner.known),
+  });
   let busy = false;
   let closed = false;
   rl.on('close', () => {
     closed = true;
   });
+  rl.on('history', (lines: string[]) => {
+    // The listener may change the array: lines with passwords never stay.
+    if (lines.length > 0 && isSecretLine(lines[0] as string)) lines.shift();
+    else if (lines.length > 0) lines[0] = (lines[0] as string).trim();
+    if (io.historyFile !== undefined) saveHistory(io.historyFile, lines);
+  });
 
   const prompt = (): void => {
-    rl.setPrompt(formatPrompt(runner.state, runner.address));
+    rl.setPrompt(formatPrompt(runner.state, runner.address, runner.role));
     rl.prompt();
   };
-  /** Prints a line above the prompt and redraws what is being typed. */
+  /** Prints a line above the prompt and redraws the prompt and what is being typed, cursor included. */
   const printAbove = (text: string): void => {
-    if (terminal) {
+    if (terminal && !busy) {
       readline.cursorTo(io.output, 0);
-      readline.clearLine(io.output, 0);
+      readline.clearScreenDown(io.output);
     }
     io.output.write(`${text}\n`);
-    if (!busy && !closed) rl.prompt(true);
+    if (!busy && !closed) {
+      rl.setPrompt(formatPrompt(runner.state, runner.address, runner.role));
+      rl.prompt(true);
+    }
   };
 
   runner.hooks = {
-    onEvent: (event) => printAbove(formatEvent(event.payload)),
-    onIdleDisconnect: (error) => printAbove(formatIdleDisconnect(error.message)),
-    onConnect: (connection) => {
-      if (!closed) printAbove(`connected to ${connection.name}`);
-    },
+    onEvent: (event) => printAbove(formatEvent(event.payload, view)),
+    onFailover: (info) => printAbove(formatFailover(info)),
+    onReconnectFailed: (error) => printAbove(formatClientError(`${error.message}; the next command tries again`)),
+    onSessionEnded: (user) => printAbove(formatSessionEnded(user)),
+    onNotice: (text) => printAbove(text),
   };
   rl.on('SIGINT', () => {
-    if (rl.line.length > 0) {
-      // Like a shell: Ctrl-C drops the line being typed.
-      io.output.write('^C\n');
-      rl.write(null, { ctrl: true, name: 'e' });
-      rl.write(null, { ctrl: true, name: 'u' });
-      if (!busy) prompt();
-    } else {
-      io.output.write('\n');
-      rl.close();
-    }
+    if (busy) return;
+    // Like a shell: Ctrl-C drops the line being typed and gives a fresh prompt.
+    rl.write(null, { ctrl: true, name: 'e' });
+    rl.write(null, { ctrl: true, name: 'u' });
+    io.output.write('^C\n');
+    prompt();
   });
 
-  if (runner.connection) io.output.write(`connected to ${runner.connection.name}; type "help" for the commands\n`);
+  const connection = runner.connection;
+  if (connection?.isOpen === true) {
+    io.output.write(`connected to ${formatTracker(connection.address, runner.role)}; type "help" for the commands, Tab completes\n`);
+  }
   prompt();
   for await (const line of rl) {
     busy = true;
     try {
       const outcome = await runner.execute(line);
       if (outcome.kind === 'quit') break;
-      if (outcome.kind === 'local') io.output.write(`${outcome.text}\n`);
-      else if (outcome.kind === 'reply') io.output.write(`${formatReply(outcome.reply.payload)}\n`);
+      if (outcome.kind === 'local' && outcome.text !== undefined) io.output.write(`${formatLocal(outcome.ok, outcome.text, view)}\n`);
+      else if (outcome.kind === 'reply') io.output.write(`${formatReply(outcome.reply.payload, view, outcome.command)}\n`);
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
       io.output.write(`${formatClientError(error.message)}\n`);
@@ -82,5 +120,23 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
     prompt();
   }
   if (!closed) rl.close();
+  else if (terminal) io.output.write('\n');
   return EXIT.OK;
+}
+
+function loadHistory(file: string): string[] {
+  try {
+    return parseHistoryFile(readFileSync(file, 'utf8'));
+  } catch {
+    return [];
+  }
+}
+
+function saveHistory(file: string, lines: readonly string[]): void {
+  try {
+    writeFileSync(file, formatHistoryFile(lines), { mode: 0o600 });
+    chmodSync(file, 0o600);
+  } catch {
+    // A read-only home must not break the prompt.
+  }
 }

@@ -1,54 +1,126 @@
-import { parseResponse } from '@tracker-cluster/protocol';
+import { NO_SESSION, parseResponse } from '@tracker-cluster/protocol';
+import { formatAddress } from './address.js';
 import type { TrackerAddress } from './address.js';
-import { classifyLine, formatCommandHelp, formatHelp } from './commands.js';
-import type { ConnectionHandlers, TrackerConnection } from './connection.js';
-import type { ConnectionLostError } from './errors.js';
-import { formatUnknownHelpTopic } from './format.js';
+import { backoffDelay, tryOrder } from './backoff.js';
+import type { BackoffOptions } from './backoff.js';
+import { classifyLine, defaultCommandTable } from './commands.js';
+import type { CommandTable, LocalContext } from './commands.js';
+import { KnownNames } from './completion.js';
+import { errorReason, TrackerConnection } from './connection.js';
+import type { ConnectOptions } from './connection.js';
+import { ConnectionLostError, UnreachableError } from './errors.js';
+import type { ConnectAttempt } from './errors.js';
+import { commandName } from './format.js';
+import type { FailoverInfo } from './format.js';
+import type { ClientOptions } from './options.js';
+import { RequestIds, withRequestId } from './request-id.js';
+import type { RequestId } from './request-id.js';
 import { applyReply, INITIAL_STATE } from './state.js';
 import type { ClientState } from './state.js';
 import type { Reply, TrackerEvent } from './types.js';
-
-/** Opens a connection to some tracker (e.g. `connectFirst` over the configured list). */
-export type Connector = (handlers: ConnectionHandlers) => Promise<TrackerConnection>;
 
 /** What running one line gave. */
 export type Outcome =
   | { kind: 'skip' }
   | { kind: 'quit' }
-  /** Handled by the client (`help`); `ok` false for a bad request such as help on an unknown command. */
-  | { kind: 'local'; text: string; ok: boolean }
+  /** Handled by the client (`help`, …); `ok` false for a failure such as help on an unknown command. */
+  | { kind: 'local'; command: string; text: string | undefined; ok: boolean }
   /** The tracker's answer. */
   | { kind: 'reply'; command: string; reply: Reply; ok: boolean };
 
 export interface RunnerHooks {
   /** An `EVENT` frame arrived. */
   onEvent?: (event: TrackerEvent) => void;
-  /** The connection dropped while no command was waiting for it; the next command reconnects. */
-  onIdleDisconnect?: (error: ConnectionLostError) => void;
-  /** A new connection was opened (also the first one). */
-  onConnect?: (connection: TrackerConnection) => void;
+  /**
+   * The client moved to a new connection after losing one: to the next
+   * tracker, or the same one again with a command to retry. One notice per
+   * failover. (A quiet reconnection to the same tracker after an idle close
+   * is not reported.)
+   */
+  onFailover?: (info: FailoverInfo) => void;
+  /** A reconnection started in the background (no command waiting) gave up; the next command tries again. */
+  onReconnectFailed?: (error: UnreachableError) => void;
+  /** The tracker no longer knows the session the client held (expired, or logged out elsewhere). */
+  onSessionEnded?: (user: string | undefined) => void;
+  /** A client-side command wants to tell the user something while it runs. */
+  onNotice?: (text: string) => void;
+}
+
+export interface RunnerOptions {
+  /** The trackers, in the order to try them. */
+  trackers: readonly TrackerAddress[];
+  /** Milliseconds to wait for each answer; a timeout counts as a lost connection. Default 30 s. */
+  requestTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** How long to keep trying the trackers after losing one; 0 tries each once. Default 15 s. */
+  failoverTimeoutMs?: number;
+  backoff?: BackoffOptions;
+  /** Request numbering (and the client id); a fresh random id by default. */
+  requestIds?: RequestIds;
+  /** The command table; the default commands when absent. */
+  commands?: CommandTable;
+  /** Passed on to client-side commands. */
+  clientOptions?: ClientOptions;
+  /** Opens one connection; `TrackerConnection.connect` by default (tests inject others). */
+  open?: (address: TrackerAddress, options: ConnectOptions) => Promise<TrackerConnection>;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+/** How many times one request is sent at most (the first try and the retries after failovers). */
+export const MAX_SENDS_PER_REQUEST = 4;
+
+interface Loss {
+  /** Index of the tracker lost. */
+  index: number;
+  reason: string;
+  /** Start the next round at the tracker after it (it failed a request), rather than at it (an idle close). */
+  skip: boolean;
 }
 
 /**
- * Runs command lines for both the prompt and scripts: local commands here,
- * the rest sent to the tracker with the current session, whose answer then
- * updates the session state. Owns the connection. A connection that drops
- * between commands is reopened (through the connector, so the tracker list
- * is tried again) for the next one, keeping the session — a TCP disconnect
- * does not end a session. A drop while a command waits for its answer is
- * thrown to the caller as a `ConnectionLostError`: whether the command took
- * effect is unknown.
+ * Runs command lines for the prompt and scripts, and owns the connection.
+ *
+ * - Every tracker request carries the current session and a request id
+ *   `@<client-id>:<n>` (see `request-id.ts`); a fresh number per request.
+ * - When the connection is lost or a request times out, the runner fails
+ *   over: it tries the trackers in turn, starting after the one it lost,
+ *   round after round with backoff for up to `failoverTimeoutMs`; on the
+ *   new connection it presents the same session (a `status` request, which
+ *   also tells the role and whether the session is still alive), reports
+ *   one notice, and sends the waiting request again with the same request
+ *   id, so a write the lost tracker had already applied is answered from
+ *   the trackers' replicated request record instead of running twice.
+ * - A connection that drops while no command waits is replaced at once in
+ *   the background, so events keep arriving.
+ * - Requests are sent one at a time (in the order asked), since the
+ *   trackers keep only the last write number per client id.
  */
 export class Runner {
-  private current: TrackerConnection | undefined;
-  private stateValue: ClientState = INITIAL_STATE;
-  private readonly connector: Connector;
-  /** True while a command waits for its answer. */
-  private inFlight = false;
+  readonly trackers: readonly TrackerAddress[];
+  readonly commands: CommandTable;
+  readonly requestIds: RequestIds;
+  /** Group and user names seen, for completion. */
+  readonly known = new KnownNames();
   hooks: RunnerHooks;
+  private readonly options: RunnerOptions;
+  private current: TrackerConnection | undefined;
+  private index = 0;
+  private roleValue: string | undefined;
+  private stateValue: ClientState = INITIAL_STATE;
+  private everConnected = false;
+  private inFlight = false;
+  private closing = false;
+  private loss: Loss | undefined;
+  private reconnecting: Promise<TrackerConnection> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(connector: Connector, hooks: RunnerHooks = {}) {
-    this.connector = connector;
+  constructor(options: RunnerOptions, hooks: RunnerHooks = {}) {
+    if (options.trackers.length === 0) throw new RangeError('a runner needs at least one tracker');
+    this.options = options;
+    this.trackers = options.trackers;
+    this.commands = options.commands ?? defaultCommandTable();
+    this.requestIds = options.requestIds ?? new RequestIds();
     this.hooks = hooks;
   }
 
@@ -58,61 +130,230 @@ export class Runner {
 
   /** The tracker of the open connection, if any. */
   get address(): TrackerAddress | undefined {
-    return this.current?.address;
+    return this.current?.isOpen === true ? this.current.address : undefined;
+  }
+
+  /** `primary` or `replica`, from the tracker's `status` when the connection was opened. */
+  get role(): string | undefined {
+    return this.current?.isOpen === true ? this.roleValue : undefined;
   }
 
   get connection(): TrackerConnection | undefined {
     return this.current;
   }
 
-  /** Opens the connection now if there is none (the first command would otherwise do it). */
+  /** Opens the first connection: each tracker once, in order. Throws `UnreachableError` when none accepts. */
   async connect(): Promise<TrackerConnection> {
     if (this.current?.isOpen) return this.current;
-    const connection = await this.connector({
-      onEvent: (event) => this.hooks.onEvent?.(event),
-      onClose: (error) => {
-        if (this.current === connection) this.current = undefined;
-        if (error !== undefined && !this.inFlight) this.hooks.onIdleDisconnect?.(error);
-      },
-    });
-    this.current = connection;
-    this.hooks.onConnect?.(connection);
+    const connection = await this.establish(0, 0);
+    this.everConnected = true;
     return connection;
   }
 
-  /** Runs one line. Throws `UnreachableError` / `ConnectionLostError` when no tracker can answer it. */
+  /** Runs one line. Throws `UnreachableError` when no tracker can be reached within the failover time. */
   async execute(line: string): Promise<Outcome> {
-    const action = classifyLine(line);
+    const action = classifyLine(line, this.commands);
     switch (action.kind) {
       case 'skip':
-      case 'quit':
         return action;
-      case 'help': {
-        if (action.topic === undefined) return { kind: 'local', text: formatHelp(), ok: true };
-        const text = formatCommandHelp(action.topic);
-        return text === undefined
-          ? { kind: 'local', text: formatUnknownHelpTopic(action.topic), ok: false }
-          : { kind: 'local', text, ok: true };
+      case 'local': {
+        const context: LocalContext = {
+          args: action.args,
+          line: action.line,
+          state: this.stateValue,
+          options: this.options.clientOptions,
+          commands: this.commands,
+          request: (requestLine) => this.request(requestLine),
+          notice: (text) => this.hooks.onNotice?.(text),
+        };
+        const result = await action.spec.run(context);
+        if (result.quit === true) return { kind: 'quit' };
+        return { kind: 'local', command: action.spec.name, text: result.text, ok: result.ok };
       }
       case 'remote': {
-        const connection = await this.connect();
-        let reply: Reply;
-        this.inFlight = true;
-        try {
-          reply = await connection.request(this.stateValue.session, action.line);
-        } finally {
-          this.inFlight = false;
-        }
-        this.stateValue = applyReply(this.stateValue, action.command, reply);
+        const reply = await this.request(action.line);
         return { kind: 'reply', command: action.command, reply, ok: parseResponse(reply.payload).ok };
       }
     }
   }
 
-  /** Closes the connection (without logging out). */
+  /**
+   * Sends one command line to the tracker with the session and a new
+   * request id; fails over and retries (same id) when the connection is
+   * lost. The answer updates the session state.
+   */
+  request(line: string): Promise<Reply> {
+    const run = this.queue.then(() => this.send(line));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async send(line: string): Promise<Reply> {
+    const id: RequestId = this.requestIds.next();
+    const wire = withRequestId(id, line);
+    const command = commandName(line);
+    let retrying: string | undefined;
+    for (let sends = 1; ; sends++) {
+      const connection = await this.ensure(retrying);
+      const before = this.stateValue;
+      let reply: Reply;
+      this.inFlight = true;
+      try {
+        reply = await connection.request(before.session, wire);
+      } catch (error) {
+        if (!(error instanceof ConnectionLostError) || this.closing || sends >= MAX_SENDS_PER_REQUEST) throw error;
+        this.dropCurrent(connection, { index: this.index, reason: error.message, skip: true });
+        retrying = command;
+        continue;
+      } finally {
+        this.inFlight = false;
+      }
+      this.stateValue = applyReply(before, command, reply);
+      this.known.learnFromReply(line, reply.payload);
+      if (before.session !== NO_SESSION && reply.session === NO_SESSION && command !== 'logout') {
+        this.hooks.onSessionEnded?.(before.user);
+      }
+      return reply;
+    }
+  }
+
+  /** The open connection, or a new one (reconnecting or failing over). */
+  private async ensure(retrying: string | undefined): Promise<TrackerConnection> {
+    if (this.current?.isOpen) return this.current;
+    if (this.reconnecting !== undefined) {
+      try {
+        const connection = await this.reconnecting;
+        if (connection.isOpen) return connection;
+      } catch {
+        // Reported by the background attempt; try once more for this command.
+      }
+    }
+    if (this.current?.isOpen) return this.current;
+    if (!this.everConnected) return this.connect();
+    return this.reconnect(retrying);
+  }
+
+  private async reconnect(retrying: string | undefined): Promise<TrackerConnection> {
+    const loss = this.loss ?? { index: this.index, reason: `connection to ${formatAddress(this.trackerAt(this.index))} closed`, skip: false };
+    const start = loss.skip ? loss.index + 1 : loss.index;
+    const connection = await this.establish(start, this.options.failoverTimeoutMs ?? 15_000);
+    this.loss = undefined;
+    if (retrying !== undefined || this.index !== loss.index) {
+      this.hooks.onFailover?.({
+        from: this.trackerAt(loss.index),
+        reason: loss.reason,
+        to: connection.address,
+        role: this.roleValue,
+        session: this.stateValue.session !== NO_SESSION,
+        retrying,
+      });
+    }
+    return connection;
+  }
+
+  /**
+   * Tries the trackers in turn from `start`, round after round with backoff
+   * until `budgetMs` has passed (one round when 0). On each new connection
+   * it sends `status` with the session: the answer gives the role, presents
+   * the session (events follow it), and tells whether it is still alive.
+   */
+  private async establish(start: number, budgetMs: number): Promise<TrackerConnection> {
+    const now = this.options.now ?? Date.now;
+    const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+    const deadline = now() + budgetMs;
+    let attempts: ConnectAttempt[];
+    for (let round = 0; ; round++) {
+      const pause = Math.min(backoffDelay(round, this.options.backoff), Math.max(0, deadline - now()));
+      if (pause > 0) await sleep(pause);
+      attempts = [];
+      for (const index of tryOrder(this.trackers.length, start)) {
+        if (this.closing) throw new UnreachableError(attempts);
+        const address = this.trackerAt(index);
+        const name = formatAddress(address);
+        let connection: TrackerConnection;
+        try {
+          connection = await this.open(address, index);
+        } catch (error) {
+          attempts.push({ address: name, reason: errorReason(error) });
+          continue;
+        }
+        let status: Reply;
+        try {
+          status = await connection.request(this.stateValue.session, 'status');
+        } catch (error) {
+          connection.destroy();
+          attempts.push({ address: name, reason: error instanceof Error ? error.message : String(error) });
+          continue;
+        }
+        if (this.closing) {
+          connection.destroy();
+          throw new UnreachableError(attempts);
+        }
+        this.current = connection;
+        this.index = index;
+        this.roleValue = /(?:^|\s)role=([^\s]+)/.exec(status.payload)?.[1];
+        const before = this.stateValue;
+        this.stateValue = applyReply(before, 'status', status);
+        if (before.session !== NO_SESSION && status.session === NO_SESSION) this.hooks.onSessionEnded?.(before.user);
+        return connection;
+      }
+      if (now() >= deadline) throw new UnreachableError(attempts);
+    }
+  }
+
+  private async open(address: TrackerAddress, index: number): Promise<TrackerConnection> {
+    const open = this.options.open ?? ((a: TrackerAddress, o: ConnectOptions) => TrackerConnection.connect(a, o));
+    const connection: TrackerConnection = await open(address, {
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      onEvent: (event) => {
+        this.known.learnFromEvent(event.payload);
+        this.hooks.onEvent?.(event);
+      },
+      onClose: (error) => {
+        if (this.current !== connection) return;
+        this.current = undefined;
+        if (error === undefined) return;
+        this.loss = { index, reason: error.message, skip: this.inFlight };
+        if (!this.inFlight && !this.closing) this.reconnectInBackground();
+      },
+    });
+    return connection;
+  }
+
+  private reconnectInBackground(): void {
+    if (this.reconnecting !== undefined) return;
+    const attempt = this.reconnect(undefined);
+    this.reconnecting = attempt;
+    attempt.then(
+      () => {
+        if (this.reconnecting === attempt) this.reconnecting = undefined;
+      },
+      (error: unknown) => {
+        if (this.reconnecting === attempt) this.reconnecting = undefined;
+        if (error instanceof UnreachableError && !this.closing) this.hooks.onReconnectFailed?.(error);
+      },
+    );
+  }
+
+  private dropCurrent(connection: TrackerConnection, loss: Loss): void {
+    if (this.current === connection) this.current = undefined;
+    this.loss = loss;
+    connection.destroy();
+  }
+
+  private trackerAt(index: number): TrackerAddress {
+    const n = this.trackers.length;
+    return this.trackers[((index % n) + n) % n] as TrackerAddress;
+  }
+
+  /** Closes the connection (without logging out) and stops reconnecting. */
   async close(): Promise<void> {
+    this.closing = true;
     const connection = this.current;
     this.current = undefined;
+    await this.reconnecting?.catch(() => undefined);
     await connection?.close();
+    if (this.current !== undefined) await (this.current as TrackerConnection).close();
   }
 }

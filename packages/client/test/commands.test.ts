@@ -1,5 +1,5 @@
 import t from 'tap';
-import { classifyLine, COMMANDS, findCommand, formatCommandHelp, formatHelp, usage } from '@tracker-cluster/client';
+import { classifyLine, COMMANDS, defaultCommandTable, findCommand, formatCommandHelp, formatHelp, usage } from '@tracker-cluster/client';
 
 /** Every command of PROTOCOL.md §3, with its arguments. */
 const PROTOCOL_COMMANDS: Record<string, string> = {
@@ -60,10 +60,14 @@ t.test('help lists every command with its usage', async (t) => {
 t.test('classifyLine: local commands, the rest goes to the tracker as typed', async (t) => {
   t.same(classifyLine(''), { kind: 'skip' });
   t.same(classifyLine('   '), { kind: 'skip' });
-  t.same(classifyLine('help'), { kind: 'help', topic: undefined });
-  t.same(classifyLine(' HELP login '), { kind: 'help', topic: 'login' });
-  t.same(classifyLine('quit'), { kind: 'quit' });
-  t.same(classifyLine('Exit'), { kind: 'quit' });
+  const local = (line: string): unknown => {
+    const a = classifyLine(line);
+    return a.kind === 'local' ? { name: a.spec.name, args: a.args } : a;
+  };
+  t.same(local('help'), { name: 'help', args: [] });
+  t.same(local(' HELP login '), { name: 'help', args: ['login'] });
+  t.same(local('quit'), { name: 'quit', args: [] });
+  t.same(local('Exit'), { name: 'quit', args: [] });
   t.same(classifyLine('  login alice "pw 1" '), { kind: 'remote', line: 'login alice "pw 1"', command: 'login' });
   t.same(classifyLine('WHOAMI'), { kind: 'remote', line: 'WHOAMI', command: 'whoami' });
   t.same(classifyLine('frobnicate x'), { kind: 'remote', line: 'frobnicate x', command: 'frobnicate' });
@@ -72,4 +76,23 @@ t.test('classifyLine: local commands, the rest goes to the tracker as typed', as
     { kind: 'remote', line: 'login "unterminated', command: 'login' },
     'bad quoting is left to the tracker',
   );
+});
+
+t.test('help <command> shows usage and examples', async (t) => {
+  t.match(formatCommandHelp('accept_request'), /^usage: accept_request <group> <user>\n[^]*examples:\n {2}accept_request climbers bob$/);
+  for (const spec of COMMANDS) t.ok((spec.examples ?? []).length > 0, `${spec.name} has an example`);
+});
+
+t.test('CommandTable: a client-side command can be registered, also over a tracker command', async (t) => {
+  const table = defaultCommandTable();
+  table.register({ name: 'upload_file', args: '<group> <path>', summary: 'share a local file', auth: 'local', run: () => ({ ok: true, text: 'shared' }) });
+  table.register({ name: 'show_downloads', args: '', summary: 'list downloads', auth: 'local', aliases: ['sd'], run: () => ({ ok: true }) });
+  t.equal(table.find('UPLOAD_FILE')?.args, '<group> <path>', 'replaced');
+  t.equal(table.find('sd')?.name, 'show_downloads');
+  t.equal(table.all().findIndex((s) => s.name === 'upload_file'), COMMANDS.findIndex((s) => s.name === 'upload_file'), 'keeps its place in help');
+  const action = classifyLine('upload_file team "my notes.txt"', table);
+  t.equal(action.kind, 'local');
+  if (action.kind === 'local') t.same(action.args, ['team', 'my notes.txt']);
+  t.equal(classifyLine('upload_file team x').kind, 'remote', 'the default table is not changed');
+  t.match(formatHelp(table), /show_downloads +list downloads \(also: sd\)/);
 });

@@ -1,5 +1,8 @@
 import t from 'tap';
-import { EXIT, parseArgs, resolveOptions, UsageError } from '@tracker-cluster/client';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EXIT, parseArgs, parseTrackerInfo, resolveOptions, UsageError } from '@tracker-cluster/client';
 
 t.test('defaults', async (t) => {
   const o = resolveOptions({});
@@ -84,4 +87,61 @@ t.test('parseArgs: options, help, errors', async (t) => {
     const r = parseArgs(argv);
     t.match(r, { kind: 'exit', code: EXIT.USAGE, stdout: '', stderr: /^tracker-client: .+\nTry "tracker-client --help"/ }, argv.join(' '));
   }
+});
+
+t.test('--json, --keep-going, --listen, --failover-timeout-ms, and their environment variables', async (t) => {
+  const o = resolveOptions({ json: true, keepGoing: true, listen: '10.0.0.5:9000', failoverTimeoutMs: '0' });
+  t.equal(o.json, true);
+  t.equal(o.keepGoing, true);
+  t.same(o.peerAddress, { host: '10.0.0.5', port: 9000 });
+  t.equal(o.failoverTimeoutMs, 0);
+  const d = resolveOptions({});
+  t.same([d.json, d.keepGoing, d.peerAddress, d.failoverTimeoutMs], [false, false, undefined, 15000]);
+  const e = resolveOptions({}, { TRACKER_JSON: '1', TRACKER_KEEP_GOING: 'yes', TRACKER_LISTEN: '127.0.0.1:9001' });
+  t.same([e.json, e.keepGoing, e.peerAddress], [true, true, { host: '127.0.0.1', port: 9001 }]);
+  t.throws(() => resolveOptions({}, { TRACKER_JSON: 'maybe' }), { message: /TRACKER_JSON/ });
+  t.throws(() => resolveOptions({ listen: 'nowhere' }), { message: /bad --listen value/ });
+});
+
+t.test('the classic form: <own_ip>:<own_port> tracker_info.txt', async (t) => {
+  const text = '# trackers\n127.0.0.1:7001\n\n127.0.0.1 7002\n[::1]:7003\n';
+  const o = resolveOptions({ ownAddress: '192.168.1.20:6000', trackerInfo: { path: 'tracker_info.txt', text } });
+  t.same(o.peerAddress, { host: '192.168.1.20', port: 6000 });
+  t.same(o.trackers, [
+    { host: '127.0.0.1', port: 7001 },
+    { host: '127.0.0.1', port: 7002 },
+    { host: '::1', port: 7003 },
+  ]);
+  t.same(parseTrackerInfo('a.example:1\r\nb.example 2\r\n'), [
+    { host: 'a.example', port: 1 },
+    { host: 'b.example', port: 2 },
+  ]);
+  t.throws(() => parseTrackerInfo('\n# none\n', 'ti.txt'), { message: 'ti.txt lists no tracker (one HOST:PORT a line)' });
+  t.throws(() => parseTrackerInfo('127.0.0.1:7001\nbogus\n', 'ti.txt'), { message: /^ti\.txt line 2: / });
+  t.throws(() => resolveOptions({ ownAddress: '1.2.3.4:5' }), { message: /classic form takes two arguments/ });
+  t.throws(() => resolveOptions({ ownAddress: 'x', trackerInfo: { path: 'f', text } }), { message: /bad own address \(first argument\)/ });
+  t.throws(() => resolveOptions({ ownAddress: '1.2.3.4:5', trackerInfo: { path: 'f', text }, tracker: ['1.1.1.1:1'] }), {
+    message: /either with --tracker or in a tracker_info file/,
+  });
+});
+
+t.test('parseArgs reads the classic form and its file', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'client-args-'));
+  const file = path.join(dir, 'tracker_info.txt');
+  writeFileSync(file, '127.0.0.1:7001\n127.0.0.1:7002\n');
+  const parsed = parseArgs(['127.0.0.1:6001', file]);
+  t.equal(parsed.kind, 'run');
+  if (parsed.kind === 'run') {
+    t.same(parsed.options.peerAddress, { host: '127.0.0.1', port: 6001 });
+    t.equal(parsed.options.trackers.length, 2);
+  }
+  const missing = parseArgs(['127.0.0.1:6001', path.join(dir, 'nope.txt')]);
+  t.equal(missing.kind, 'exit');
+  if (missing.kind === 'exit') {
+    t.equal(missing.code, EXIT.USAGE);
+    t.match(missing.stderr, /cannot read the tracker_info file ".*nope\.txt": ENOENT/);
+  }
+  const flags = parseArgs(['--json', '--keep-going', '--listen', '0.0.0.0:6002']);
+  t.equal(flags.kind, 'run');
+  if (flags.kind === 'run') t.same([flags.options.json, flags.options.keepGoing, flags.options.peerAddress?.port], [true, true, 6002]);
 });

@@ -24,7 +24,8 @@ t.test('the response session is the session from now on', async (t) => {
   t.equal(s.session, BIG);
   t.equal(typeof s.session, 'bigint');
   t.equal(s.user, 'alice');
-  t.equal(formatPrompt(s, addr), 'alice@127.0.0.1:7001> ');
+  t.equal(formatPrompt(s, addr, 'primary'), 'alice@127.0.0.1:7001 (primary)> ');
+  t.equal(formatPrompt(s, addr), 'alice@127.0.0.1:7001> ', 'no role known');
   t.equal(formatPrompt(s, { host: '::1', port: 7002 }), 'alice@[::1]:7002> ');
 
   s = applyReply(s, 'create_group', { session: BIG, payload: 'OK group created' });
@@ -38,7 +39,7 @@ t.test('the response session is the session from now on', async (t) => {
 
   s = applyReply(s, 'logout', { session: 0n, payload: 'OK logged out sessions=0' });
   t.same(s, { session: 0n, user: undefined }, 'logout clears the user');
-  t.equal(formatPrompt(s, addr), 'tracker> ');
+  t.equal(formatPrompt(s, addr, 'replica'), '127.0.0.1:7001 (replica)> ', 'logged out: where only');
 });
 
 t.test('an expired session (answer carries 0) clears the user', async (t) => {
@@ -52,6 +53,6 @@ t.test('whoami tells the user; an unexplained new session forgets it', async (t)
   t.equal(formatPrompt(s, addr), 'carol@127.0.0.1:7001> ');
   s = applyReply(s, 'ping', { session: 8n, payload: 'OK PONG' });
   t.same(s, { session: 8n, user: undefined });
-  t.equal(formatPrompt(s, addr), 'tracker> ');
-  t.equal(formatPrompt(INITIAL_STATE, undefined), 'tracker> ');
+  t.equal(formatPrompt(s, addr), '127.0.0.1:7001> ');
+  t.equal(formatPrompt(INITIAL_STATE, undefined), 'tracker> ', 'no connection');
 });

@@ -11,13 +11,15 @@ export const PEER_COMMANDS: readonly CommandSpec[] = [
     args: '<path> <group> [piece_size]',
     summary: 'share a file from disk with a group: hash it, register it, serve its pieces (piece size default 512k)',
     auth: 'member',
+    examples: ['upload_file notes.txt climbers', 'upload_file "big video.mp4" climbers 1m'],
   },
   {
     name: 'download_file',
     args: '<group> <file> <dest_dir>',
     summary: 'download a shared file from every peer that has it, in the background',
     auth: 'member',
+    examples: ['download_file climbers notes.txt ~/Downloads'],
   },
-  { name: 'show_downloads', args: '', summary: 'list downloads: [D] downloading, [C] complete, [F] failed, [Q] queued', auth: 'local' },
-  { name: 'wait_downloads', args: '', summary: 'wait until every download has ended, then list them (for scripts)', auth: 'local' },
+  { name: 'show_downloads', args: '', summary: 'list downloads: [D] downloading, [C] complete, [F] failed, [Q] queued', auth: 'local', examples: ['show_downloads'] },
+  { name: 'wait_downloads', args: '', summary: 'wait until every download has ended, then list them (for scripts)', auth: 'local', examples: ['wait_downloads'] },
 ];

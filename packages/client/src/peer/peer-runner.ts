@@ -1,7 +1,7 @@
 import { parseResponse, tokenize } from '@tracker-cluster/protocol';
 import { classifyLine } from '../commands.js';
 import { Runner } from '../runner.js';
-import type { Connector, Outcome, RunnerHooks } from '../runner.js';
+import type { Outcome, RunnerHooks, RunnerOptions } from '../runner.js';
 import type { PeerOptions } from './options.js';
 import { PeerNode } from './peer-node.js';
 
@@ -15,15 +15,13 @@ import { PeerNode } from './peer-node.js';
 export class PeerRunner extends Runner {
   readonly peer: PeerNode;
 
-  constructor(connector: Connector, options: PeerOptions, hooks: RunnerHooks = {}) {
-    super(connector, hooks);
+  constructor(runnerOptions: RunnerOptions, options: PeerOptions, hooks: RunnerHooks = {}) {
+    super(runnerOptions, hooks);
     this.peer = new PeerNode(
       options,
       {
-        request: async (line) => {
-          const connection = await this.connect();
-          return (await connection.request(this.state.session, line)).payload;
-        },
+        // Through the runner: the session, a request id, failover.
+        request: async (line) => (await this.request(line)).payload,
         user: () => (this.state.session !== 0n ? this.state.user : undefined),
       },
       // Client-side notices are shown like events: `[event] download_complete <group> <file>`.
@@ -32,7 +30,7 @@ export class PeerRunner extends Runner {
   }
 
   override async execute(line: string): Promise<Outcome> {
-    const action = classifyLine(line);
+    const action = classifyLine(line, this.commands);
     if (action.kind !== 'remote') return super.execute(line);
     let words: string[];
     try {

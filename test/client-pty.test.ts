@@ -1,0 +1,155 @@
+/**
+ * The interactive client in a real pseudo-terminal (test/helpers/run_in_pty.py,
+ * Python's pty module: node-pty would need a native build): the prompt,
+ * Tab completion of a command and of a group name seen, tables, an event
+ * arriving while a line is half typed (the line is redrawn intact below
+ * it), Ctrl-C clearing the line, Ctrl-D leaving with exit 0 and without
+ * logging out, the history file recalled with Up after a restart (and no
+ * password in it), and colours unless NO_COLOR.
+ */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import t from 'tap';
+import { CLIENT_BIN, DEADLINE_MS, lines, runClient } from './helpers/client.js';
+import { createUser, login } from './helpers/commands.js';
+import { childEnv, makeTempDir, ROOT, startTracker } from './helpers/tracker.js';
+import type { TeardownHost } from './helpers/tracker.js';
+import { connect, waitFor } from './helpers/wire.js';
+
+const PTY = path.join(ROOT, 'test/helpers/run_in_pty.py');
+
+interface Pty {
+  type(text: string): void;
+  /** Everything shown so far, escape sequences included. */
+  raw(): string;
+  /** What was shown, without escape sequences and carriage returns. */
+  screen(): string;
+  /** Waits until the screen (from `from` on) matches. Resolves with the index just after the match. */
+  waitScreen(pattern: string | RegExp, message: string, from?: number): Promise<number>;
+  exited: Promise<number | null>;
+}
+
+// eslint-disable-next-line no-control-regex -- escape sequences are what it removes
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+
+async function spawnPty(t: TeardownHost, args: string[], env: Record<string, string>): Promise<Pty> {
+  const cwd = await makeTempDir(t, 'tracker-client-pty-');
+  const childEnvironment = childEnv(env);
+  // The test runner may set NO_COLOR; colours are what `env` says.
+  if (!('NO_COLOR' in env)) delete childEnvironment['NO_COLOR'];
+  const proc = spawn('python3', [PTY, process.execPath, CLIENT_BIN, ...args], { cwd, env: childEnvironment, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
+  proc.stderr?.setEncoding('utf8').on('data', (s: string) => (out += s));
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+  });
+  const screen = (): string => out.replace(ANSI, '').replace(/\r/g, '');
+  return {
+    type: (text) => proc.stdin?.write(text),
+    raw: () => out,
+    screen,
+    async waitScreen(pattern, message, from = 0) {
+      const find = (): number | undefined => {
+        const s = screen().slice(from);
+        if (typeof pattern === 'string') {
+          const at = s.indexOf(pattern);
+          return at < 0 ? undefined : from + at + pattern.length;
+        }
+        const m = pattern.exec(s);
+        return m ? from + m.index + m[0].length : undefined;
+      };
+      return waitFor(find, { timeoutMs: DEADLINE_MS, message: `${message}; screen:\n${screen().slice(from)}` });
+    },
+    exited,
+  };
+}
+
+t.test('the interactive client in a terminal', async (t) => {
+  const tracker = await startTracker(t);
+  const at = ['--tracker', tracker.address];
+  const wire = await connect(tracker.port);
+  t.teardown(() => wire.close());
+  await createUser(wire, 'alice', 'alice-pw');
+  await createUser(wire, 'bob', 'bob-pw');
+  const aliceWire = await login(wire, 'alice', 'alice-pw');
+  t.equal((await wire.request('create_group climbers', aliceWire)).payload, 'OK group created');
+  t.equal((await wire.request('logout', aliceWire)).payload, 'OK logged out sessions=0');
+
+  const home = await makeTempDir(t, 'tracker-client-home-');
+  const env = { HOME: home, NO_COLOR: '1' };
+  const historyFile = path.join(home, '.tracker_client_history');
+  const term = await spawnPty(t, at, env);
+  const where = `${tracker.address} (primary)`;
+
+  // (A pattern that includes the prompt is looked for from before the prompt.)
+  let at0 = await term.waitScreen(`connected to ${where}; type "help" for the commands`, 'the banner');
+  await term.waitScreen(`${where}> `, 'the logged-out prompt', at0);
+
+  // Tab completes a command name.
+  term.type('logi\t');
+  at0 = await term.waitScreen(`${where}> login `, 'login completed', at0);
+  term.type('alice alice-pw\r');
+  at0 = await term.waitScreen('OK logged in as alice sessions=1', 'the login answer', at0);
+  await term.waitScreen(`alice@${where}> `, 'the prompt with user, tracker and role', at0);
+
+  // A list answer is a table on a terminal; the group name is learnt from it.
+  term.type('list_groups\r');
+  at0 = await term.waitScreen(/OK 1\nGROUP +OWNER +MEMBERS\nclimbers +alice +1\n/, 'the groups table', at0);
+
+  // Tab completes a group name seen.
+  term.type('list_members cl\t');
+  at0 = await term.waitScreen('list_members climbers ', 'the group name completed', at0);
+  term.type('\r');
+  at0 = await term.waitScreen(/OK 1\nUSER +ROLE\nalice +owner\n/, 'the members table', at0);
+  await term.waitScreen(`alice@${where}> `, 'the prompt again', at0);
+
+  // An event arrives while a line is half typed: printed above, the line redrawn intact.
+  term.type('accept_req');
+  await term.waitScreen('accept_req', 'the half-typed line echoed', at0);
+  const bob = await connect(tracker.port);
+  t.teardown(() => bob.close());
+  const bobSession = await login(bob, 'bob', 'bob-pw');
+  t.equal((await bob.request('join_group climbers', bobSession)).payload, 'OK request sent');
+  const afterEvent = await term.waitScreen('[event] join_request climbers bob\n', 'the event above the prompt', at0);
+  await term.waitScreen(`alice@${where}> accept_req`, 'the half-typed line redrawn below the event', afterEvent);
+  term.type('uest climbers bob\r');
+  at0 = await term.waitScreen('OK bob joined climbers', 'the completed line ran as typed', afterEvent);
+  t.notMatch(term.screen().slice(afterEvent), /ERR/, 'no garbled command');
+
+  // Ctrl-C drops the line being typed.
+  term.type('frobnicate this');
+  await term.waitScreen('frobnicate this', 'the typed text', at0);
+  term.type('\x03');
+  at0 = await term.waitScreen(`^C\nalice@${where}> `, 'a fresh prompt after Ctrl-C', at0);
+  term.type('whoami\r');
+  await term.waitScreen('OK alice sessions=1', 'whoami alone ran', at0);
+  t.notMatch(term.screen(), /UNKNOWN_COMMAND/, 'the dropped line was never sent');
+
+  // Ctrl-D leaves with status 0, without logging out.
+  term.type('\x04');
+  t.equal(await term.exited, 0, 'Ctrl-D exits 0');
+  const again = await runClient(t, [...at, '--exec', 'login alice alice-pw']);
+  t.same(lines(again.stdout), ['OK logged in as alice sessions=2'], 'the session lives on after Ctrl-D');
+
+  // The history file: the commands typed, no passwords.
+  const history = await readFile(historyFile, 'utf8');
+  t.same(lines(history), ['list_groups', 'list_members climbers', 'accept_request climbers bob', 'whoami']);
+  t.notMatch(history, /alice-pw|login/, 'no login line, no password');
+
+  // A new client recalls the history with Up; colours are on without NO_COLOR.
+  const second = await spawnPty(t, at, { HOME: home });
+  await second.waitScreen(`${where}> `, 'the prompt of the second client');
+  second.type('\x1b[A');
+  let at1 = await second.waitScreen(`${where}> whoami`, 'Up recalls the last command of the first client');
+  second.type('\x1b[A\x1b[A\x1b[A');
+  at1 = await second.waitScreen(`${where}> list_groups`, 'and the ones before it', at1 - `${where}> whoami`.length);
+  second.type('\x15ping\r');
+  await second.waitScreen('OK PONG', 'ping', at1);
+  t.match(second.raw(), '\x1b[32mOK\x1b[39m PONG', 'OK in green on a terminal');
+  second.type('\x04');
+  t.equal(await second.exited, 0);
+});

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Runs a command in a pseudo-terminal, for tests of interactive programs.
+
+    python3 run_in_pty.py COMMAND [ARGS...]
+
+Bytes on this process's stdin are typed into the terminal; what the program
+writes to the terminal comes out on stdout, unchanged (escape sequences
+included). The terminal is 200 columns wide so lines do not wrap. When the
+program exits, so does this, with its exit status (128+N for signal N).
+Closing stdin does not end the program: type Ctrl-D (\\x04) for that.
+"""
+import fcntl
+import os
+import pty
+import select
+import struct
+import sys
+import termios
+
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    os.execvp(sys.argv[1], sys.argv[1:])
+
+inputs = [fd, 0]
+while True:
+    try:
+        ready, _, _ = select.select(inputs, [], [])
+    except InterruptedError:
+        continue
+    if fd in ready:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        os.write(1, data)
+    if 0 in ready:
+        data = os.read(0, 65536)
+        if data:
+            os.write(fd, data)
+        else:
+            inputs = [fd]
+
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
