@@ -4,10 +4,11 @@
  * next read works, and a write whose answer was lost with the primary is
  * retried with the same request id and answered from the replicated request
  * record — applied exactly once. Writes after the primary is gone get the
- * replica's clear `ERR PRIMARY_UNAVAILABLE` (promotion is the operator's).
+ * replica's clear `ERR PRIMARY_UNAVAILABLE` until the operator promotes it
+ * (`tracker-admin promote`); then the next write succeeds there.
  */
 import t from 'tap';
-import { startCluster } from './helpers/cluster.js';
+import { promote, startCluster } from './helpers/cluster.js';
 import { spawnClient, lines } from './helpers/client.js';
 import { createUser, login, parseList } from './helpers/commands.js';
 import { startProxy } from './helpers/proxy.js';
@@ -64,18 +65,22 @@ t.test('a write in flight when the primary dies is retried at the replica and ap
   client.proc.stdin?.write('list_groups\nwhoami\n');
   await client.waitOut(/OK alice sessions=\d+\n/, 'whoami at the replica');
   // The next write: the replica cannot apply it without a primary, and says so.
-  client.proc.stdin?.end('create_group team2\n');
+  client.proc.stdin?.write('create_group team2\n');
+  await client.waitOut(/ERR PRIMARY_UNAVAILABLE [^\n]*\n/, 'the write refused until a promotion');
+  // The operator promotes the replica; the client's next write goes through there, same session.
+  t.match(await promote(replica), /^OK promoted epoch=2 /);
+  client.proc.stdin?.end('create_group team2\nlist_groups\n');
   const r = await client.exited;
   const out = lines(r.stdout);
   t.same(out.slice(0, 4), ['OK logged in as alice sessions=1', 'OK 0', 'OK group created', 'OK 1']);
   t.equal(out[4], 'team owner=alice members=1', 'the group exists once');
   t.match(out[5], /^OK alice sessions=2$/, 'the same session (plus the watcher)');
   t.match(out[6], /^ERR PRIMARY_UNAVAILABLE /);
-  t.equal(out.length, 7);
-  t.equal(r.code, 1, 'an ERR answer: exit 1');
+  t.same(out.slice(7), ['OK group created', 'OK 2', 'team owner=alice members=1', 'team2 owner=alice members=1'], 'after the promotion the write succeeds through the replica');
+  t.equal(r.code, 1, 'one ERR answer on the way: exit 1');
   t.equal(lines(r.stderr).length, 1, 'still one notice');
   const count = parseList((await watcher.request('list_groups', session)).payload);
-  t.equal(count.length, 1, 'one group at the replica');
+  t.equal(count.length, 2, 'each group once at the (promoted) replica');
 });
 
 t.test('the primary killed between commands: one notice, the next read works at the replica', async (t) => {
