@@ -1,8 +1,8 @@
-import net from 'node:net';
 import type { Frame, HostPort } from '@tracker-cluster/protocol';
-import { FrameDecoder, encodeFrame, err, formatHostPort, ok, tokenize } from '@tracker-cluster/protocol';
+import { err, ok, tokenize } from '@tracker-cluster/protocol';
 import type { Reply } from '../services.js';
 import { NONCE, checkProof, newNonce, proof } from './auth.js';
+import { converse } from './converse.js';
 
 /**
  * Admin actions (docs/protocol.md §6, "Admin actions"): an operator's tool
@@ -73,44 +73,12 @@ export class AdminServer {
  * `OK already primary ...` or an `ERR`), rejects when it cannot be reached.
  */
 export function requestPromotion(address: HostPort, secret: string, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: address.host, port: address.port });
-    const decoder = new FrameDecoder({ maxPayload: 1024 * 1024 });
-    const nonce = newNonce();
-    const timer = setTimeout(() => finish(new Error(`no answer from ${formatHostPort(address)} within ${timeoutMs} ms`)), timeoutMs);
-    const finish = (result: string | Error): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (result instanceof Error) reject(result);
-      else resolve(result);
-    };
-    socket.on('error', (error) => finish(new Error(`cannot reach ${formatHostPort(address)}: ${error.message}`)));
-    socket.on('close', () => finish(new Error(`${formatHostPort(address)} closed the connection`)));
-    socket.on('connect', () => socket.write(encodeFrame(0n, `SYNC:ADMIN ${nonce}`)));
-    let challenged = false;
-    socket.on('data', (chunk: Buffer) => {
-      let frames: Frame[];
-      try {
-        frames = decoder.push(chunk);
-      } catch (error) {
-        finish(error as Error);
-        return;
-      }
-      for (const frame of frames) {
-        const text = frame.payload.toString('utf8');
-        if (text.startsWith('EVENT ')) continue;
-        if (challenged) {
-          finish(text);
-          return;
-        }
-        const m = /^OK SYNC:CHALLENGE ([0-9a-f]{32})$/.exec(text);
-        if (!m) {
-          finish(text);
-          return;
-        }
-        challenged = true;
-        socket.write(encodeFrame(0n, `SYNC:PROMOTE ${proof(secret, 'admin', m[1] as string, nonce)}`));
-      }
-    });
+  const nonce = newNonce();
+  let challenged = false;
+  return converse<string>(address, timeoutMs, `SYNC:ADMIN ${nonce}`, (answer) => {
+    const m = /^OK SYNC:CHALLENGE ([0-9a-f]{32})$/.exec(answer);
+    if (challenged || !m) return { done: answer };
+    challenged = true;
+    return { send: `SYNC:PROMOTE ${proof(secret, 'admin', m[1] as string, nonce)}` };
   });
 }
