@@ -19,7 +19,7 @@ async function open(t: TeardownHost, tracker: { port: number }): Promise<WireCli
 }
 
 t.test('a replica behind the retained log gets a snapshot, then streams', async (t) => {
-  const retention = ['--log-retention', '50'];
+  const retention = ['--log-retention', '50', '--admin-port', '0'];
   const { primary, replica } = await startCluster(t, { primary: { args: retention }, replica: { args: retention } });
   const p = await open(t, primary);
   const alice = await signUp(p, 'alice');
@@ -38,6 +38,13 @@ t.test('a replica behind the retained log gets a snapshot, then streams', async 
   t.equal(converged.primary['snapshots'], '1', 'one snapshot sent');
   t.equal(converged.replica['snapshots'], '1', 'one snapshot installed');
   t.match(primary.stderr(), /sending a snapshot to the replica: the log no longer reaches back to it/);
+  const metric = async (url: string | undefined, direction: string): Promise<string | undefined> => {
+    const text = await (await fetch(`${url ?? ''}/metrics`)).text();
+    return new RegExp(`^tracker_snapshot_transfers_total\\{direction="${direction}"\\} (\\d+)$`, 'm').exec(text)?.[1];
+  };
+  t.equal(await metric(primary.adminUrl, 'sent'), '1', 'the primary counts the snapshot it sent (/metrics)');
+  t.equal(await metric(back.adminUrl, 'installed'), '1', 'the replica the one it installed');
+  t.equal((await fetch(`${back.adminUrl ?? ''}/readyz`)).status, 200, 'and is ready again');
   const r = await open(t, back);
   t.equal(parseList((await r.request('list_groups', alice)).payload).length, 400, 'every group, with the session made before');
   for (let i = 0; i < 20; i++) await expectAnswer(p, `create_group h${i}`, 'OK group created', alice);
