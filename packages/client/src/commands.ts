@@ -1,9 +1,9 @@
 import { tokenize } from '@tracker-cluster/protocol';
-import type { ClientOptions } from './options.js';
+import type { CommandAuth, CommandCatalogue, CommandSpec, LocalHandler } from './command-spec.js';
 // peer: file-sharing commands (issue 5), defined in ./peer/commands.ts; run by PeerRunner
 import { PEER_COMMANDS } from './peer/commands.js';
-import type { ClientState } from './state.js';
-import type { Reply } from './types.js';
+
+export type { CommandAuth, CommandCatalogue, CommandSpec, LocalContext, LocalHandler, LocalResult } from './command-spec.js';
 
 /**
  * Every command the client knows about: the tracker's (PROTOCOL.md §3) and
@@ -17,57 +17,6 @@ import type { Reply } from './types.js';
  * a request id, and failover — so a local command never opens its own
  * tracker connection.
  */
-
-/** Who may run a command: no session, any session, the group owner, a group member, or handled by the client itself. */
-export type CommandAuth = 'none' | 'session' | 'owner' | 'member' | 'local';
-
-/** What a client-side command's handler is given. */
-export interface LocalContext {
-  /** The words after the command name, unquoted. */
-  readonly args: readonly string[];
-  /** The whole line as typed (trimmed). */
-  readonly line: string;
-  /** The session and user as they are now. */
-  readonly state: ClientState;
-  /** The client's options (e.g. `peerAddress` for file sharing); undefined when the runner was made without them. */
-  readonly options: ClientOptions | undefined;
-  readonly commands: CommandTable;
-  /**
-   * Sends one command line to the tracker, as a typed command would be:
-   * with the current session and a fresh request id, failing over (and
-   * retrying with the same id) when the tracker is lost. The answer
-   * updates the session state. Throws `ClientError`s like `execute`.
-   */
-  request(line: string): Promise<Reply>;
-  /** Shows a line to the user (above the prompt, or on stderr in scripts) while the command runs. */
-  notice(text: string): void;
-}
-
-/** What a client-side command gives back: shown like an answer; `ok` false counts as a failed command. */
-export interface LocalResult {
-  ok: boolean;
-  /** Text to show; nothing when absent. */
-  text?: string;
-  /** Leave the client after this command (`quit`). */
-  quit?: boolean;
-}
-
-export type LocalHandler = (context: LocalContext) => LocalResult | Promise<LocalResult>;
-
-export interface CommandSpec {
-  /** The name as typed (lower case; the tracker matches names case-insensitively). */
-  name: string;
-  /** Argument synopsis, e.g. `<user> <password>`; empty when there are none. */
-  args: string;
-  summary: string;
-  auth: CommandAuth;
-  /** Other names for the same command. */
-  aliases?: readonly string[];
-  /** Example lines for `help <command>`. */
-  examples?: readonly string[];
-  /** Client-side commands only: what running it does. Without `run` the line goes to the tracker. */
-  run?: LocalHandler;
-}
 
 /** The tracker's commands (PROTOCOL.md §3). */
 export const TRACKER_COMMANDS: readonly CommandSpec[] = [
@@ -132,7 +81,7 @@ export const CLIENT_COMMANDS: readonly CommandSpec[] = [
 ];
 
 /** A set of commands by name and alias. `register` adds or replaces one. */
-export class CommandTable {
+export class CommandTable implements CommandCatalogue {
   private readonly specs: CommandSpec[] = [];
   private byName = new Map<string, CommandSpec>();
 
@@ -243,7 +192,7 @@ export function classifyLine(line: string, table: CommandTable = DEFAULT_TABLE):
 const HELP_COLUMN = 32;
 
 /** The answer to `help`: every command with its usage, one a line. */
-export function formatHelp(table: CommandTable = DEFAULT_TABLE): string {
+export function formatHelp(table: CommandCatalogue = DEFAULT_TABLE): string {
   const lines = ['Commands (names are case-insensitive; quote arguments with spaces: "my file.txt"):'];
   for (const spec of table.all()) {
     const text = usage(spec);
@@ -257,7 +206,7 @@ export function formatHelp(table: CommandTable = DEFAULT_TABLE): string {
 }
 
 /** The answer to `help <command>`, or undefined for an unknown command. */
-export function formatCommandHelp(name: string, table: CommandTable = DEFAULT_TABLE): string | undefined {
+export function formatCommandHelp(name: string, table: CommandCatalogue = DEFAULT_TABLE): string | undefined {
   const spec = table.find(name);
   if (!spec) return undefined;
   const lines = [`usage: ${usage(spec)}`, `  ${spec.summary}`, `  (${AUTH_NOTE[spec.auth]})`];

@@ -1,4 +1,4 @@
-import type { CommandSpec } from '../commands.js';
+import type { CommandSpec } from '../command-spec.js';
 
 /**
  * The file-sharing commands the client runs itself (docs/client.md "File
