@@ -155,15 +155,16 @@ export class ChangeLog {
 
   /**
    * Applies one change whose seq and epoch were chosen elsewhere (a replica
-   * applying the primary's log). The seq must follow on.
+   * applying the primary's log). The seq must follow on. `text` is its
+   * canonical text when the caller has it already (a replica: the primary's
+   * log row, hashed and stored as received).
    */
-  applyOne(change: Change): Appended {
+  applyOne(change: Change, text: string = encodeChange(change)): Appended {
     if (this.closing) throw new TrackerError('INTERNAL', 'the change log is closed');
     if (this.fatal !== undefined) throw new TrackerError('INTERNAL', 'the tracker cannot store changes; it must be restarted');
     if (change.seq !== this.seq + 1) {
       throw new TrackerError('INTERNAL', `change seq ${change.seq} does not follow ${this.seq}`);
     }
-    const text = encodeChange(change);
     const hash = nextLogHash(this.logHash, text);
     const batch = this.openBatch();
     let events: DomainEvent[];
