@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import { TrackerError } from '@tracker-cluster/protocol';
 import type { LogPosition, LogStore } from '../store/log-store.js';
@@ -11,9 +11,19 @@ import { decodeChange, encodeChange } from './changes.js';
 /** h_0 of the rolling log hash: 32 zero bytes. */
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** `crypto.hash` (Node 20.12+; not in @types/node 20): a one-shot digest without a Hash object. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'hex') => string }).hash;
+
 /** h_n = SHA-256(h_{n-1} ‖ change_n), over the raw previous digest and the change's canonical text. */
 export function nextLogHash(previousHex: string, changeText: string): string {
-  return createHash('sha256').update(Buffer.from(previousHex, 'hex')).update(changeText, 'utf8').digest('hex');
+  // One buffer and one one-shot digest: a Hash object per change was a few percent of a write.
+  const length = Buffer.byteLength(changeText, 'utf8');
+  const input = Buffer.allocUnsafe(32 + length);
+  if (oneShot === undefined || input.write(previousHex, 0, 32, 'hex') !== 32 || previousHex.length !== 64) {
+    return crypto.createHash('sha256').update(Buffer.from(previousHex, 'hex')).update(changeText, 'utf8').digest('hex');
+  }
+  input.write(changeText, 32, length, 'utf8');
+  return oneShot('sha256', input, 'hex');
 }
 
 export interface CommittedBatch {
