@@ -23,12 +23,14 @@ export function encodeFrame(session: SessionId, payload: Buffer | string): Buffe
   if (session < 0n || session > MAX_SESSION) {
     throw new RangeError(`session id out of u64 range: ${session}`);
   }
-  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  if (body.length > ABSOLUTE_MAX_PAYLOAD) throw new RangeError('payload too large for a frame');
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-  frame.writeUInt32BE(SESSION_BYTES + body.length, 0);
+  // A string is written straight into the frame: no intermediate buffer and copy (every answer comes here).
+  const length = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
+  if (length > ABSOLUTE_MAX_PAYLOAD) throw new RangeError('payload too large for a frame');
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
+  frame.writeUInt32BE(SESSION_BYTES + length, 0);
   frame.writeBigUInt64BE(session, LENGTH_BYTES);
-  body.copy(frame, HEADER_BYTES);
+  if (typeof payload === 'string') frame.write(payload, HEADER_BYTES, 'utf8');
+  else payload.copy(frame, HEADER_BYTES);
   return frame;
 }
 

@@ -43,7 +43,7 @@ export class AnswerCache {
   }
 
   clear(): void {
-    this.answers.clear();
+    if (this.answers.size > 0) this.answers.clear();
   }
 }
 

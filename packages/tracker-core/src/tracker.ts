@@ -107,7 +107,7 @@ export class Tracker {
         if (GROUP_LIST_CHANGES.has(change.body.type)) cache.clear();
       },
       onRollback: () => cache.clear(),
-      afterCommit: (batch) => this.sync?.onCommitted((batch.changes[batch.changes.length - 1] as Change).seq),
+      afterCommit: (batch) => this.sync?.onCommitted(batch),
       onDurable: (batch) => hub.deliver(batch.events, this.store, clock.now()),
       onFatal: (error) => {
         this.closing = true;

@@ -1,6 +1,6 @@
 /**
  * The replicated state machine: ChangeLog (seq, log rows, rolling hash, group
- * commit, savepoints, rollback) over its two files (the log file, committed per
+ * commit, undoing a failed change, rollback) over its two files (the log file, committed per
  * batch, and the state file, committed at most every stateCommitMs) and
  * applyChange (the group and session rules), on real temporary SQLite files.
  * Crash recovery and the pairing of the two files: durability.test.ts.
@@ -224,6 +224,37 @@ t.test('a change whose apply throws is undone at its savepoint; the rest of the 
   t.same(texts.map((x) => decodeChange(x).seq), [1, 2], 'one log row per applied change, no gap');
   t.equal(log.logHash, independentHash(texts));
   t.equal(store.getMeta('log_hash'), log.logHash);
+});
+
+t.test('a change that throws half-way is undone whole; the changes before and after it in the batch stay', async (t) => {
+  // request_accepted deletes the request, then inserts the member: here the insert fails (bob is a member
+  // already, crafted), so the delete must be undone too, while the batch's other changes, sessions
+  // included (cached by the store), stay as they were applied.
+  const { store, log, file, logFile } = await openLog(t);
+  log.append(userCreated('alice'));
+  log.append(userCreated('bob'));
+  log.append({ type: 'group_created', group: 'g', owner: 'alice', at: 1 });
+  await log.append({ type: 'request_accepted', group: 'g', user: 'bob', at: 2 }).durable;
+  const before = log.seq;
+  const opened = log.append({ type: 'session_opened', session: '11', user: 'bob', at: 3, expires: 9000 });
+  const requested = log.append({ type: 'join_requested', group: 'g', user: 'bob', at: 4 });
+  const hashBefore = log.logHash;
+  t.throws(() => log.append({ type: 'request_accepted', group: 'g', user: 'bob', at: 5 }), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' });
+  t.equal(log.seq, before + 2, 'seq unchanged by the failed change');
+  t.equal(log.logHash, hashBefore);
+  t.ok(store.hasRequest('g', 'bob'), "the failed change's first write (deleting the request) was undone");
+  t.same(store.session('11'), { id: '11', user: 'bob', expires_at: 9000 }, 'an earlier change of the batch stays, cache included');
+  const closed = log.append({ type: 'session_closed', session: '11' });
+  await Promise.all([opened.durable, requested.durable, closed.durable]);
+  t.equal(store.session('11'), undefined, 'a later change of the batch applies on top');
+  await log.drain();
+  const state = reader(t, file);
+  t.same(state.prepare('SELECT user FROM requests').pluck().all(), ['bob']);
+  t.same(state.prepare('SELECT user FROM members ORDER BY user').pluck().all(), ['alice', 'bob']);
+  t.equal(state.prepare('SELECT COUNT(*) FROM sessions').pluck().get(), 0);
+  const texts = reader(t, logFile).prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
+  t.same(texts.map((x) => decodeChange(x).seq), [1, 2, 3, 4, 5, 6, 7], 'one log row per applied change, no gap');
+  t.equal(log.logHash, independentHash(texts));
 });
 
 t.test('a batch whose only change throws settles without committing anything or calling the hooks', async (t) => {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import { TrackerError } from '@tracker-cluster/protocol';
 import type { LogPosition, LogStore } from '../store/log-store.js';
@@ -11,9 +11,19 @@ import { decodeChange, encodeChange } from './changes.js';
 /** h_0 of the rolling log hash: 32 zero bytes. */
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** `crypto.hash` (Node 20.12+; not in @types/node 20): a one-shot digest without a Hash object. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'hex') => string }).hash;
+
 /** h_n = SHA-256(h_{n-1} ‖ change_n), over the raw previous digest and the change's canonical text. */
 export function nextLogHash(previousHex: string, changeText: string): string {
-  return createHash('sha256').update(Buffer.from(previousHex, 'hex')).update(changeText, 'utf8').digest('hex');
+  // One buffer and one one-shot digest: a Hash object per change was a few percent of a write.
+  const length = Buffer.byteLength(changeText, 'utf8');
+  const input = Buffer.allocUnsafe(32 + length);
+  if (oneShot === undefined || input.write(previousHex, 0, 32, 'hex') !== 32 || previousHex.length !== 64) {
+    return crypto.createHash('sha256').update(Buffer.from(previousHex, 'hex')).update(changeText, 'utf8').digest('hex');
+  }
+  input.write(changeText, 32, length, 'utf8');
+  return oneShot('sha256', input, 'hex');
 }
 
 export interface CommittedBatch {
@@ -78,7 +88,7 @@ const REPLAY_CHUNK = 1000;
  * Most changes one batch holds. A replica catching up applies a whole
  * socket's worth of backlog in one event-loop turn; unbounded, that made one
  * batch of ~1.4 s during which nothing waiting on a commit was answered, and
- * per-change savepoints grow costly in a large transaction.
+ * undoing a failed change replays its batch.
  */
 export const MAX_BATCH_CHANGES = 1000;
 const BATCH_SAVEPOINT = 'batch';
@@ -104,8 +114,6 @@ export class ChangeLog {
   private readonly log: Logger;
   private readonly hooks: ChangeLogHooks;
   private readonly stateCommitMs: number;
-  /** Applies one change to the state and appends its log row, as one savepoint of the state. */
-  private readonly applyInSavepoint: (change: Change, text: string, hash: string) => DomainEvent[];
   private batch: OpenBatch | undefined;
   /** The newest batch not rolled back: settles when everything applied so far is durable. */
   private tail: Promise<void> | undefined;
@@ -132,13 +140,6 @@ export class ChangeLog {
     this.log = logger;
     this.hooks = hooks;
     this.stateCommitMs = options.stateCommitMs ?? DEFAULT_STATE_COMMIT_MS;
-    // Built once: better-sqlite3 compiles a wrapper per transaction() call.
-    // The log row is written last: if it fails, the savepoint undoes the state change too.
-    this.applyInSavepoint = store.db.transaction((change: Change, text: string, hash: string) => {
-      const events = applyChange(store, change);
-      logStore.append(change.seq, change.epoch, text, hash);
-      return events;
-    });
     const position = this.catchUpState();
     this.stateOnDisk = position.seq;
     this.seq = position.seq;
@@ -164,22 +165,25 @@ export class ChangeLog {
 
   /**
    * Applies one change whose seq and epoch were chosen elsewhere (a replica
-   * applying the primary's log). The seq must follow on.
+   * applying the primary's log). The seq must follow on. `text` is its
+   * canonical text when the caller has it already (a replica: the primary's
+   * log row, hashed and stored as received).
    */
-  applyOne(change: Change): Appended {
+  applyOne(change: Change, text: string = encodeChange(change)): Appended {
     if (this.closing) throw new TrackerError('INTERNAL', 'the change log is closed');
     if (this.fatal !== undefined) throw new TrackerError('INTERNAL', 'the tracker cannot store changes; it must be restarted');
     if (change.seq !== this.seq + 1) {
       throw new TrackerError('INTERNAL', `change seq ${change.seq} does not follow ${this.seq}`);
     }
-    const text = encodeChange(change);
     const hash = nextLogHash(this.logHash, text);
     const batch = this.openBatch();
     let events: DomainEvent[];
     try {
-      events = this.applyInSavepoint(change, text, hash);
+      events = applyChange(this.store, change);
+      // Written last: if the row cannot be written, the change's state is undone with the rest.
+      this.logStore.append(change.seq, change.epoch, text, hash);
     } catch (error) {
-      this.store.dropCaches(); // they may hold a write the savepoint undid
+      this.undoFailed(batch);
       throw error;
     }
     this.seq = change.seq;
@@ -221,7 +225,7 @@ export class ChangeLog {
     this.committedHash = this.logHash;
     this.scheduleStateCommit();
     if (batch.changes.length === 0) {
-      // Every change of this batch failed and was undone at its savepoint: nothing to ship or deliver.
+      // Every change of this batch failed and was undone: nothing to ship or deliver.
       batch.resolve();
       return;
     }
@@ -374,6 +378,30 @@ export class ChangeLog {
     return batch;
   }
 
+  /**
+   * Undoes the state writes of a change that threw, keeping the rest of its
+   * batch. Changes carry no savepoint of their own (SAVEPOINT/RELEASE per
+   * change was a tenth of a write's cost, and grew with the transaction):
+   * the state goes back to the batch's savepoint and the batch's applied
+   * changes are applied again, which gives the same state since `applyChange`
+   * reads only the store and the change. The log needs nothing: its row is
+   * written last, by one statement, which SQLite undoes whole when it fails.
+   * Failures are rare (handlers validate first), so their cost, at most
+   * MAX_BATCH_CHANGES re-applied changes, does not matter.
+   */
+  private undoFailed(batch: OpenBatch): void {
+    this.store.dropCaches(); // they may hold a write being undone; replaying fills them again
+    try {
+      this.store.db.exec(`ROLLBACK TO ${BATCH_SAVEPOINT}`);
+      for (const change of batch.changes) applyChange(this.store, change);
+    } catch (error) {
+      // The state cannot be put back as the batch had it: give the whole batch up, as a failed commit does.
+      this.store.dropCaches();
+      if (this.batch === batch) this.batch = undefined;
+      this.rollback(batch, error);
+    }
+  }
+
   private async finish(batch: OpenBatch): Promise<void> {
     const lastSeq = (batch.changes[batch.changes.length - 1] as Change).seq;
     try {
@@ -400,6 +428,8 @@ export class ChangeLog {
       this.log.error({ err: error }, 'rollback failed');
     }
     this.store.dropCaches();
+    // SQLite may have ended the state transaction itself (some I/O errors do): the state runs inside one.
+    if (!this.store.db.inTransaction) this.store.db.exec('BEGIN');
     this.seq = this.committedSeq;
     this.logHash = this.committedHash;
     this.epoch = Number(this.store.getMeta('epoch') ?? 1); // a rolled-back promotion

@@ -71,9 +71,8 @@ export class Store {
 
   static open(path: string, synchronous: SqliteSynchronous = 'FULL'): Store {
     const db = openDatabase(path, synchronous, MIGRATIONS);
-    // Each batch is a savepoint of the long state transaction, and each
-    // change a savepoint inside it: their undo journals stay in memory
-    // rather than in temporary files.
+    // Each batch is a savepoint of the long state transaction: its undo
+    // journal stays in memory rather than in a temporary file.
     db.pragma('temp_store = MEMORY');
     return new Store(db, path);
   }

@@ -4,7 +4,7 @@ import type { Frame } from '@tracker-cluster/protocol';
 import { err, ok, tokenize } from '@tracker-cluster/protocol';
 import type { Connection } from '../net/connection.js';
 import type { Reply } from '../services.js';
-import type { ChangeLog } from '../state/change-log.js';
+import type { ChangeLog, CommittedBatch } from '../state/change-log.js';
 import type { LogStore } from '../store/log-store.js';
 import type { Store } from '../store/store.js';
 import { NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
@@ -12,6 +12,8 @@ import { NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
 /** Changes per SYNC:CHANGES frame, and bytes: well inside the default 1 MiB frame. */
 const MAX_CHANGES_PER_FRAME = 1000;
 const MAX_FRAME_TEXT = 512 * 1024;
+/** Committed change texts a link keeps in memory to send; past this (a slow replica) it reads them back from the log. */
+const MAX_RECENT_CHANGES = 10_000;
 /** An idle link still carries an empty SYNC:CHANGES this often, so the replica can tell a dead primary. */
 export const HEARTBEAT_MS = 5000;
 
@@ -54,8 +56,14 @@ export class SyncServer {
   /** Our nonce and the replica's, per connection between HELLO and AUTH. */
   private readonly challenges = new Map<number, { mine: string; theirs: string }>();
   private link: PrimaryLink | undefined;
-  /** Writers waiting for the replica's acknowledgement, by the last seq of their batch (ascending). */
-  private waiters: Array<{ seq: number; resolve: () => void }> = [];
+  /**
+   * Writers waiting for the replica's acknowledgement, by the last seq of
+   * their batch (ascending), with the time past which the replica is late
+   * (Infinity: a shutdown flush, which has its own timer).
+   */
+  private waiters: Array<{ seq: number; resolve: () => void; deadline: number }> = [];
+  /** One timer for every waiter (not one per batch): it fires at the earliest deadline. */
+  private ackTimer: NodeJS.Timeout | undefined;
   /**
    * No connected, caught-up replica: writes are answered after the local
    * commit alone. Set when the link is lost or an acknowledgement times out;
@@ -86,20 +94,35 @@ export class SyncServer {
   }
 
   /**
-   * The committed log moved on to `seq`: ship it, and in semi-sync mode
-   * return what the batch's writers must wait for.
+   * A batch was committed: ship it, and in semi-sync mode return what its
+   * writers must wait for.
    */
-  onCommitted(seq: number): Promise<void> | undefined {
-    this.link?.pump();
+  onCommitted(batch: CommittedBatch): Promise<void> | undefined {
+    const seq = (batch.changes[batch.changes.length - 1] as { seq: number }).seq;
+    this.link?.offer((batch.changes[0] as { seq: number }).seq, batch.texts);
     if (this.deps.syncMode !== 'semi-sync' || this.degraded || !this.link) return undefined;
     return new Promise((resolve) => {
-      this.waiters.push({ seq, resolve });
-      setTimeout(() => {
-        if (this.waiters.some((w) => w.resolve === resolve)) {
-          this.degrade(`the replica did not acknowledge seq ${seq} within ${this.deps.syncTimeoutMs} ms`);
-        }
-      }, this.deps.syncTimeoutMs).unref();
+      this.waiters.push({ seq, resolve, deadline: Date.now() + this.deps.syncTimeoutMs });
+      if (this.ackTimer === undefined) this.armAckTimer();
     });
+  }
+
+  /** Arms the timer for the earliest deadline of the waiters; when it passes unacknowledged, degrade. */
+  private armAckTimer(): void {
+    let earliest = Infinity;
+    for (const w of this.waiters) if (w.deadline < earliest) earliest = w.deadline;
+    if (earliest === Infinity) return;
+    this.ackTimer = setTimeout(
+      () => {
+        this.ackTimer = undefined;
+        const now = Date.now();
+        const late = this.waiters.find((w) => w.deadline <= now);
+        if (late) this.degrade(`the replica did not acknowledge seq ${late.seq} within ${this.deps.syncTimeoutMs} ms`);
+        else this.armAckTimer();
+      },
+      Math.max(0, earliest - Date.now()),
+    );
+    this.ackTimer.unref();
   }
 
   /**
@@ -117,6 +140,7 @@ export class SyncServer {
       timer.unref();
       this.waiters.push({
         seq: target,
+        deadline: Infinity,
         resolve: () => {
           clearTimeout(timer);
           resolve();
@@ -171,6 +195,8 @@ export class SyncServer {
   }
 
   close(): void {
+    if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
     this.link?.close();
   }
 
@@ -287,14 +313,7 @@ class PrimaryLink {
     if (this.closed || this.waitingForDrain) return;
     if (this.snapshot && !this.sendSnapshot()) return;
     while (this.nextSeq <= this.log.committed) {
-      const rows = this.log.entriesAfter(this.nextSeq - 1, MAX_CHANGES_PER_FRAME);
-      const texts: string[] = [];
-      let bytes = 0;
-      for (const row of rows) {
-        if (row.seq > this.log.committed || (texts.length > 0 && bytes + row.change.length > MAX_FRAME_TEXT)) break;
-        texts.push(row.change);
-        bytes += row.change.length + 1;
-      }
+      const texts = this.fromRecent() ?? this.fromLog();
       if (texts.length === 0) {
         this.logger.error({ seq: this.nextSeq }, 'log row missing for the replica; closing the link');
         this.connection.destroy();
@@ -307,6 +326,19 @@ class PrimaryLink {
         return;
       }
     }
+  }
+
+  /** The next texts to send from `nextSeq`, read from the log file. */
+  private fromLog(): string[] {
+    const rows = this.log.entriesAfter(this.nextSeq - 1, MAX_CHANGES_PER_FRAME);
+    const texts: string[] = [];
+    let bytes = 0;
+    for (const row of rows) {
+      if (row.seq > this.log.committed || (texts.length > 0 && bytes + row.change.length > MAX_FRAME_TEXT)) break;
+      texts.push(row.change);
+      bytes += row.change.length + 1;
+    }
+    return texts;
   }
 
   /** Sends the snapshot's chunks, `SYNC:SNAPCHUNK <offset>` and raw bytes; false while the socket is backed up. */
@@ -326,6 +358,48 @@ class PrimaryLink {
   }
 
   private snapshotOffset = 0;
+
+  /**
+   * Committed batches' texts not yet sent (oldest first), so that shipping a
+   * batch does not read back from the log file the rows just committed.
+   */
+  private recent: Array<{ first: number; texts: string[] }> = [];
+  private recentChanges = 0;
+
+  /** A batch from `first` was committed: keep its texts for sending, and send. */
+  offer(first: number, texts: string[]): void {
+    if (this.closed) return;
+    if (this.recentChanges + texts.length > MAX_RECENT_CHANGES) {
+      // The replica is not keeping up: let the log file hold what waits.
+      this.recent = [];
+      this.recentChanges = 0;
+    }
+    this.recent.push({ first, texts });
+    this.recentChanges += texts.length;
+    this.pump();
+  }
+
+  /** The next texts to send from `nextSeq`, out of the batches in memory; undefined when they do not hold it. */
+  private fromRecent(): string[] | undefined {
+    for (;;) {
+      const head = this.recent[0];
+      if (head === undefined) return undefined;
+      if (head.first + head.texts.length > this.nextSeq) break;
+      this.recent.shift(); // already sent (or read from the log)
+      this.recentChanges -= head.texts.length;
+    }
+    const head = this.recent[0] as { first: number; texts: string[] };
+    if (head.first > this.nextSeq) return undefined;
+    const texts: string[] = [];
+    let bytes = 0;
+    for (let i = this.nextSeq - head.first; i < head.texts.length && texts.length < MAX_CHANGES_PER_FRAME; i++) {
+      const text = head.texts[i] as string;
+      if (texts.length > 0 && bytes + text.length > MAX_FRAME_TEXT) break;
+      texts.push(text);
+      bytes += text.length + 1;
+    }
+    return texts;
+  }
 
   private waitForDrain(): void {
     this.waitingForDrain = true;
@@ -383,6 +457,7 @@ class PrimaryLink {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.recent = [];
     clearInterval(this.heartbeat);
     this.connection.destroy();
   }

@@ -372,12 +372,14 @@ export class ReplicaLink {
           this.fault(`gap in the stream: got seq ${seq}, have ${log.seq}`);
           return;
         }
-        const change = decodeChange(lines[i] as string);
+        const line = lines[i] as string;
+        const change = decodeChange(line);
         if (change.seq !== seq) {
           this.fault(`change numbered ${change.seq} where ${seq} was announced`);
           return;
         }
-        last = log.applyOne(change).durable;
+        // The primary's text as received: its log row, so the hash chain cannot drift through a re-encoding.
+        last = log.applyOne(change, line).durable;
         lastSeq = seq;
       }
     } catch (error) {
