@@ -9,6 +9,7 @@ export * from './share-table.js';
 export * from './share-registry.js';
 export * from './rate-limiter.js';
 export * from './piece-server.js';
+export * from './frame-reader.js';
 export * from './peer-connection.js';
 export * from './download-state.js';
 export * from './download.js';
