@@ -18,6 +18,7 @@ import {
   PeerFrameReader,
   PieceBufferPool,
   PiecePicker,
+  tieBlock,
   pieceCount,
   pieceLength,
   pieceOffset,
@@ -106,6 +107,35 @@ t.test('picker: rarest first, ties random, one request per piece, release and co
     orders.add(String(p.pick(f)));
   }
   t.ok(orders.size > 1, 'ties are broken at random');
+});
+
+t.test('picker: with blocks, equally rare pieces come block by block, random within each', async (t) => {
+  let x = 12345;
+  const random = (): number => ((x = (x * 16807) % 2147483647) / 2147483647);
+  const picker = new PiecePicker(12, undefined, random, 4);
+  const all = Bitfield.full(12);
+  picker.addPeer(all);
+  const order = Array.from({ length: 12 }, () => picker.pick(all));
+  t.same(order.slice(0, 4).sort((a, b) => a - b), [0, 1, 2, 3], 'block 0 first');
+  t.same(order.slice(4, 8).sort((a, b) => a - b), [4, 5, 6, 7], 'then block 1');
+  t.same(order.slice(8).sort((a, b) => a - b), [8, 9, 10, 11], 'then block 2');
+  const orders = new Set<string>();
+  for (let s = 1; s < 20; s++) {
+    let y = s * 7919;
+    const p = new PiecePicker(8, undefined, () => ((y = (y * 16807) % 2147483647) / 2147483647), 4);
+    p.addPeer(all);
+    orders.add(String(p.pick(all)));
+  }
+  t.ok(orders.size > 1, 'random within a block');
+  // Rarity still comes first: a piece of a later block held by fewer peers goes before.
+  const rare = new PiecePicker(8, undefined, random, 4);
+  const some = new Bitfield(8);
+  for (let i = 0; i < 7; i++) some.set(i);
+  rare.addPeer(Bitfield.full(8));
+  rare.addPeer(some);
+  t.equal(rare.pick(Bitfield.full(8)), 7, 'the rarest piece, though in the last block');
+  t.equal(tieBlock(512 * 1024), 32, '16 MiB blocks of 512 KiB pieces');
+  t.equal(tieBlock(64 * 1024 * 1024), 1, 'one piece when pieces are larger than a block');
 });
 
 t.test('peer frame reader: frames split anywhere, each payload in a buffer of its own', async (t) => {

@@ -11,6 +11,7 @@ export * from './rate-limiter.js';
 export * from './piece-server.js';
 export * from './frame-reader.js';
 export * from './peer-connection.js';
+export * from './piece-sink.js';
 export * from './download-state.js';
 export * from './download.js';
 export * from './download-queue.js';
