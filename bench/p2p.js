@@ -164,6 +164,7 @@ try {
       '- p2p MB/s: the size over the time from the download starting to the whole file verified (SHA-256 of every piece, then of the whole file) and renamed, as the client reports it in its `[C]` line. End to end: the whole downloader run (process start, login, `file_peers`, download, exit).',
       '- Plain copy: the same file through one TCP stream on loopback, read from disk by one Node process and written to disk by another (bench/p2p-copy.js), in the same run.',
       '- Downloader peak RSS: VmHWM of the downloader process (/proc/&lt;pid&gt;/status), polled every 25 ms until it exits.',
+      '- CPU: user + system seconds (/proc/&lt;pid&gt;/stat, polled every 25 ms): the downloader over its whole run (its last sample), the 3 seeders during the download, the plain copy\'s two processes. The machine\'s cores are shared by all of them (and whatever else runs), so the MB/s move with the load; the CPU seconds per run say more about the cost.',
       '',
       '| measure | value | target | met |',
       '|---|---:|---:|---:|',
@@ -171,6 +172,7 @@ try {
       `| p2p download from 3 seeders | ${p2pMBs.toFixed(1)} MB/s | ≥ 50% of the copy (${(copyMBs / 2).toFixed(1)} MB/s) | ${ratio >= 0.5 ? 'yes' : 'no'} (${(ratio * 100).toFixed(0)}%) |`,
       `| p2p, whole client run end to end | ${endToEndMBs.toFixed(1)} MB/s | - | - |`,
       `| downloader peak RSS | ${peakMb.toFixed(1)} MB | < 200 MB | ${peakMb < 200 ? 'yes' : 'no'} |`,
+      `| CPU: downloader (user + sys) / 3 seeders / plain copy | ${(dlCpu[0] + dlCpu[1]).toFixed(2)} s (${dlCpu[0].toFixed(2)} + ${dlCpu[1].toFixed(2)}) / ${seederCpu.toFixed(2)} s / ${copyCpu.toFixed(2)} s | - | - |`,
       '<!-- bench:p2p:end -->',
     ].join('\n');
     writeDocsSection('<!-- bench:p2p:start -->', '<!-- bench:p2p:end -->', section);
