@@ -15,7 +15,10 @@ import {
   parsePieceAnswer,
   parsePieceSize,
   PeerAnswerError,
+  PeerFrameReader,
+  PieceBufferPool,
   PiecePicker,
+  tieBlock,
   pieceCount,
   pieceLength,
   pieceOffset,
@@ -104,6 +107,96 @@ t.test('picker: rarest first, ties random, one request per piece, release and co
     orders.add(String(p.pick(f)));
   }
   t.ok(orders.size > 1, 'ties are broken at random');
+});
+
+t.test('picker: with blocks, equally rare pieces come block by block, random within each', async (t) => {
+  let x = 12345;
+  const random = (): number => ((x = (x * 16807) % 2147483647) / 2147483647);
+  const picker = new PiecePicker(12, undefined, random, 4);
+  const all = Bitfield.full(12);
+  picker.addPeer(all);
+  const order = Array.from({ length: 12 }, () => picker.pick(all));
+  t.same(order.slice(0, 4).sort((a, b) => a - b), [0, 1, 2, 3], 'block 0 first');
+  t.same(order.slice(4, 8).sort((a, b) => a - b), [4, 5, 6, 7], 'then block 1');
+  t.same(order.slice(8).sort((a, b) => a - b), [8, 9, 10, 11], 'then block 2');
+  const orders = new Set<string>();
+  for (let s = 1; s < 20; s++) {
+    let y = s * 7919;
+    const p = new PiecePicker(8, undefined, () => ((y = (y * 16807) % 2147483647) / 2147483647), 4);
+    p.addPeer(all);
+    orders.add(String(p.pick(all)));
+  }
+  t.ok(orders.size > 1, 'random within a block');
+  // Rarity still comes first: a piece of a later block held by fewer peers goes before.
+  const rare = new PiecePicker(8, undefined, random, 4);
+  const some = new Bitfield(8);
+  for (let i = 0; i < 7; i++) some.set(i);
+  rare.addPeer(Bitfield.full(8));
+  rare.addPeer(some);
+  t.equal(rare.pick(Bitfield.full(8)), 7, 'the rarest piece, though in the last block');
+  t.equal(tieBlock(512 * 1024), 32, '16 MiB blocks of 512 KiB pieces');
+  t.equal(tieBlock(64 * 1024 * 1024), 1, 'one piece when pieces are larger than a block');
+});
+
+t.test('peer frame reader: frames split anywhere, each payload in a buffer of its own', async (t) => {
+  const frames = [encodeFrame(0n, 'OK 0 5\nhello'), encodeFrame(0n, ''), encodeFrame(0n, Buffer.alloc(3000, 7)), encodeFrame(0n, 'OK 1')];
+  const wire = Buffer.concat(frames);
+  for (const step of [1, 2, 5, 11, 12, 13, 100, 4096, wire.length]) {
+    const reader = new PeerFrameReader({ maxPayload: 4096 });
+    const got: Buffer[] = [];
+    for (let at = 0; at < wire.length; at += step) got.push(...reader.push(wire.subarray(at, at + step)));
+    t.same(
+      got.map((p) => p.toString('latin1')),
+      ['OK 0 5\nhello', '', Buffer.alloc(3000, 7).toString('latin1'), 'OK 1'],
+      `chunks of ${step} bytes`,
+    );
+    t.equal(reader.bufferedBytes, 0);
+    const big = got[2] as Buffer;
+    t.ok(big.byteOffset === 0 && big.buffer.byteLength === 3000, 'the payload owns its ArrayBuffer');
+  }
+
+  // Reading in place: the socket writes into nextBuffer(), never past a frame.
+  const reader = new PeerFrameReader({ maxPayload: 4096 });
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at < wire.length) {
+    const into = reader.nextBuffer();
+    t.ok(into.length > 0, 'never an empty buffer');
+    const n = Math.min(into.length, 700, wire.length - at);
+    wire.copy(into, 0, at, at + n);
+    at += n;
+    const payload = reader.filled(n);
+    if (payload) out.push(payload);
+  }
+  t.same(out.map((p) => p.length), [12, 0, 3000, 4], 'the same frames, read in place');
+
+  const allocated: number[] = [];
+  const custom = new PeerFrameReader({ maxPayload: 4096, allocate: (size) => (allocated.push(size), Buffer.allocUnsafeSlow(size)) });
+  custom.push(encodeFrame(0n, 'abc'));
+  t.same(allocated, [3], 'payloads come from allocate');
+
+  const tooBig = new PeerFrameReader({ maxPayload: 10 });
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(8 + 11);
+  t.throws(() => tooBig.push(header), { code: 'FRAME_TOO_LARGE' }, 'refused from the 4 length bytes alone');
+  t.throws(() => tooBig.push(Buffer.alloc(1)), { code: 'FRAME_TOO_LARGE' }, 'and failed for good');
+  const tooSmall = new PeerFrameReader({ maxPayload: 10 });
+  t.throws(() => tooSmall.push(Buffer.from([0, 0, 0, 7])), { code: 'PROTOCOL' });
+});
+
+t.test('piece buffer pool: reuses whole buffers of its capacity, bounded', async (t) => {
+  const pool = new PieceBufferPool(1000, 2);
+  const a = pool.take(900);
+  t.equal(a.length, 900);
+  t.equal(a.buffer.byteLength, 1000, 'a large frame gets a pool-sized buffer');
+  t.equal(pool.take(100).buffer.byteLength, 100, 'a small frame a buffer of its own');
+  t.equal(pool.take(2000).length, 2000, 'a frame over the capacity too');
+  pool.give(a.buffer as ArrayBuffer);
+  pool.give(new ArrayBuffer(500));
+  t.equal(pool.idle, 1, 'only buffers of its capacity are kept');
+  t.equal(pool.take(1000).buffer, a.buffer, 'and reused');
+  for (let i = 0; i < 5; i++) pool.give(new ArrayBuffer(1000));
+  t.equal(pool.idle, 2, 'at most `keep` idle buffers');
 });
 
 t.test('peer requests parse', async (t) => {

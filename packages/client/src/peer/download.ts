@@ -1,16 +1,16 @@
 import { open, rename, rm, stat } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { formatHostPort } from '@tracker-cluster/protocol';
 import { Bitfield } from './bitfield.js';
 import { loadDownloadState, partPath, removeDownloadState, saveDownloadState } from './download-state.js';
 import type { FilePeers } from './file-peers.js';
-import { sha256File, sha256Hex } from './hashing.js';
+import { PieceBufferPool } from './frame-reader.js';
 import { PeerConnection } from './peer-connection.js';
 import { PiecePicker } from './picker.js';
-import { pieceCount, pieceLength, pieceOffset } from './pieces.js';
+import { PieceSink } from './piece-sink.js';
+import { pieceCount, pieceLength } from './pieces.js';
 import type { ServedFile } from './share-table.js';
-import { PeerAnswerError } from './wire.js';
+import { PeerAnswerError, PIECE_HEADER_ROOM } from './wire.js';
 
 export interface DownloadTuning {
   /** Piece requests outstanding per peer (pipelining). Default 8. */
@@ -32,6 +32,18 @@ export const DEFAULT_TUNING: DownloadTuning = {
   refreshMs: 2_000,
   retryMs: 5_000,
 };
+
+/**
+ * Pieces of equal rarity are asked for in blocks of about 16 MiB of the
+ * file, block after block, in a random order within each block: downloaders
+ * still spread over the pieces (two downloads that start together hold
+ * different pieces of the block at hand, so they can trade), while the
+ * pieces arrive nearly in file order, so that the whole-file SHA-256 is
+ * computed as they come (./piece-sink.ts) rather than in a second pass.
+ */
+export function tieBlock(pieceSize: number): number {
+  return Math.max(1, Math.floor((16 * 1024 * 1024) / pieceSize));
+}
 
 /** What a download needs from the rest of the client. */
 export interface DownloadDeps {
@@ -65,16 +77,19 @@ interface PeerSlot {
  * - peers come from the tracker's `file_peers`; each is asked `HAVE` once
  *   connected (partial seeders answer the pieces they hold), and again
  *   every few seconds while pieces are missing;
- * - pieces are chosen rarest first, random tie-break (./picker.ts), with up
- *   to `pipeline` requests outstanding per peer;
+ * - pieces are chosen rarest first, random tie-break within 16 MiB blocks
+ *   taken in file order (./picker.ts, `tieBlock`), with up to `pipeline`
+ *   requests outstanding per peer;
  * - each piece's SHA-256 is checked against the tracker's list before it is
- *   written at its offset into `.<file>.part`; a bad piece bans its peer for
- *   this download and goes back to be fetched from another;
+ *   written at its offset into `.<file>.part` — both by the `PieceSink`'s
+ *   worker thread; a bad piece bans its peer for this download and goes
+ *   back to be fetched from another;
  * - a peer that fails (connection lost, stall) gives its outstanding pieces
  *   back and is retried later if the tracker still lists it;
- * - verified pieces are recorded in `.<file>.part.json` (resume); once every
- *   piece is in, the whole file's SHA-256 is checked and the part file is
- *   renamed to its final name;
+ * - verified pieces are recorded in `.<file>.part.json` (resume); the sink
+ *   hashes the whole file in piece order as pieces become contiguous; once
+ *   every piece is in, that SHA-256 is checked and the part file is renamed
+ *   to its final name;
  * - from its first verified piece the download announces itself to the
  *   tracker as a seeder and serves the pieces it has.
  */
@@ -97,7 +112,9 @@ export class Download {
   private readonly tuning: DownloadTuning;
   private have: Bitfield;
   private picker: PiecePicker | undefined;
-  private fd: FileHandle | undefined;
+  private sink: PieceSink | undefined;
+  /** Piece buffers, reused between the peer connections and the sink. */
+  private readonly buffers: PieceBufferPool;
   private served: ServedFile | undefined;
   private readonly peers = new Map<string, PeerSlot>();
   private readonly retryAt = new Map<string, number>();
@@ -122,6 +139,7 @@ export class Download {
     this.deps = deps;
     this.tuning = { ...DEFAULT_TUNING, ...tuning };
     this.have = new Bitfield(this.pieces);
+    this.buffers = new PieceBufferPool(meta.pieceSize + PIECE_HEADER_ROOM);
   }
 
   get destination(): string {
@@ -205,9 +223,14 @@ export class Download {
     const resumed = await this.loadResume();
     if (resumed) this.have = resumed;
     this.resumedPieces = this.have.count;
-    this.fd = await open(partPath(this.destDir, this.file), resumed ? 'r+' : 'w+');
-    await this.fd.truncate(this.meta.size);
-    this.picker = new PiecePicker(this.pieces, this.have);
+    const fd = await open(partPath(this.destDir, this.file), resumed ? 'r+' : 'w+');
+    try {
+      await fd.truncate(this.meta.size);
+    } finally {
+      await fd.close();
+    }
+    this.sink = new PieceSink(partPath(this.destDir, this.file), this.meta, this.have, { reuse: (buffer) => this.buffers.give(buffer) });
+    this.picker = new PiecePicker(this.pieces, this.have, Math.random, tieBlock(this.meta.pieceSize));
     this.served = {
       group: this.group,
       file: this.file,
@@ -279,7 +302,7 @@ export class Download {
   private async join(key: string, address: FilePeers['peers'][number]['address']): Promise<void> {
     let conn: PeerConnection | undefined;
     try {
-      conn = await PeerConnection.connect(address, { maxPieceSize: this.meta.pieceSize });
+      conn = await PeerConnection.connect(address, { maxPieceSize: this.meta.pieceSize, allocate: (size) => this.buffers.take(size) });
       const have = await conn.have(this.group, this.meta.sha256, this.pieces);
       if (this.ended || this.settle === undefined) {
         conn.close();
@@ -336,25 +359,27 @@ export class Download {
     slot.inFlight++;
     slot.conn.piece(this.group, this.meta.sha256, index, length).then(
       async (data) => {
-        if (sha256Hex(data) !== this.meta.hashes[index]) {
+        // Checked against its SHA-256 and written by the sink, off this thread.
+        this.writes++;
+        let verdict;
+        try {
+          verdict = await (this.sink as PieceSink).put(index, data);
+        } catch (error) {
+          this.writes--;
           slot.inFlight--;
+          picker.release(index);
+          this.fail(`cannot write ${partPath(this.destDir, this.file)}: ${(error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error))}`);
+          return;
+        }
+        this.writes--;
+        slot.inFlight--;
+        if (verdict === 'bad') {
           picker.release(index);
           this.ban(slot, `piece ${index} failed its SHA-256 check`);
           this.pump();
           return;
         }
-        this.writes++;
-        try {
-          await this.writePiece(index, data);
-        } catch (error) {
-          this.writes--;
-          slot.inFlight--;
-          picker.release(index);
-          this.fail(`cannot write ${partPath(this.destDir, this.file)}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-          return;
-        }
-        this.writes--;
-        slot.inFlight--;
+        this.pieceWritten(index, length);
         this.sources.add(slot.key);
         this.pump();
       },
@@ -367,18 +392,12 @@ export class Download {
     );
   }
 
-  private async writePiece(index: number, data: Buffer): Promise<void> {
-    const fd = this.fd as FileHandle;
-    let written = 0;
-    const offset = pieceOffset(this.meta, index);
-    while (written < data.length) {
-      const { bytesWritten } = await fd.write(data, written, data.length - written, offset + written);
-      written += bytesWritten;
-    }
+  /** Piece `index` (`length` bytes) is verified and on disk. */
+  private pieceWritten(index: number, length: number): void {
     if (this.ended) return;
     this.have.set(index);
     this.picker?.complete(index);
-    this.bytesThisRun += data.length;
+    this.bytesThisRun += length;
     this.lastProgress = Date.now();
     this.scheduleSave();
     if (!this.announced) void this.announceOnce();
@@ -474,9 +493,14 @@ export class Download {
   private async finish(): Promise<void> {
     const part = partPath(this.destDir, this.file);
     await this.saveNow();
-    await this.fd?.close();
-    this.fd = undefined;
-    const sum = await sha256File(part);
+    const sink = this.sink as PieceSink;
+    let sum: string;
+    try {
+      sum = await sink.finish();
+    } finally {
+      this.sink = undefined;
+      await sink.close();
+    }
     if (sum !== this.meta.sha256) {
       await rm(part, { force: true });
       await removeDownloadState(this.destDir, this.file);
@@ -495,12 +519,12 @@ export class Download {
     for (const slot of this.peers.values()) slot.conn.close();
     this.peers.clear();
     try {
-      if (this.fd) await this.saveNow();
+      if (this.sink) await this.saveNow();
     } catch {
       // best effort: a resume then starts from the last saved state
     }
-    await this.fd?.close().catch(() => undefined);
-    this.fd = undefined;
+    await this.sink?.close().catch(() => undefined);
+    this.sink = undefined;
     if (this.served && this.announced) await this.deps.withdraw(this.served).catch(() => undefined);
   }
 }

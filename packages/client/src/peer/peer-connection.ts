@@ -1,7 +1,8 @@
 import net from 'node:net';
-import { encodeFrame, formatHostPort, FrameDecoder } from '@tracker-cluster/protocol';
+import { encodeFrame, formatHostPort } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
 import type { Bitfield } from './bitfield.js';
+import { PeerFrameReader } from './frame-reader.js';
 import { MAX_PIECE_SIZE } from './pieces.js';
 import { formatHaveRequest, formatPieceRequest, parseHaveAnswer, parsePieceAnswer, PIECE_HEADER_ROOM } from './wire.js';
 
@@ -19,6 +20,8 @@ export interface PeerConnectionOptions {
   connectTimeoutMs?: number;
   /** With requests outstanding, no byte for this long closes the connection. Default 30 s. */
   stallTimeoutMs?: number;
+  /** Where answers are assembled (see `PeerFrameReader`); e.g. a `PieceBufferPool`'s `take`. */
+  allocate?: (size: number) => Buffer;
 }
 
 interface Pending {
@@ -28,13 +31,12 @@ interface Pending {
 
 /**
  * The downloader's side of one peer connection: requests pipelined, answers
- * matched in order. Any failure rejects every outstanding request with a
+ * matched in order (each answer in a buffer of its own: ./frame-reader.ts). Any failure rejects every outstanding request with a
  * `PeerConnectionError`, and the connection is done.
  */
 export class PeerConnection {
   readonly address: HostPort;
   private readonly socket: net.Socket;
-  private readonly decoder: FrameDecoder;
   private readonly pending: Pending[] = [];
   private readonly stallTimeoutMs: number;
   private failure: Error | undefined;
@@ -43,10 +45,8 @@ export class PeerConnection {
   private constructor(socket: net.Socket, address: HostPort, options: PeerConnectionOptions) {
     this.socket = socket;
     this.address = address;
-    this.decoder = new FrameDecoder({ maxPayload: (options.maxPieceSize ?? MAX_PIECE_SIZE) + PIECE_HEADER_ROOM });
     this.stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error: Error) => this.fail(new PeerConnectionError(`${this.name}: ${(error as NodeJS.ErrnoException).code ?? error.message}`)));
     socket.on('close', () => this.fail(new PeerConnectionError(`${this.name}: connection closed`)));
     socket.on('timeout', () => {
@@ -58,7 +58,26 @@ export class PeerConnection {
   static connect(address: HostPort, options: PeerConnectionOptions = {}): Promise<PeerConnection> {
     const timeoutMs = options.connectTimeoutMs ?? 5_000;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: address.host, port: address.port });
+      // The socket reads straight into the frame being assembled (no 'data' chunks to copy from).
+      const reader = new PeerFrameReader({ maxPayload: (options.maxPieceSize ?? MAX_PIECE_SIZE) + PIECE_HEADER_ROOM, allocate: options.allocate });
+      let conn: PeerConnection | undefined;
+      const early: (Buffer | Error)[] = [];
+      const onread = {
+        buffer: () => reader.nextBuffer(),
+        callback: (n: number): boolean => {
+          let got: Buffer | Error | undefined;
+          try {
+            got = reader.filled(n);
+          } catch (error) {
+            got = error instanceof Error ? error : new Error(String(error));
+          }
+          if (got === undefined) return true;
+          if (conn) conn.onFrame(got);
+          else early.push(got);
+          return true;
+        },
+      };
+      const socket = net.connect({ host: address.host, port: address.port, onread });
       const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
       const onError = (error: NodeJS.ErrnoException): void => {
         clearTimeout(timer);
@@ -69,7 +88,9 @@ export class PeerConnection {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.off('error', onError);
-        resolve(new PeerConnection(socket, address, options));
+        conn = new PeerConnection(socket, address, options);
+        for (const got of early.splice(0)) conn.onFrame(got);
+        resolve(conn);
       });
     });
   }
@@ -108,28 +129,30 @@ export class PeerConnection {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.pending.push({ resolve, reject });
+      // Requests issued in the same tick (a pipeline being filled) leave in one write.
+      if (this.socket.writableCorked === 0) {
+        this.socket.cork();
+        process.nextTick(() => this.socket.uncork());
+      }
       this.socket.write(encodeFrame(0n, line));
     });
   }
 
-  private onData(chunk: Buffer): void {
-    let frames;
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (error) {
-      this.fail(new PeerConnectionError(`${this.name}: bad frame (${error instanceof Error ? error.message : String(error)})`));
+  /** A whole answer from the reader, or its framing fault. */
+  private onFrame(got: Buffer | Error): void {
+    if (this.failure) return;
+    if (got instanceof Error) {
+      this.fail(new PeerConnectionError(`${this.name}: bad frame (${got.message})`));
       return;
     }
-    for (const frame of frames) {
-      const entry = this.pending.shift();
-      if (!entry) {
-        // An unasked answer: `ERR BUSY` before the peer closes, or a broken peer.
-        const text = frame.payload.subarray(0, 200).toString('utf8');
-        this.fail(new PeerConnectionError(`${this.name}: ${text.startsWith('ERR ') ? text.slice(4) : 'unexpected frame'}`));
-        return;
-      }
-      entry.resolve(frame.payload);
+    const entry = this.pending.shift();
+    if (!entry) {
+      // An unasked answer: `ERR BUSY` before the peer closes, or a broken peer.
+      const text = got.subarray(0, 200).toString('utf8');
+      this.fail(new PeerConnectionError(`${this.name}: ${text.startsWith('ERR ') ? text.slice(4) : 'unexpected frame'}`));
+      return;
     }
+    entry.resolve(got);
   }
 
   private fail(error: Error): void {

@@ -9,7 +9,9 @@ const DONE = 2;
  * Chooses which piece to ask a peer for: **rarest first** (the piece held by
  * the fewest connected peers), ties broken by a random order fixed when the
  * download starts, so that downloaders spread over the pieces instead of all
- * asking for piece 0. A piece is requested from one peer at a time; a piece
+ * asking for piece 0. With `block` > 0, the random order is within blocks
+ * of that many pieces, taken in file order (block 0 before block 1 …), so
+ * that pieces of equal rarity come nearly in file order. A piece is requested from one peer at a time; a piece
  * whose request failed (peer gone, bad hash) goes back to "needed". Pure:
  * the randomness is injected.
  *
@@ -27,13 +29,14 @@ export class PiecePicker {
   private doneCount = 0;
   private requestedCount = 0;
 
-  constructor(count: number, done?: Bitfield, random: () => number = Math.random) {
+  /** `block`: 0 (default) = one random order over the whole file; n = random within consecutive blocks of n pieces. */
+  constructor(count: number, done?: Bitfield, random: () => number = Math.random, block = 0) {
     this.count = count;
     this.state = new Uint8Array(count);
     this.availability = new Uint32Array(count);
     this.tieBreak = new Float64Array(count);
     for (let i = 0; i < count; i++) {
-      this.tieBreak[i] = random();
+      this.tieBreak[i] = (block > 0 ? Math.floor(i / block) : 0) + random();
       if (done?.get(i)) {
         this.state[i] = DONE;
         this.doneCount++;

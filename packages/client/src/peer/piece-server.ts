@@ -95,8 +95,13 @@ export class PieceServer {
     new ServeConnection(socket, this, this.maxQueued, this.idleTimeoutMs).start();
   }
 
-  /** The answer to one request: a text payload, or a piece to stream. */
-  async answer(payload: Buffer): Promise<{ text: string } | { index: number; bytes: Buffer }> {
+  /**
+   * The answer to one request: a text payload, or a piece to stream. `files`
+   * keeps the file opened for the previous request of the same connection,
+   * so that a burst of pipelined requests opens the file once (the caller
+   * closes it when its queue runs empty).
+   */
+  async answer(payload: Buffer, files: OpenFiles = new OpenFiles()): Promise<{ text: string } | { index: number; bytes: Buffer }> {
     const parsed = parsePeerRequest(payload.toString('utf8'));
     if (!parsed.ok) return { text: `ERR ${parsed.code} ${parsed.message}` };
     const { request } = parsed;
@@ -108,9 +113,8 @@ export class PieceServer {
     if (!served.have.get(request.index)) return { text: `ERR NO_SUCH_PIECE this peer does not hold piece ${request.index} yet` };
     const length = pieceLength(served, request.index);
     const bytes = Buffer.allocUnsafe(length);
-    let handle: FileHandle | undefined;
     try {
-      handle = await open(served.path, 'r');
+      const handle = await files.open(served.path);
       let got = 0;
       const offset = pieceOffset(served, request.index);
       while (got < length) {
@@ -121,9 +125,8 @@ export class PieceServer {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return { text: 'ERR NO_SUCH_FILE the shared file is gone' };
+      await files.close();
       return { text: `ERR INTERNAL cannot read the file (${code ?? 'error'})` };
-    } finally {
-      await handle?.close();
     }
     await this.limiter.take(length);
     this.stats.piecesServed++;
@@ -132,10 +135,44 @@ export class PieceServer {
   }
 }
 
+/**
+ * The file a connection read its last piece from, kept open between the
+ * requests of a burst (one `open` per burst rather than per piece).
+ */
+export class OpenFiles {
+  private path: string | undefined;
+  private handle: Promise<FileHandle> | undefined;
+
+  open(path: string): Promise<FileHandle> {
+    if (this.handle === undefined || this.path !== path) {
+      void this.close();
+      this.path = path;
+      this.handle = open(path, 'r');
+      // A failed open is not kept: the next request tries again.
+      this.handle.catch(() => {
+        if (this.path === path) this.forget();
+      });
+    }
+    return this.handle;
+  }
+
+  async close(): Promise<void> {
+    const handle = this.handle;
+    this.forget();
+    await handle?.then((h) => h.close()).catch(() => undefined);
+  }
+
+  private forget(): void {
+    this.path = undefined;
+    this.handle = undefined;
+  }
+}
+
 /** One peer connection: requests answered one at a time, in order. */
 class ServeConnection {
   private readonly decoder = new FrameDecoder({ maxPayload: MAX_PEER_REQUEST });
   private readonly queue: Buffer[] = [];
+  private readonly files = new OpenFiles();
   private working = false;
   private closed = false;
 
@@ -177,19 +214,24 @@ class ServeConnection {
       while (!this.closed && this.queue.length > 0) {
         const payload = this.queue.shift() as Buffer;
         if (this.queue.length < this.maxQueued && this.socket.isPaused()) this.socket.resume();
-        const answer = await this.server.answer(payload);
+        const answer = await this.server.answer(payload, this.files);
         if (this.closed) return;
         let flushed: boolean;
         if ('text' in answer) {
           flushed = this.socket.write(encodeFrame(0n, answer.text));
         } else {
+          // Header and piece leave together (one writev, no lone small segment), never copied into one buffer.
+          this.socket.cork();
           this.socket.write(encodePieceAnswerHead(answer.index, answer.bytes.length));
           flushed = this.socket.write(answer.bytes);
+          this.socket.uncork();
         }
         if (!flushed) await this.drained();
       }
     } finally {
       this.working = false;
+      // Nothing queued: let the file go (reopened by the next burst).
+      if (this.closed || this.queue.length === 0) void this.files.close();
     }
   }
 
