@@ -21,6 +21,7 @@ import { AnswerCache, InFlightRequests, OrderedReply } from './services.js';
 import type { Change } from './state/changes.js';
 import { ChangeLog } from './state/change-log.js';
 import type { ChangeLogHooks } from './state/change-log.js';
+import { Checkpointer } from './store/checkpointer.js';
 import { LogStore } from './store/log-store.js';
 import { Store, StoreOpenError } from './store/store.js';
 import type { Statement } from 'better-sqlite3';
@@ -75,6 +76,8 @@ export class Tracker {
   /** The replica's link to its primary (replica only). */
   private replicaLink: ReplicaLink | undefined;
   private readonly admin: AdminServer;
+  /** Checkpoints the WAL files off the event loop. */
+  private readonly checkpointer: Checkpointer;
   private readonly observer: TrackerObserver | undefined;
   private counts: { users: Statement; groups: Statement; sessions: Statement; shares: Statement } | undefined;
   /**
@@ -115,6 +118,7 @@ export class Tracker {
         deps.onFatal?.(error);
       },
     });
+    this.checkpointer = new Checkpointer([options.dbPath, logPathFor(options.dbPath)], logger);
     this.services = {
       options,
       logger,
@@ -429,6 +433,7 @@ export class Tracker {
     this.sync?.close();
     await Promise.all([...this.connections].map((c) => c.shutdown()));
     await this.log.close();
+    await this.checkpointer.stop();
     this.store.close();
     this.logStore.close();
     this.logger.info({ seq: this.log.seq }, 'tracker stopped');

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { SqliteSynchronous } from '../options.js';
 import type { RequestRecord } from '../state/changes.js';
+import { FALLBACK_AUTOCHECKPOINT_PAGES } from './checkpointer.js';
 import { MIGRATIONS, migrate } from './schema.js';
 
 export interface UserRow {
@@ -323,6 +324,8 @@ export function openDatabase(path: string, synchronous: SqliteSynchronous, migra
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous}`);
     db.pragma('busy_timeout = 5000');
+    // Checkpoints run in a worker (Checkpointer); ours only as a safety net.
+    db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
     migrate(db, migrations);
     return db;
   } catch (error) {
