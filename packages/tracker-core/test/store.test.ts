@@ -159,8 +159,8 @@ t.test('log file positions and rows survive a reopen', async (t) => {
   const file = logPathFor(await tempDb(t));
   const first = LogStore.open(file, 'FULL');
   const start = { seq: 5, hash: 'ab'.repeat(32) };
-  first.startAt(start);
-  t.same(first.head(), start, 'startAt sets the head...');
+  first.resetTo(start, '');
+  t.same(first.head(), start, 'resetTo sets the head...');
   t.same(first.base(), start, '... and the base');
   first.db.transaction(() => {
     first.append(6, 1, 'six', '06'.repeat(32));

@@ -51,15 +51,6 @@ export class LogStore {
     return this.position('base_seq', 'base_hash');
   }
 
-  /** Starts an empty log at a position (a new database, or a state restored without its log). */
-  startAt(position: LogPosition): void {
-    this.db.transaction(() => {
-      this.setMeta('base_seq', position.seq);
-      this.setMeta('base_hash', position.hash);
-      this.setHead(position);
-    })();
-  }
-
   /**
    * Which state this log goes with: a state installed from a snapshot gets a
    * new generation, and a log of another generation is stale (the install
@@ -69,7 +60,11 @@ export class LogStore {
     return (this.s.getMeta.get('generation') as { value: string } | undefined)?.value ?? '';
   }
 
-  /** Drops every row and starts again at a position (a snapshot was installed, or the log was stale). */
+  /**
+   * Drops every row and starts again at a position: a new log (a new
+   * database, or a state restored without its log), a stale one, or one
+   * after a snapshot was installed.
+   */
   resetTo(position: LogPosition, generation: string): void {
     this.db.transaction(() => {
       this.s.deleteThrough.run(Number.MAX_SAFE_INTEGER);
