@@ -216,6 +216,8 @@ export class Tracker {
   async promote(): Promise<string> {
     if (this.closing) throw new Error('the tracker is shutting down');
     if (this.options.role === 'primary') return `already primary epoch=${this.log.epoch} history=${this.store.getMeta('history_id') ?? ''}`;
+    // Half a snapshot is no state to serve writes from, and its install would overwrite the promotion.
+    if (this.replicaLink?.current.kind === 'snapshot') throw new Error('a snapshot from the primary is being installed; promote again once it is done');
     this.replicaLink?.stop();
     this.replicaLink = undefined;
     delete this.services.forward;
