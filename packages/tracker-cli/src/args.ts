@@ -125,7 +125,7 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
       group: STORAGE,
       describe: 'SQLite synchronous pragma: FULL, NORMAL or EXTRA',
       default: 'FULL',
-      doc: 'SQLite `synchronous` of the change log: `FULL` (an answered write survives power loss), `NORMAL`, `EXTRA`; the state file always uses `NORMAL`, as it is rebuilt from the log',
+      doc: 'durability of the change log: `FULL` (an answered write survives power loss: the tracker fsyncs the log after each batch, off the event loop, before answering), `EXTRA` (the same), `NORMAL` (SQLite syncs the log only at checkpoints); the state file always uses `NORMAL`, as it is rebuilt from the log',
     },
     secret: {
       group: STORAGE,

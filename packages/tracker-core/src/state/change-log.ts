@@ -121,6 +121,8 @@ export class ChangeLog {
   /** Highest seq whose batch is committed and acknowledged. */
   private durableSeq: number;
   private committedSeq: number;
+  /** Highest seq known to be on disk in the log (committed, then synced). */
+  private syncedSeq: number;
   private committedHash: string;
   private lastStateCommit = Date.now();
   private stateTimer: NodeJS.Timeout | undefined;
@@ -130,6 +132,8 @@ export class ChangeLog {
   private closing = false;
   private closed = false;
   private fatal: unknown;
+  /** A sync of the log failed: no batch is answered any more, whatever later syncs say. */
+  private syncFailed = false;
   seq: number;
   logHash: string;
   epoch: number;
@@ -148,6 +152,7 @@ export class ChangeLog {
     this.committedSeq = this.seq;
     this.committedHash = this.logHash;
     this.durableSeq = this.seq;
+    this.syncedSeq = this.seq;
     this.store.db.exec('BEGIN');
   }
 
@@ -223,20 +228,21 @@ export class ChangeLog {
     this.store.db.exec(`RELEASE ${BATCH_SAVEPOINT}`);
     this.committedSeq = this.seq;
     this.committedHash = this.logHash;
-    this.scheduleStateCommit();
     if (batch.changes.length === 0) {
-      // Every change of this batch failed and was undone: nothing to ship or deliver.
+      // Every change of this batch failed and was undone: nothing to ship, sync or deliver.
       batch.resolve();
+      this.scheduleStateCommit();
       return;
     }
     this.committedTail = batch.done;
-    void this.finish(batch);
+    void this.finish(batch, this.syncLog());
+    this.scheduleStateCommit();
   }
 
   /** Waits until every appended change is durable, then writes the state file (graceful shutdown). */
   async drain(): Promise<void> {
     this.flush();
-    while (this.tail !== undefined && this.seq > this.durableSeq) {
+    while (this.tail !== undefined && this.seq > this.durableSeq && this.fatal === undefined) {
       await this.tail.catch(() => undefined);
     }
     this.commitState();
@@ -335,7 +341,7 @@ export class ChangeLog {
     this.logStore.resetTo(position, generation);
     this.store.dropCaches();
     this.hooks.onRollback?.();
-    this.seq = this.committedSeq = this.durableSeq = this.stateOnDisk = position.seq;
+    this.seq = this.committedSeq = this.durableSeq = this.syncedSeq = this.stateOnDisk = position.seq;
     this.logHash = this.committedHash = position.hash;
     this.epoch = epoch;
     this.tail = this.committedTail = undefined;
@@ -402,14 +408,56 @@ export class ChangeLog {
     }
   }
 
-  private async finish(batch: OpenBatch): Promise<void> {
-    const lastSeq = (batch.changes[batch.changes.length - 1] as Change).seq;
-    try {
-      await this.hooks.afterCommit?.(batch);
-    } catch (error) {
-      // Past the commit the change is ours for good; a replication failure is reported elsewhere.
-      this.log.error({ err: error }, 'after-commit hook failed');
+  /**
+   * The log's sync for everything committed so far (store/wal-sync.ts), with
+   * the fail-stop of a failed sync wired in. Undefined when the configured
+   * `synchronous` needs none.
+   */
+  private syncLog(): Promise<boolean> | undefined {
+    const synced = this.logStore.sync();
+    if (synced === undefined) {
+      this.syncedSeq = this.committedSeq;
+      return undefined;
     }
+    const seq = this.committedSeq;
+    return synced.then(
+      () => {
+        // A sync that succeeds after one failed proves nothing about the pages the failure lost.
+        if (this.syncFailed) return false;
+        this.syncedSeq = Math.max(this.syncedSeq, seq);
+        return true;
+      },
+      (error: unknown) => {
+        // After a failed fsync the kernel may have dropped the pages: nothing since the last sync can be trusted.
+        this.syncFailed = true;
+        if (this.fatal === undefined) this.fail(error);
+        return false;
+      },
+    );
+  }
+
+  /**
+   * Answers a committed batch once its log rows are on disk and the
+   * after-commit hook (semi-sync: the replica's ack) is done. The two run
+   * side by side: the batch is shipped as soon as it is committed, while
+   * the local sync runs. A replica may therefore hold a change a moment
+   * before this tracker's disk does; nobody is answered until both do.
+   */
+  private async finish(batch: OpenBatch, synced: Promise<boolean> | undefined): Promise<void> {
+    const lastSeq = (batch.changes[batch.changes.length - 1] as Change).seq;
+    const shipped = (async () => {
+      try {
+        await this.hooks.afterCommit?.(batch);
+      } catch (error) {
+        // Past the commit the change is ours for good; a replication failure is reported elsewhere.
+        this.log.error({ err: error }, 'after-commit hook failed');
+      }
+    })();
+    if (synced !== undefined && !(await synced)) {
+      batch.reject(new TrackerError('INTERNAL', 'the change could not be made durable; the tracker must be restarted'));
+      return;
+    }
+    await shipped;
     this.durableSeq = Math.max(this.durableSeq, lastSeq);
     batch.resolve();
     try {
@@ -461,6 +509,17 @@ export class ChangeLog {
   private commitState(): void {
     if (this.batch || this.closed || this.fatal !== undefined || !this.store.db.inTransaction) return;
     this.lastStateCommit = Date.now();
+    if (this.syncedSeq < this.committedSeq) {
+      // The state file must never lead the log on disk: a restart could not replay what the log lost.
+      try {
+        this.logStore.syncNow();
+      } catch (error) {
+        this.syncFailed = true;
+        this.fail(error);
+        return;
+      }
+      this.syncedSeq = this.committedSeq;
+    }
     try {
       this.store.setMeta('seq', this.committedSeq);
       this.store.setMeta('log_hash', this.committedHash);

@@ -2,6 +2,7 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import type { SqliteSynchronous } from '../options.js';
 import { LOG_MIGRATIONS } from './schema.js';
 import { openDatabase } from './store.js';
+import { WalSync } from './wal-sync.js';
 
 /** Where the log stands: the seq and rolling hash after some change. */
 export interface LogPosition {
@@ -21,24 +22,63 @@ export interface LogEntry {
  * or whose old rows were dropped). It is the durable record: a batch is
  * committed here, with `synchronous` as configured (FULL by default), before
  * anyone is answered.
+ *
+ * With FULL (or EXTRA) that sync is not SQLite's: the connection runs NORMAL
+ * and `sync()` makes the WAL durable off the event loop (store/wal-sync.ts).
+ * Whoever commits a transaction here must await `sync()` before treating it
+ * as durable; the methods below that commit by themselves sync before they
+ * return.
  */
 export class LogStore {
   readonly db: Db;
   readonly path: string;
   private readonly s: ReturnType<typeof prepare>;
+  /** Undefined when commits need no sync of ours (NORMAL: durable at the next checkpoint). */
+  private readonly wal: WalSync | undefined;
 
-  private constructor(db: Db, path: string) {
+  private constructor(db: Db, path: string, wal: WalSync | undefined) {
     this.db = db;
     this.path = path;
     this.s = prepare(db);
+    this.wal = wal;
   }
 
   static open(path: string, synchronous: SqliteSynchronous = 'FULL'): LogStore {
-    return new LogStore(openDatabase(path, synchronous, LOG_MIGRATIONS), path);
+    const deferred = synchronous !== 'NORMAL';
+    const db = openDatabase(path, deferred ? 'NORMAL' : synchronous, LOG_MIGRATIONS);
+    let wal: WalSync | undefined;
+    try {
+      wal = deferred ? new WalSync(`${path}-wal`) : undefined;
+      wal?.syncNow(); // whatever opening and migrating wrote
+    } catch (error) {
+      wal?.close();
+      db.close();
+      throw error;
+    }
+    return new LogStore(db, path, wal);
   }
 
   close(): void {
     if (this.db.open) this.db.close();
+    this.wal?.close();
+  }
+
+  /** The log makes its commits durable itself (`synchronous` FULL or EXTRA), rather than SQLite inside COMMIT. */
+  get syncsItself(): boolean {
+    return this.wal !== undefined;
+  }
+
+  /**
+   * Resolves once every transaction committed so far is on disk: at once
+   * when the configured `synchronous` asks for no sync per commit.
+   */
+  sync(): Promise<void> | undefined {
+    return this.wal?.sync();
+  }
+
+  /** `sync()` on this thread: for the rare commit that must be durable before the next step. */
+  syncNow(): void {
+    this.wal?.syncNow();
   }
 
   /** After the last row; undefined for a log that was never written. */
@@ -73,6 +113,7 @@ export class LogStore {
       this.setMeta('base_hash', position.hash);
       this.setHead(position);
     })();
+    this.syncNow();
   }
 
   /**
