@@ -50,7 +50,7 @@ t.test('the log syncs its own WAL with synchronous FULL or EXTRA, and leaves NOR
   }
 });
 
-t.test('a failed sync of the log is fatal: its writers are refused, later syncs count for nothing, and every later change is refused', async (t) => {
+t.test('a failed sync of the log is fatal: the writers of the unsynced batch are refused, and so is every later change', async (t) => {
   const file = await tempDb(t);
   const fatals: unknown[] = [];
   const opened = openPair(file, { onFatal: (e) => fatals.push(e) }, { stateCommitMs: 60_000 });

@@ -92,6 +92,7 @@ const REPLAY_CHUNK = 1000;
  */
 export const MAX_BATCH_CHANGES = 1000;
 const BATCH_SAVEPOINT = 'batch';
+const SYNC_FAILED = 'the change log could not be synced to disk (fsync failed)';
 
 /**
  * The only way state changes, and the durable record of every change.
@@ -430,7 +431,7 @@ export class ChangeLog {
       (error: unknown) => {
         // After a failed fsync the kernel may have dropped the pages: nothing since the last sync can be trusted.
         this.syncFailed = true;
-        if (this.fatal === undefined) this.fail(error);
+        if (this.fatal === undefined) this.fail(error, SYNC_FAILED);
         return false;
       },
     );
@@ -515,7 +516,7 @@ export class ChangeLog {
         this.logStore.syncNow();
       } catch (error) {
         this.syncFailed = true;
-        this.fail(error);
+        this.fail(error, SYNC_FAILED);
         return;
       }
       this.syncedSeq = this.committedSeq;
@@ -542,9 +543,9 @@ export class ChangeLog {
   }
 
   /** Fail-stop: the state cannot follow the log any more. */
-  private fail(error: unknown): void {
+  private fail(error: unknown, why = 'the state file can be neither written nor rebuilt from the log'): void {
     this.fatal = error;
-    this.log.fatal({ err: error }, 'the state file can be neither written nor rebuilt from the log; refusing all changes');
+    this.log.fatal({ err: error }, `${why}; refusing all changes`);
     try {
       this.hooks.onFatal?.(error);
     } catch (hookError) {
