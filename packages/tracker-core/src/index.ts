@@ -7,7 +7,7 @@ export { Store, StoreOpenError } from './store/store.js';
 export { LogStore } from './store/log-store.js';
 export { WalSync } from './store/wal-sync.js';
 export type { LogPosition, LogEntry } from './store/log-store.js';
-export { SchemaError, SCHEMA_VERSION, LOG_SCHEMA_VERSION } from './store/schema.js';
+export { SchemaError, SCHEMA_VERSION, LOG_SCHEMA_VERSION, MIGRATIONS } from './store/schema.js';
 export { ChangeLog, GENESIS_HASH, nextLogHash, LogMismatchError, DEFAULT_STATE_COMMIT_MS, MAX_BATCH_CHANGES } from './state/change-log.js';
 export type { Appended, CommittedBatch, ChangeLogHooks, ChangeLogOptions } from './state/change-log.js';
 export { applyChange } from './state/apply.js';

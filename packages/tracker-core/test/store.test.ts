@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { GENESIS_HASH, LOG_SCHEMA_VERSION, LogStore, SCHEMA_VERSION, Store, StoreOpenError, logPathFor } from '@tracker-cluster/tracker-core';
+import { GENESIS_HASH, LOG_SCHEMA_VERSION, LogStore, MIGRATIONS, SCHEMA_VERSION, Store, StoreOpenError, logPathFor } from '@tracker-cluster/tracker-core';
 import { tempDb, tempDir } from './fixtures/env.js';
 
 /** Opens a second, independent connection to inspect a database file. */
@@ -201,4 +201,34 @@ t.test('a log file from a newer tracker, or not a database, is refused', async (
   const garbage = await tempDb(t, 'garbage.db-log');
   await writeFile(garbage, 'this is not an SQLite database\n'.repeat(200));
   t.throws(() => LogStore.open(garbage), StoreOpenError);
+});
+
+t.test('migration 4 drops the unused members_by_user index of a version-3 database and keeps its members', async (t) => {
+  const file = await tempDb(t);
+  const raw = new Database(file);
+  raw.pragma('journal_mode = WAL');
+  for (const sql of MIGRATIONS.slice(0, 3)) raw.exec(sql);
+  raw.pragma('user_version = 3');
+  raw.prepare('INSERT INTO groups (name, owner, created_at) VALUES (?, ?, ?)').run('alpha', 'alice', 1);
+  raw.prepare('INSERT INTO members (grp, user, joined_seq, joined_at) VALUES (?, ?, ?, ?)').run('alpha', 'alice', 1, 1);
+  t.ok(raw.prepare("SELECT 1 FROM sqlite_master WHERE name = 'members_by_user'").get(), 'version 3 has the index');
+  raw.close();
+
+  const store = Store.open(file);
+  t.teardown(() => store.close());
+  t.equal(store.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+  t.notOk(store.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'members_by_user'").get(), 'the index is gone');
+  t.same(store.listMembers('alpha'), [{ user: 'alice', joined_seq: 1 }], 'the members are kept');
+  t.ok(store.isMember('alpha', 'alice'));
+  // Every query on members names the group: they all search the primary key.
+  for (const sql of [
+    'SELECT 1 FROM members WHERE grp = ? AND user = ?',
+    'SELECT user, joined_seq FROM members WHERE grp = ? ORDER BY user',
+    'SELECT user FROM members WHERE grp = ? ORDER BY joined_seq LIMIT 1',
+    'DELETE FROM members WHERE grp = ? AND user = ?',
+  ]) {
+    const params = ['alpha', 'alice'].slice(0, sql.split('?').length - 1);
+    const plan = (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+    t.match(plan, /SEARCH members USING PRIMARY KEY \(grp=\?/, `${sql}: ${plan}`);
+  }
 });

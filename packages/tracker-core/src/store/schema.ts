@@ -93,6 +93,11 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX client_requests_by_age ON client_requests(at);
   `,
+  // 4: no query reads members by user alone (every one names the group), and
+  // the index cost a third b-tree insert on every create_group and accept.
+  `
+  DROP INDEX IF EXISTS members_by_user;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
