@@ -195,7 +195,7 @@ t.test('drain() and flush() commit without waiting for the next tick', async (t)
   t.equal(store.getMeta('seq'), '2');
 });
 
-t.test('a change whose apply throws is undone at its savepoint; the rest of the batch stays', async (t) => {
+t.test('a change whose apply throws is undone; the rest of the batch stays', async (t) => {
   const batches: CommittedBatch[] = [];
   const { store, logStore, log, file, logFile } = await openLog(t, { afterCommit: (b) => void batches.push(b) });
   const first = log.append(userCreated('alice'));
@@ -255,6 +255,23 @@ t.test('a change that throws half-way is undone whole; the changes before and af
   const texts = reader(t, logFile).prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[];
   t.same(texts.map((x) => decodeChange(x).seq), [1, 2, 3, 4, 5, 6, 7], 'one log row per applied change, no gap');
   t.equal(log.logHash, independentHash(texts));
+});
+
+t.test('undoing a failed change rebuilds from the log every batch committed since the last state commit', async (t) => {
+  // No state commit during the test: the state file is empty, and every batch before the
+  // failing change lives only in the state transaction and in the log.
+  const { store, log, file } = await openLog(t, {}, undefined, { stateCommitMs: 60_000 });
+  for (const name of ['alice', 'bob', 'carol']) await log.append(userCreated(name)).durable;
+  await log.append({ type: 'group_created', group: 'g', owner: 'alice', at: 1 }).durable;
+  t.equal(reader(t, file).prepare('SELECT COUNT(*) FROM users').pluck().get(), 0, 'nothing is in the state file yet');
+  const dave = log.append(userCreated('dave'));
+  t.throws(() => log.append({ type: 'group_created', group: 'g', owner: 'bob', at: 2 }), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' });
+  t.same(store.listGroups(), [{ name: 'g', owner: 'alice', members: 1 }], 'the committed group is back, with its member');
+  for (const name of ['alice', 'bob', 'carol', 'dave']) t.ok(store.user(name), `${name} is there`);
+  await dave.durable;
+  await log.drain();
+  t.same(reader(t, file).prepare('SELECT name FROM users ORDER BY name').pluck().all(), ['alice', 'bob', 'carol', 'dave']);
+  t.equal(store.getMeta('log_hash'), log.logHash, 'the state file ends on the log head');
 });
 
 t.test('a batch whose only change throws settles without committing anything or calling the hooks', async (t) => {
@@ -365,7 +382,7 @@ t.test('a failed log COMMIT rolls the whole batch back, state included, and reje
   t.equal(rollbacks, 1, 'onRollback ran');
   t.equal(committed.length, 1, 'afterCommit never saw the failed batch');
   t.notOk(logStore.db.inTransaction, 'the log transaction was rolled back');
-  t.ok(store.db.inTransaction, 'the state transaction stays open: only the batch savepoint was undone');
+  t.ok(store.db.inTransaction, 'the state runs inside a transaction again: the batch was undone, the rest rebuilt from the log');
   t.equal(log.seq, 1, 'seq back to the last commit');
   t.equal(log.logHash, committedHash, 'log_hash back to the last commit');
   t.equal(log.barrier(), undefined, 'nothing pending');

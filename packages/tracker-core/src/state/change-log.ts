@@ -91,7 +91,6 @@ const REPLAY_CHUNK = 1000;
  * undoing a failed change replays its batch.
  */
 export const MAX_BATCH_CHANGES = 1000;
-const BATCH_SAVEPOINT = 'batch';
 const SYNC_FAILED = 'the change log could not be synced to disk (fsync failed)';
 
 /**
@@ -226,7 +225,6 @@ export class ChangeLog {
       this.rollback(batch, error);
       return;
     }
-    this.store.db.exec(`RELEASE ${BATCH_SAVEPOINT}`);
     this.committedSeq = this.seq;
     this.committedHash = this.logHash;
     if (batch.changes.length === 0) {
@@ -368,7 +366,6 @@ export class ChangeLog {
   private openBatch(): OpenBatch {
     if (this.batch) return this.batch;
     this.logStore.db.exec('BEGIN');
-    this.store.db.exec(`SAVEPOINT ${BATCH_SAVEPOINT}`);
     let resolve!: () => void;
     let reject!: (error: Error) => void;
     const done = new Promise<void>((res, rej) => {
@@ -387,20 +384,20 @@ export class ChangeLog {
 
   /**
    * Undoes the state writes of a change that threw, keeping the rest of its
-   * batch. Changes carry no savepoint of their own (SAVEPOINT/RELEASE per
-   * change was a tenth of a write's cost, and grew with the transaction):
-   * the state goes back to the batch's savepoint and the batch's applied
-   * changes are applied again, which gives the same state since `applyChange`
-   * reads only the store and the change. The log needs nothing: its row is
-   * written last, by one statement, which SQLite undoes whole when it fails.
-   * Failures are rare (handlers validate first), so their cost, at most
-   * MAX_BATCH_CHANGES re-applied changes, does not matter.
+   * batch. Neither changes nor batches carry a savepoint (SAVEPOINT/RELEASE
+   * per change was a tenth of a write's cost; per batch, with the page
+   * copies it makes SQLite keep, still ~5 µs a change): the state is rebuilt
+   * from the state file and the log instead (`rebuildState`), then the
+   * batch's applied changes are applied again, which gives the same state
+   * since `applyChange` reads only the store and the change. The log needs
+   * nothing: its row is written last, by one statement, which SQLite undoes
+   * whole when it fails. Failures are rare (handlers validate first), so
+   * their cost — replaying at most `stateCommitMs` worth of changes — does
+   * not matter.
    */
   private undoFailed(batch: OpenBatch): void {
-    this.store.dropCaches(); // they may hold a write being undone; replaying fills them again
     try {
-      this.store.db.exec(`ROLLBACK TO ${BATCH_SAVEPOINT}`);
-      for (const change of batch.changes) applyChange(this.store, change);
+      this.rebuildState(batch.changes);
     } catch (error) {
       // The state cannot be put back as the batch had it: give the whole batch up, as a failed commit does.
       this.store.dropCaches();
@@ -471,13 +468,13 @@ export class ChangeLog {
   private rollback(batch: OpenBatch, cause: unknown): void {
     try {
       if (this.logStore.db.inTransaction) this.logStore.db.exec('ROLLBACK');
-      this.store.db.exec(`ROLLBACK TO ${BATCH_SAVEPOINT}`);
-      this.store.db.exec(`RELEASE ${BATCH_SAVEPOINT}`);
+      this.rebuildState([]);
     } catch (error) {
-      this.log.error({ err: error }, 'rollback failed');
+      // The state cannot be brought back to the log's committed head: it must not serve any more.
+      this.store.dropCaches();
+      if (this.fatal === undefined) this.fail(error, 'the state could not be rebuilt from the log after a rollback');
     }
-    this.store.dropCaches();
-    // SQLite may have ended the state transaction itself (some I/O errors do): the state runs inside one.
+    // The state runs inside one transaction, whatever happened above.
     if (!this.store.db.inTransaction) this.store.db.exec('BEGIN');
     this.seq = this.committedSeq;
     this.logHash = this.committedHash;
@@ -486,6 +483,35 @@ export class ChangeLog {
     this.log.error({ err: cause, changes: batch.changes.length }, 'commit failed; batch rolled back');
     this.hooks.onRollback?.();
     batch.reject(new TrackerError('INTERNAL', 'the change could not be stored; nothing was applied'));
+  }
+
+  /**
+   * Brings the state back to the log's committed head, then applies `then`:
+   * the open state transaction is rolled back to the state file, and the
+   * committed log rows after it are applied again, checking that the hash
+   * chain lands where the log says it stands. Throws when it cannot.
+   */
+  private rebuildState(then: readonly Change[]): void {
+    const db = this.store.db;
+    this.store.dropCaches(); // they may hold writes being undone
+    if (db.inTransaction) db.exec('ROLLBACK');
+    db.exec('BEGIN');
+    let seq = Number(this.store.getMeta('seq') ?? 0);
+    let hash = this.store.getMeta('log_hash') ?? GENESIS_HASH;
+    while (seq < this.committedSeq) {
+      const rows = this.logStore.after(seq, REPLAY_CHUNK);
+      if (rows.length === 0 || (rows[0] as { seq: number }).seq !== seq + 1) {
+        throw new LogMismatchError(`the log ${this.logStore.path} has no row for seq ${seq + 1}`);
+      }
+      for (const row of rows) {
+        if (row.seq > this.committedSeq) break;
+        applyChange(this.store, decodeChange(row.change));
+        seq = row.seq;
+        hash = nextLogHash(hash, row.change);
+      }
+    }
+    if (hash !== this.committedHash) throw new LogMismatchError(`replaying the log to seq ${seq} gives another log_hash than the committed one`);
+    for (const change of then) applyChange(this.store, change);
   }
 
   /** Commits the state file when it has lagged long enough; otherwise makes sure it will. */

@@ -72,8 +72,8 @@ export class Store {
 
   static open(path: string, synchronous: SqliteSynchronous = 'FULL'): Store {
     const db = openDatabase(path, synchronous, MIGRATIONS);
-    // Each batch is a savepoint of the long state transaction: its undo
-    // journal stays in memory rather than in a temporary file.
+    // The state runs inside one long transaction: the statement journals
+    // SQLite keeps inside it stay in memory rather than in temporary files.
     db.pragma('temp_store = MEMORY');
     return new Store(db, path);
   }
