@@ -1,7 +1,7 @@
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { SqliteSynchronous } from '../options.js';
 import { LOG_MIGRATIONS } from './schema.js';
-import { openDatabase } from './store.js';
+import { StoreOpenError, openDatabase } from './store.js';
 import { WalSync } from './wal-sync.js';
 
 /** Where the log stands: the seq and rolling hash after some change. */
@@ -53,7 +53,7 @@ export class LogStore {
     } catch (error) {
       wal?.close();
       db.close();
-      throw error;
+      throw new StoreOpenError(`${path}-wal`, error);
     }
     return new LogStore(db, path, wal);
   }
