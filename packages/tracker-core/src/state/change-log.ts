@@ -496,22 +496,31 @@ export class ChangeLog {
     this.store.dropCaches(); // they may hold writes being undone
     if (db.inTransaction) db.exec('ROLLBACK');
     db.exec('BEGIN');
-    let seq = Number(this.store.getMeta('seq') ?? 0);
-    let hash = this.store.getMeta('log_hash') ?? GENESIS_HASH;
-    while (seq < this.committedSeq) {
+    const onDisk = { seq: Number(this.store.getMeta('seq') ?? 0), hash: this.store.getMeta('log_hash') ?? GENESIS_HASH };
+    this.replayLog(onDisk, this.committedPosition);
+    for (const change of then) applyChange(this.store, change);
+  }
+
+  /**
+   * Applies the log's rows after `from` up to `to` to the state, inside the
+   * caller's transaction, checking that they follow on and that the hash
+   * chain lands on `to.hash`. Throws LogMismatchError when they do not.
+   */
+  private replayLog(from: LogPosition, to: LogPosition): void {
+    let { seq, hash } = from;
+    while (seq < to.seq) {
       const rows = this.logStore.after(seq, REPLAY_CHUNK);
       if (rows.length === 0 || (rows[0] as { seq: number }).seq !== seq + 1) {
         throw new LogMismatchError(`the log ${this.logStore.path} has no row for seq ${seq + 1}`);
       }
       for (const row of rows) {
-        if (row.seq > this.committedSeq) break;
+        if (row.seq > to.seq) break;
         applyChange(this.store, decodeChange(row.change));
         seq = row.seq;
         hash = nextLogHash(hash, row.change);
       }
     }
-    if (hash !== this.committedHash) throw new LogMismatchError(`replaying the log to seq ${seq} gives another log_hash than the committed one`);
-    for (const change of then) applyChange(this.store, change);
+    if (hash !== to.hash) throw new LogMismatchError(`replaying the log to seq ${to.seq} gives another log_hash than it records`);
   }
 
   /** Commits the state file when it has lagged long enough; otherwise makes sure it will. */
@@ -613,23 +622,10 @@ export class ChangeLog {
       if (head.hash !== state.hash) throw new LogMismatchError(`the log and the state are both at seq ${state.seq} but their hashes differ`);
       return head;
     }
-    const position = { ...state };
     this.store.db.transaction(() => {
-      while (position.seq < head.seq) {
-        const rows = this.logStore.after(position.seq, REPLAY_CHUNK);
-        if (rows.length === 0 || (rows[0] as { seq: number }).seq !== position.seq + 1) {
-          throw new LogMismatchError(`the log ${this.logStore.path} has no row for seq ${position.seq + 1}`);
-        }
-        for (const row of rows) {
-          if (row.seq > head.seq) break;
-          applyChange(this.store, decodeChange(row.change));
-          position.seq = row.seq;
-          position.hash = nextLogHash(position.hash, row.change);
-        }
-      }
-      if (position.hash !== head.hash) throw new LogMismatchError(`replaying the log to seq ${head.seq} gives another log_hash than it records`);
-      this.store.setMeta('seq', position.seq);
-      this.store.setMeta('log_hash', position.hash);
+      this.replayLog(state, head);
+      this.store.setMeta('seq', head.seq);
+      this.store.setMeta('log_hash', head.hash);
     })();
     this.store.dropCaches();
     this.log.info({ from: state.seq, to: head.seq }, 'state caught up with the log');
