@@ -274,6 +274,20 @@ t.test('undoing a failed change rebuilds from the log every batch committed sinc
   t.equal(store.getMeta('log_hash'), log.logHash, 'the state file ends on the log head');
 });
 
+t.test('a state that cannot be rebuilt from the log after a failed change stops the change log (fail-stop)', async (t) => {
+  // The log rows the rebuild needs are gone (a damaged log file): the failed change cannot be
+  // undone by replaying, so the batch is given up and every later change refused.
+  const fatals: unknown[] = [];
+  const { logStore, log } = await openLog(t, { onFatal: (e) => fatals.push(e) }, undefined, { stateCommitMs: 60_000 });
+  await log.append(userCreated('alice')).durable;
+  logStore.db.prepare('DELETE FROM sync_log').run();
+  const bob = log.append(userCreated('bob'));
+  t.throws(() => log.append(userCreated('bob')), { code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }, 'the failing change still reports its own error');
+  await t.rejects(bob.durable, { code: 'INTERNAL' }, 'the batch is given up: its writers are refused');
+  t.equal(fatals.length, 1, 'onFatal ran once');
+  t.throws(() => log.append(userCreated('carol')), { code: 'INTERNAL' }, 'later changes are refused');
+});
+
 t.test('a batch whose only change throws settles without committing anything or calling the hooks', async (t) => {
   // Regression: an empty batch used to crash the process (unhandled TypeError in finish()).
   const batches: CommittedBatch[] = [];
