@@ -180,7 +180,9 @@ export class ReplicaLink {
     if (this.state.kind === 'stopped') return;
     this.attempt++;
     this.setState({ kind: 'connecting', attempt: this.attempt });
-    const dial = this.deps.dial ?? ((to: HostPort) => net.connect({ host: to.host, port: to.port }));
+    // No Nagle: acknowledgements, touches and forwarded writes are small frames sent back to back, and each
+    // one a writer waits for; Nagle could hold one until the primary's next data carried the TCP ACK of the last.
+    const dial = this.deps.dial ?? ((to: HostPort) => net.connect({ host: to.host, port: to.port, noDelay: true }));
     const socket = dial(this.deps.primary);
     this.socket = socket;
     const decoder = new FrameDecoder({ maxPayload: 64 * 1024 * 1024 });
