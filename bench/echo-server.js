@@ -4,24 +4,16 @@
 // sessions, no database). Its req/s is what this machine allows a single
 // Node process to answer over loopback; the tracker cannot beat it.
 import net from 'node:net';
-import { encodeFrame, FrameDecoder } from '@tracker-cluster/protocol';
+import { encodeFrame } from '@tracker-cluster/protocol';
+import { onFrames } from './frames.js';
 
 const PONG = encodeFrame(0n, 'OK PONG');
 
 const server = net.createServer({ noDelay: true }, (socket) => {
-  const decoder = new FrameDecoder();
-  socket.on('data', (chunk) => {
-    let frames;
-    try {
-      frames = decoder.push(chunk);
-    } catch {
-      socket.destroy();
-      return;
-    }
+  onFrames(socket, (frames) => {
     if (frames.length === 1) socket.write(PONG);
-    else if (frames.length > 1) socket.write(Buffer.concat(frames.map(() => PONG)));
+    else socket.write(Buffer.concat(frames.map(() => PONG)));
   });
-  socket.on('error', () => {});
 });
 
 server.listen({ host: '127.0.0.1', port: 0 }, () => {

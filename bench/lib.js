@@ -18,6 +18,9 @@ export const BINS = {
   replica: path.join(ROOT, 'packages/tracker-replica/bin/tracker-replica.js'),
 };
 export const DOCS_FILE = path.join(ROOT, 'docs/benchmarks.md');
+/** The baseline durable-write server (alone, or a semi-sync pair) and its ready line. */
+export const DURABLE_SERVER = path.join(ROOT, 'bench/durable-server.js');
+export const DURABLE_SERVER_READY = /^durable-server ready on (\S+):(\d+)$/m;
 export const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 const CLK_TCK = 100; // Linux USER_HZ
@@ -370,6 +373,11 @@ export async function makeSessions(address, count, user = 'bench') {
   } finally {
     client.close();
   }
+}
+
+/** Session ids for a load against a server that keeps no sessions (the baselines): 1..count. */
+export function fakeSessions(count) {
+  return Array.from({ length: count }, (_, i) => String(i + 1));
 }
 
 export function randomHex(bytes) {

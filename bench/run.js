@@ -1,12 +1,14 @@
 // `npm run bench`: throughput of the primary tracker, and replication.
 //
-// Primary scenarios (ping, read, write, baseline): for each, start a fresh
+// Primary scenarios (ping, read, write; baseline and baseline-write start a
+// baseline server instead of a tracker): for each, start a fresh
 // tracker-primary process (temp db, port 0), wait for its ready line, prepare
 // state over a normal client connection, run bench/load.js in its own
 // process, sample the tracker's memory and CPU, and stop the tracker. They
 // rewrite the `bench:primary` section of docs/benchmarks.md.
 //
-// Replication scenarios (repl-write, repl-lag, repl-catchup; bench/replication.js):
+// Replication scenarios (repl-write, baseline-repl-write, repl-lag, repl-catchup;
+// bench/replication.js):
 // a primary and a replica as real processes; semi-sync durable writes/s,
 // replication lag at a steady write rate, and the catch-up time of a fresh
 // replica. They rewrite the `bench:replication` section.
@@ -16,10 +18,14 @@
 //   --warmup MS|2s         warm-up before measuring       (BENCH_WARMUP_MS, default 2 s)
 //   --connections N        client connections            (BENCH_CONNECTIONS, default 50)
 //   --pipeline N           requests outstanding per connection (BENCH_PIPELINE, default 1)
-//   --scenarios a,b        subset of ping,read,write,baseline,repl-write,repl-lag,repl-catchup
-//                          (BENCH_SCENARIOS; default all). Groups: primary = ping,read,write,baseline;
-//                          replication = repl-write,repl-lag,repl-catchup. baseline =
-//                          bench/echo-server.js, a minimal Node server, for scale.
+//   --scenarios a,b        subset of ping,read,write,baseline,baseline-write,repl-write,
+//                          baseline-repl-write,repl-lag,repl-catchup (BENCH_SCENARIOS; default all).
+//                          Groups: primary = ping,read,write,baseline,baseline-write; replication =
+//                          repl-write,baseline-repl-write,repl-lag,repl-catchup. The baselines are not
+//                          the tracker but the least a server can do, for scale: baseline =
+//                          bench/echo-server.js (answers every frame); baseline-write and
+//                          baseline-repl-write = bench/durable-server.js (durable writes, alone and
+//                          as a semi-sync pair, with nothing else).
 //   --lag-rate N           writes/s of the repl-lag scenario (BENCH_LAG_RATE, default 5000)
 //   --catchup-changes N    changes written before the repl-catchup replica starts
 //                          (BENCH_CATCHUP_CHANGES, default 100000)
@@ -35,6 +41,8 @@ import { BenchClient } from './client.js';
 import {
   BINS,
   DOCS_FILE,
+  DURABLE_SERVER,
+  DURABLE_SERVER_READY,
   ROOT,
   UsageError,
   alive,
@@ -43,7 +51,9 @@ import {
   fmtMs,
   fmtPct,
   machine,
+  fakeSessions,
   makeSessions,
+  makeTempDir,
   parseDuration,
   positiveInt,
   randomHex,
@@ -62,12 +72,15 @@ const MARK_START = '<!-- bench:primary:start -->';
 const MARK_END = '<!-- bench:primary:end -->';
 const READ_GROUPS = 100;
 
+// `load`: the request bench/load.js sends.
 const PRIMARY_SCENARIOS = {
-  ping: { label: 'ping', command: 'ping', target: 50_000 },
-  read: { label: `read (list_groups, ${READ_GROUPS} groups)`, command: 'list_groups', target: 30_000 },
-  write: { label: 'durable write (create_group)', command: 'create_group <unique>', target: 20_000 },
-  // Not the tracker: bench/echo-server.js, for scale (what one Node process can answer here).
-  baseline: { label: 'baseline: minimal Node frame server', command: 'ping', target: undefined },
+  ping: { label: 'ping', load: 'ping', target: 50_000 },
+  read: { label: `read (list_groups, ${READ_GROUPS} groups)`, load: 'read', target: 30_000 },
+  write: { label: 'durable write (create_group)', load: 'write', target: 20_000 },
+  // Not the tracker, for scale: what one Node process can answer here (bench/echo-server.js)…
+  baseline: { label: 'baseline: minimal Node frame server', load: 'ping', target: undefined },
+  // …and how many durable writes it can answer when it does nothing else (bench/durable-server.js).
+  'baseline-write': { label: 'baseline: minimal durable-write server', load: 'write', target: undefined },
 };
 const SCENARIOS = { ...PRIMARY_SCENARIOS, ...REPLICATION_SCENARIOS };
 const GROUPS = { primary: Object.keys(PRIMARY_SCENARIOS), replication: Object.keys(REPLICATION_SCENARIOS) };
@@ -131,6 +144,16 @@ async function startPrimaryScenarioServer(opts, scenario) {
     const started = await startProcess({ name: 'echo-server', argv: [ECHO_SERVER], ready: /^echo-server ready on (\S+):(\d+)$/m });
     return { ...started, dir: undefined };
   }
+  if (scenario === 'baseline-write') {
+    const dir = makeTempDir('bench-durable-');
+    try {
+      const started = await startProcess({ name: 'durable-server', argv: [DURABLE_SERVER, 'alone', path.join(dir, 'log')], ready: DURABLE_SERVER_READY });
+      return { ...started, dir };
+    } catch (err) {
+      removeTempDir(dir);
+      throw err;
+    }
+  }
   // The profile is written when the tracker exits (SIGTERM → graceful stop).
   return startTracker({
     role: 'primary',
@@ -145,6 +168,8 @@ async function startPrimaryScenarioServer(opts, scenario) {
 
 async function prepare(address, scenario, connections) {
   if (scenario === 'ping' || scenario === 'baseline') return { sessions: [] };
+  // It keeps no sessions: any id will do.
+  if (scenario === 'baseline-write') return { sessions: fakeSessions(connections) };
   // One session per load connection (several live sessions of one user are allowed).
   const sessions = await makeSessions(address, connections);
   if (scenario === 'read') {
@@ -176,7 +201,7 @@ async function runPrimaryScenario(opts, scenario) {
       {
         host: tracker.address.host,
         port: tracker.address.port,
-        scenario,
+        scenario: PRIMARY_SCENARIOS[scenario].load,
         connections: opts.connections,
         pipeline: opts.pipeline,
         warmupMs: opts.warmupMs,
@@ -186,6 +211,7 @@ async function runPrimaryScenario(opts, scenario) {
       (phase) => cpu.mark(phase === 'measure-start' ? 'start' : 'end'),
     );
     if (!alive(tracker.child)) throw new Error(`tracker exited during the run\n${tracker.stderr()}`);
+    result.scenario = scenario;
     result.trackerPeakRssMb = rss.peakMb();
     const pct = cpu.percentages(opts.durationMs / 1000);
     result.trackerCpuPercent = pct.tracker;
@@ -283,6 +309,7 @@ function docsSection(opts, results, startedAt) {
   const m = machine();
   const data = rows(results);
   const baselineResult = results.find((r) => r.scenario === 'baseline');
+  const durableBaseline = results.find((r) => r.scenario === 'baseline-write');
   return [
     MARK_START,
     '## Primary tracker: request throughput',
@@ -301,8 +328,13 @@ function docsSection(opts, results, startedAt) {
       ' Latency is from sending a request to receiving its answer (exact percentiles over every answer in the window).',
     `- Scenarios: \`ping\` (no session); \`list_groups\` with ${READ_GROUPS} groups existing (~${READ_GROUPS + 1}-line answer);` +
       ' `create_group b<conn>_<n>`, a unique name per request, each a durable change (committed to the change log with synchronous=FULL before the answer).',
-    '- Baseline row (not the tracker): `bench/echo-server.js`, a minimal Node server that answers every frame with `OK PONG` and does nothing else,' +
-      ' driven by the same load generator. It shows what this machine allows; its RSS and CPU are in the tracker columns.',
+    '- Baseline rows (not the tracker), driven by the same load generator; their RSS and CPU are in the tracker columns.' +
+      ' `bench/echo-server.js`: a minimal Node server that answers every frame with `OK PONG` and does nothing else.' +
+      ' `bench/durable-server.js alone`: a minimal durable-write server, the `write` scenario\'s load; per request one `Map` insert and one JSON line' +
+      ' written to a file (zeroed ahead of the writes, so that a sync flushes data only), the lines of one event-loop turn written together and' +
+      ' answered after an `fdatasync` (on the thread pool, one at a time,' +
+      ' shared by the batches written meanwhile, as the tracker\'s log does), and nothing else: no sessions, no validation, no SQLite, no hash.' +
+      ' They show what this machine allows: the tracker cannot beat them.',
     '- Tracker peak RSS: max of VmRSS polled every 200 ms and VmHWM read at the end (/proc/&lt;pid&gt;/status).',
     '- CPU columns: share of one core used during the measured window (100% = one full core; the machine has' +
       ` ${os.cpus().length} cores = ${os.cpus().length * 100}%). "other" is everything else the machine ran meanwhile (from /proc/stat);` +
@@ -317,7 +349,8 @@ function docsSection(opts, results, startedAt) {
     '',
     'Targets (from the issue): ping ≥ 50,000 req/s, read ≥ 30,000 req/s, durable writes ≥ 20,000 req/s, on a 2-core machine where' +
       ' the load generator and the tracker share the cores. For scale, a minimal Node server does about 68,000 req/s there' +
-      (baselineResult ? `; on this machine the baseline row did ${fmtInt(baselineResult.reqPerSec)} req/s.` : '.'),
+      (baselineResult ? `; on this machine the baseline row did ${fmtInt(baselineResult.reqPerSec)} req/s` : '') +
+      (durableBaseline ? `, and the minimal durable-write server ${fmtInt(durableBaseline.reqPerSec)} writes/s.` : '.'),
     MARK_END,
   ].join('\n');
 }
