@@ -92,6 +92,18 @@ const REPLAY_CHUNK = 1000;
  */
 export const MAX_BATCH_CHANGES = 1000;
 const SYNC_FAILED = 'the change log could not be synced to disk (fsync failed)';
+/** Longest wait between two attempts to write the state file while its disk is full. */
+export const MAX_STATE_RETRY_MS = 10_000;
+/** At most one "disk full" line per this interval for refused batches; the others are counted. */
+const DISK_FULL_LOG_MS = 10_000;
+
+/**
+ * SQLite found no room to write (ENOSPC, or a file past its size limit):
+ * a fault of the moment, gone once space is freed, unlike an I/O error.
+ */
+export function isDiskFull(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === 'SQLITE_FULL';
+}
 
 /**
  * The only way state changes, and the durable record of every change.
@@ -134,6 +146,11 @@ export class ChangeLog {
   private fatal: unknown;
   /** A sync of the log failed: no batch is answered any more, whatever later syncs say. */
   private syncFailed = false;
+  /** State commits failed in a row for want of disk space; the next one is put off accordingly. */
+  private stateCommitFailures = 0;
+  /** When a refused batch last logged "disk full", and how many were refused since without a line. */
+  private diskFullLoggedAt = 0;
+  private diskFullQuiet = 0;
   seq: number;
   logHash: string;
   epoch: number;
@@ -257,7 +274,15 @@ export class ChangeLog {
     await this.drain();
     this.closed = true;
     if (this.stateTimer !== undefined) clearTimeout(this.stateTimer);
-    if (this.store.db.inTransaction && this.fatal === undefined) this.store.db.exec('COMMIT');
+    if (this.store.db.inTransaction && this.fatal === undefined) {
+      try {
+        this.store.db.exec('COMMIT');
+      } catch (error) {
+        // drain() could not write it either (a full disk): the log holds every change, and the next start replays them.
+        this.log.warn({ err: error, stateSeq: this.stateOnDisk, logSeq: this.committedSeq }, 'the state file could not be written at close; the next start replays the log');
+        if (this.store.db.inTransaction) this.store.db.exec('ROLLBACK');
+      }
+    }
   }
 
   /**
@@ -480,9 +505,19 @@ export class ChangeLog {
     this.logHash = this.committedHash;
     this.epoch = Number(this.store.getMeta('epoch') ?? 1); // a rolled-back promotion
     this.tail = this.committedTail;
-    this.log.error({ err: cause, changes: batch.changes.length }, 'commit failed; batch rolled back');
+    if (!isDiskFull(cause)) {
+      this.log.error({ err: cause, changes: batch.changes.length }, 'commit failed; batch rolled back');
+    } else if (Date.now() - this.diskFullLoggedAt >= DISK_FULL_LOG_MS) {
+      // Every write fails while the disk is full: one line per interval, not one per batch.
+      this.log.error({ err: cause, changes: batch.changes.length, refusedSinceLastLine: this.diskFullQuiet }, 'the disk is full: batch rolled back, writes refused until there is room');
+      this.diskFullLoggedAt = Date.now();
+      this.diskFullQuiet = 0;
+    } else {
+      this.diskFullQuiet++;
+    }
     this.hooks.onRollback?.();
-    batch.reject(new TrackerError('INTERNAL', 'the change could not be stored; nothing was applied'));
+    const why = isDiskFull(cause) ? 'the change could not be stored: the disk is full; nothing was applied' : 'the change could not be stored; nothing was applied';
+    batch.reject(new TrackerError('INTERNAL', why));
   }
 
   /**
@@ -525,14 +560,16 @@ export class ChangeLog {
 
   /** Commits the state file when it has lagged long enough; otherwise makes sure it will. */
   private scheduleStateCommit(): void {
-    if (Date.now() - this.lastStateCommit >= this.stateCommitMs) {
+    // After failures for want of space, back off: each attempt replays the log's tail into memory again.
+    const interval = Math.min(this.stateCommitMs * 2 ** this.stateCommitFailures, Math.max(this.stateCommitMs, MAX_STATE_RETRY_MS));
+    if (Date.now() - this.lastStateCommit >= interval) {
       this.commitState();
     } else if (this.stateTimer === undefined) {
       this.stateTimer = setTimeout(() => {
         this.stateTimer = undefined;
         if (this.batch) return; // its flush will come back here
-        this.commitState();
-      }, this.stateCommitMs);
+        this.scheduleStateCommit();
+      }, interval - (Date.now() - this.lastStateCommit));
       this.stateTimer.unref();
     }
   }
@@ -561,7 +598,15 @@ export class ChangeLog {
       this.store.setMeta('log_hash', this.committedHash);
       this.store.db.exec('COMMIT');
       this.stateOnDisk = this.committedSeq;
+      if (this.stateCommitFailures > 0) {
+        this.log.info({ stateSeq: this.stateOnDisk, failedAttempts: this.stateCommitFailures }, 'the state file is written again');
+        this.stateCommitFailures = 0;
+      }
     } catch (error) {
+      if (isDiskFull(error)) {
+        this.keepStateInMemory(error);
+        return;
+      }
       // The log has every change; a state file that could not be written is rebuilt from it.
       this.log.error({ err: error }, 'state commit failed; replaying the log into the state');
       try {
@@ -575,6 +620,31 @@ export class ChangeLog {
       }
     }
     this.store.db.exec('BEGIN');
+  }
+
+  /**
+   * The state file could not be written for want of space. Nothing is lost:
+   * every change is in the log, and the state file stays at its last commit,
+   * which never leads the log. The open transaction is rebuilt from the log
+   * (its writes went with the failed COMMIT), the tracker goes on serving
+   * from it, and the commit is tried again later, less often while it fails.
+   */
+  private keepStateInMemory(error: unknown): void {
+    this.stateCommitFailures++;
+    if (this.stateCommitFailures === 1) {
+      this.log.error(
+        { err: error, stateSeq: this.stateOnDisk, logSeq: this.committedSeq },
+        'the disk is full: the state file cannot be written; serving from the log and memory, retrying',
+      );
+    }
+    try {
+      this.store.dropCaches();
+      if (this.store.db.inTransaction) this.store.db.exec('ROLLBACK');
+      this.hooks.onRollback?.();
+      this.rebuildState([]);
+    } catch (fatal) {
+      this.fail(fatal, 'the state could not be rebuilt from the log after a failed state commit');
+    }
   }
 
   /** Fail-stop: the state cannot follow the log any more. */

@@ -1,0 +1,271 @@
+/**
+ * A full disk is a fault of the moment, not a reason to stop: writes are
+ * refused with a clear `ERR INTERNAL … the disk is full …`, reads and
+ * sessions go on, nothing answered `OK` is lost (not even across a crash
+ * while the disk is full), and writes resume by themselves once there is
+ * room again (docs/operations.md, "The disk is full").
+ *
+ * The disk is a real one: a small tmpfs mounted for the test (root only;
+ * CI runs as root), filled with a file to ENOSPC and freed by deleting it.
+ * The ChangeLog tests put one of its two files on that disk and the other
+ * on a roomy one, to reach each failure on its own.
+ */
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import t from 'tap';
+import type { Test } from 'tap';
+import { ChangeLog, LogStore, Store, logPathFor } from '@tracker-cluster/tracker-core';
+import type { ChangeBody } from '@tracker-cluster/tracker-core';
+import { startCluster, waitForConvergence } from './helpers/cluster.js';
+import { startTracker } from './helpers/tracker.js';
+import { connect, waitFor } from './helpers/wire.js';
+import type { WireClient } from './helpers/wire.js';
+import { expectAnswer, login, signUp, status } from './helpers/commands.js';
+
+const DISK_FULL = 'ERR INTERNAL the change could not be stored: the disk is full; nothing was applied';
+
+/** A fresh tmpfs of `sizeKb`, unmounted in teardown (lazily, so that a file still open cannot stop it). */
+function smallDisk(t: Test, sizeKb: number): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tracker-small-disk-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeKb}k,mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  t.teardown(() => {
+    execFileSync('umount', ['-l', dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
+}
+
+/** Mounting needs root (CI runs as root); elsewhere these tests are skipped, and say why. */
+const SKIP = process.getuid?.() === 0 ? false : 'mounting a small tmpfs to fill needs root';
+
+/** Fills `dir`'s filesystem with one file until ENOSPC; returns a function that frees the space again. */
+function fill(dir: string): () => void {
+  const file = path.join(dir, 'filler');
+  const fd = openSync(file, 'w');
+  try {
+    for (const size of [256 * 1024, 4096, 512]) {
+      const chunk = Buffer.alloc(size, 0x55);
+      for (;;) {
+        try {
+          writeSync(fd, chunk);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOSPC') break;
+          throw error;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return () => rmSync(file);
+}
+
+/** A pino logger whose lines are kept, to check what the operator is told. */
+function capturingLogger(): { logger: pino.Logger; lines: string[] } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
+
+function userCreated(user: string): ChangeBody {
+  return { type: 'user_created', user, salt: `salt-${user}`, hash: `hash-${user}`, params: 'scrypt:N=1024,r=8,p=1,len=32', at: 1000 };
+}
+
+function openLog(t: Test, stateFile: string, logFile: string): { store: Store; logStore: LogStore; log: ChangeLog; lines: string[] } {
+  const store = Store.open(stateFile, 'NORMAL');
+  const logStore = LogStore.open(logFile);
+  const { logger, lines } = capturingLogger();
+  // Only drain() commits the state file: the test decides when it is tried.
+  const log = new ChangeLog(store, logStore, logger, {}, { stateCommitMs: 60_000 });
+  t.teardown(async () => {
+    await log.close();
+    store.close();
+    logStore.close();
+  });
+  return { store, logStore, log, lines };
+}
+
+/** `seq` recorded in a state or log file, read by a connection of its own. */
+function seqOnDisk(file: string): number {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return Number(db.prepare("SELECT value FROM meta WHERE key = 'seq'").pluck().get() ?? 0);
+  } finally {
+    db.close();
+  }
+}
+
+t.test('the state file on a full disk: nothing is lost, the state is served from the log, and it is written once there is room', { skip: SKIP }, async (t) => {
+  const disk = smallDisk(t, 1024);
+  const roomy = mkdtempSync(path.join(os.tmpdir(), 'tracker-roomy-'));
+  t.teardown(() => rmSync(roomy, { recursive: true, force: true }));
+  const stateFile = path.join(disk, 'tracker.db');
+  const { store, log, lines } = openLog(t, stateFile, logPathFor(path.join(roomy, 'tracker.db')));
+
+  await log.append(userCreated('alice')).durable;
+  await log.drain();
+  t.equal(seqOnDisk(stateFile), 1, 'the state file was written while there was room');
+
+  const free = fill(disk);
+  for (let i = 0; i < 200; i++) await log.append(userCreated(`u${i}`)).durable;
+  await log.drain(); // the state COMMIT fails: no room for its WAL frames
+  t.equal(seqOnDisk(stateFile), 1, 'the state file stays at its last commit, behind the log');
+  t.equal(log.seq, 201, 'every change is in the log');
+  t.ok(store.user('u199') && store.user('alice'), 'and in the state the tracker serves');
+  t.ok(lines.some((l) => l.includes('the disk is full: the state file cannot be written')), 'the operator is told');
+  const more = log.append(userCreated('bob'));
+  await more.durable;
+  t.ok(store.user('bob'), 'changes go on while the state file cannot be written');
+
+  free();
+  await log.drain();
+  t.equal(seqOnDisk(stateFile), 202, 'once there is room the state file catches up with the log');
+  t.ok(lines.some((l) => l.includes('the state file is written again')));
+});
+
+t.test('the log on a full disk: the batch is refused with a clear error and undone, and writes resume once there is room', { skip: SKIP }, async (t) => {
+  const disk = smallDisk(t, 1024);
+  const roomy = mkdtempSync(path.join(os.tmpdir(), 'tracker-roomy-'));
+  t.teardown(() => rmSync(roomy, { recursive: true, force: true }));
+  const { store, log, lines } = openLog(t, path.join(roomy, 'tracker.db'), path.join(disk, 'tracker.db-log'));
+
+  await log.append(userCreated('alice')).durable;
+  const free = fill(disk);
+  let refused: Error | undefined;
+  const accepted: string[] = [];
+  for (let i = 0; i < 2000 && refused === undefined; i++) {
+    const user = `u${i}`;
+    try {
+      await log.append(userCreated(user)).durable;
+      accepted.push(user);
+    } catch (error) {
+      refused = error as Error;
+      t.notOk(store.user(user), 'the refused change is undone in the state');
+    }
+  }
+  t.ok(refused, 'a write is refused once the log cannot grow');
+  t.equal(refused?.message, 'the change could not be stored: the disk is full; nothing was applied');
+  t.equal((refused as { code?: string } | undefined)?.code, 'INTERNAL');
+  t.equal(log.seq, 1 + accepted.length, 'the log holds exactly the accepted changes');
+  for (const user of accepted) if (!store.user(user)) t.fail(`${user} was accepted but is gone`);
+  t.ok(lines.some((l) => l.includes('the disk is full: batch rolled back')), 'the operator is told');
+
+  free();
+  await log.append(userCreated('after')).durable;
+  t.ok(store.user('after'), 'writes resume once there is room');
+  await log.drain();
+});
+
+async function createGroups(c: WireClient, session: bigint, prefix: string, max: number): Promise<{ created: string[]; refusal: string | undefined }> {
+  const created: string[] = [];
+  for (let i = 0; i < max; i++) {
+    const group = `${prefix}${i}`;
+    const { payload } = await c.request(`create_group ${group}`, session);
+    if (payload !== 'OK group created') return { created, refusal: payload };
+    created.push(group);
+  }
+  return { created, refusal: undefined };
+}
+
+async function groupNames(c: WireClient, session: bigint): Promise<string[]> {
+  const { payload } = await c.request('list_groups', session);
+  return payload
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(' ')[0] as string)
+    .sort();
+}
+
+t.test('tracker-primary on a full disk: refuses writes clearly, serves reads, loses nothing across kill -9, and recovers by itself', { skip: SKIP }, async (t) => {
+  const disk = smallDisk(t, 4096);
+  const first = await startTracker(t, { dir: disk, args: ['--log-level', 'info'] });
+  const c = await connect(first.port);
+  t.teardown(() => c.close());
+  const olga = await signUp(c, 'olga');
+  await expectAnswer(c, 'create_group before', 'OK group created', olga);
+
+  const free = fill(disk);
+  const { created, refusal } = await createGroups(c, olga, 'g', 20_000);
+  t.equal(refusal, DISK_FULL, 'a write is refused with a clear error once the disk is full');
+  t.equal((await c.request('create_group another', olga)).payload, DISK_FULL, 'and the next one too');
+  t.equal(first.proc.exitCode, null, 'the tracker keeps running');
+
+  // Reads and the session go on.
+  await expectAnswer(c, 'ping', 'OK PONG');
+  await expectAnswer(c, 'whoami', 'OK olga sessions=1', olga);
+  const expected = ['before', ...created].sort();
+  t.same(await groupNames(c, olga), expected, 'every group answered OK is listed, and no other');
+  t.equal((await c.request('login olga olga-pw')).payload, DISK_FULL, 'a login is a write: refused the same way');
+  const full = await status(c);
+
+  // A crash while the disk is full, then room again: nothing answered OK is lost.
+  await first.kill9();
+  free();
+  const second = await first.restart();
+  const d = await connect(second.port);
+  t.teardown(() => d.close());
+  const after = await status(d);
+  t.equal(after['seq'], full['seq'], 'the same seq after the restart');
+  t.equal(after['log_hash'], full['log_hash'], 'and the same log_hash');
+  t.same(await groupNames(d, olga), expected, 'the session and every acknowledged group survived');
+  t.match(first.stderr(), /the disk is full/, 'the first process told the operator');
+
+  // And once there is room, a running tracker takes writes again without a restart.
+  const refill = fill(disk);
+  const { refusal: again } = await createGroups(d, olga, 'h', 20_000);
+  t.equal(again, DISK_FULL);
+  refill();
+  await waitFor(async () => (await d.request('create_group resumed', olga)).payload === 'OK group created', { message: 'a write to succeed once the disk has room' });
+  await expectAnswer(d, 'whoami', 'OK olga sessions=1', olga);
+  const loggedIn = await login(d, 'olga', 'olga-pw');
+  t.not(loggedIn, 0n, 'a login works again');
+  const stopped = await second.stop();
+  t.equal(stopped.code, 0, 'SIGTERM still exits 0');
+});
+
+t.test('a replica on a full disk: the primary goes on degraded, the replica serves reads, and it catches up once there is room', { skip: SKIP }, async (t) => {
+  const disk = smallDisk(t, 4096);
+  const { primary, replica } = await startCluster(t, {
+    primary: { args: ['--sync-timeout-ms', '200'] },
+    replica: { dir: disk, args: ['--log-level', 'info'] },
+  });
+  const p = await connect(primary.port);
+  t.teardown(() => p.close());
+  const olga = await signUp(p, 'olga');
+  await expectAnswer(p, 'create_group before', 'OK group created', olga);
+  await waitForConvergence(primary, replica, { acked: true });
+
+  const free = fill(disk);
+  const groups = ['before'];
+  for (let i = 0; i < 300; i++) {
+    await expectAnswer(p, `create_group f${i}`, 'OK group created', olga);
+    groups.push(`f${i}`);
+  }
+  await waitFor(async () => (await status(p))['degraded'] === '1', { message: 'the primary to go on without its replica (degraded=1)' });
+  t.equal(replica.proc.exitCode, null, 'the replica keeps running');
+  const r = await connect(replica.port);
+  t.teardown(() => r.close());
+  await expectAnswer(r, 'whoami', 'OK olga sessions=1', olga);
+  t.ok((await groupNames(r, olga)).includes('before'), 'and serves reads from what it holds');
+
+  free();
+  await waitForConvergence(primary, replica, { acked: true, timeoutMs: 30_000 });
+  t.same(await groupNames(r, olga), groups.sort(), 'every acknowledged write reached the replica');
+  await waitFor(async () => (await status(p))['degraded'] === '0', { message: 'semi-sync to resume (degraded=0)' });
+  t.match(replica.stderr(), /disk is full/, 'the replica told the operator');
+});
