@@ -171,6 +171,13 @@ t.test('the log on a full disk: the batch is refused with a clear error and undo
   await log.drain();
 });
 
+/** One unlabelled sample of the tracker's /metrics. */
+async function metric(adminUrl: string | undefined, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
 async function createGroups(c: WireClient, session: bigint, prefix: string, max: number): Promise<{ created: string[]; refusal: string | undefined }> {
   const created: string[] = [];
   for (let i = 0; i < max; i++) {
@@ -193,7 +200,7 @@ async function groupNames(c: WireClient, session: bigint): Promise<string[]> {
 
 t.test('tracker-primary on a full disk: refuses writes clearly, serves reads, loses nothing across kill -9, and recovers by itself', { skip: SKIP }, async (t) => {
   const disk = smallDisk(t, 4096);
-  const first = await startTracker(t, { dir: disk, args: ['--log-level', 'info'] });
+  const first = await startTracker(t, { dir: disk, args: ['--log-level', 'info', '--admin-port', '0'] });
   const c = await connect(first.port);
   t.teardown(() => c.close());
   const olga = await signUp(c, 'olga');
@@ -204,6 +211,7 @@ t.test('tracker-primary on a full disk: refuses writes clearly, serves reads, lo
   t.equal(refusal, DISK_FULL, 'a write is refused with a clear error once the disk is full');
   t.equal((await c.request('create_group another', olga)).payload, DISK_FULL, 'and the next one too');
   t.equal(first.proc.exitCode, null, 'the tracker keeps running');
+  t.equal(await metric(first.adminUrl, 'tracker_disk_full'), 1, 'and /metrics says the disk is full');
 
   // Reads and the session go on.
   await expectAnswer(c, 'ping', 'OK PONG');
@@ -232,6 +240,8 @@ t.test('tracker-primary on a full disk: refuses writes clearly, serves reads, lo
   refill();
   await waitFor(async () => (await d.request('create_group resumed', olga)).payload === 'OK group created', { message: 'a write to succeed once the disk has room' });
   await expectAnswer(d, 'whoami', 'OK olga sessions=1', olga);
+  await waitFor(async () => (await metric(second.adminUrl, 'tracker_disk_full')) === 0, { message: 'tracker_disk_full to fall back to 0' });
+  await waitFor(async () => (await metric(second.adminUrl, 'tracker_state_file_lag')) === 0, { message: 'the state file to catch up (tracker_state_file_lag 0)' });
   const loggedIn = await login(d, 'olga', 'olga-pw');
   t.not(loggedIn, 0n, 'a login works again');
   const stopped = await second.stop();

@@ -93,6 +93,8 @@ export function createTrackerMetrics(role: Role, version: string): TrackerMetric
   gauge('tracker_users', 'User accounts', (g) => g.users);
   gauge('tracker_groups', 'Groups', (g) => g.groups);
   gauge('tracker_shares', 'File shares held by live sessions', (g) => g.shares);
+  gauge('tracker_state_file_lag', 'Changes in the log that the state file on disk does not hold yet (grows while it cannot be written)', (g) => g.stateFileLag);
+  gauge('tracker_disk_full', '1 while the last commit found no room on the disk (writes are refused)', (g) => g.diskFull);
   if (role === 'primary') {
     gauge('tracker_replica_connected', '1 while a replica is linked', (g) => g.replicaConnected);
     gauge('tracker_replica_seq', 'Last seq the replica acknowledged', (g) => g.replicaSeq);

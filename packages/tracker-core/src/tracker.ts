@@ -374,6 +374,8 @@ export class Tracker {
       groups: Number(this.counts.groups.get()),
       liveSessions: Number(this.counts.sessions.get(now)),
       shares: Number(this.counts.shares.get(now)),
+      stateFileLag: this.log.committed - this.log.stateFileSeq,
+      diskFull: this.log.diskFull,
     };
     if (this.options.role === 'primary') {
       const link = this.sync?.status();

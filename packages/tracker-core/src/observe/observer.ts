@@ -38,6 +38,10 @@ export interface TrackerGauges {
   liveSessions: number;
   /** Shares held by live sessions. */
   shares: number;
+  /** Changes in the log that the state file on disk does not hold yet. */
+  stateFileLag: number;
+  /** The last commit (log or state file) found no room on the disk: writes are being refused. */
+  diskFull: boolean;
   /** Primary only: the replica link, its acknowledged seq, and committed − acknowledged. */
   replicaConnected?: boolean;
   replicaSeq?: number;

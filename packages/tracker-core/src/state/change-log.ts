@@ -148,6 +148,8 @@ export class ChangeLog {
   private syncFailed = false;
   /** State commits failed in a row for want of disk space; the next one is put off accordingly. */
   private stateCommitFailures = 0;
+  /** The last log COMMIT found no room (cleared by the next one that succeeds). */
+  private logDiskFull = false;
   /** When a refused batch last logged "disk full", and how many were refused since without a line. */
   private diskFullLoggedAt = 0;
   private diskFullQuiet = 0;
@@ -176,6 +178,16 @@ export class ChangeLog {
   /** The last seq whose batch is committed to the log file (what may be shipped). */
   get committed(): number {
     return this.committedSeq;
+  }
+
+  /** The seq the state file on disk holds: behind `committed` by at most one state-commit interval, unless it cannot be written. */
+  get stateFileSeq(): number {
+    return this.stateOnDisk;
+  }
+
+  /** The last commit of the log or of the state file found no room on the disk. */
+  get diskFull(): boolean {
+    return this.logDiskFull || this.stateCommitFailures > 0;
   }
 
   /** Applies a change chosen by this tracker (the primary), with the request it answers if the client named one. */
@@ -244,6 +256,7 @@ export class ChangeLog {
     }
     this.committedSeq = this.seq;
     this.committedHash = this.logHash;
+    this.logDiskFull = false;
     if (batch.changes.length === 0) {
       // Every change of this batch failed and was undone: nothing to ship, sync or deliver.
       batch.resolve();
@@ -505,6 +518,7 @@ export class ChangeLog {
     this.logHash = this.committedHash;
     this.epoch = Number(this.store.getMeta('epoch') ?? 1); // a rolled-back promotion
     this.tail = this.committedTail;
+    this.logDiskFull = isDiskFull(cause);
     if (!isDiskFull(cause)) {
       this.log.error({ err: cause, changes: batch.changes.length }, 'commit failed; batch rolled back');
     } else if (Date.now() - this.diskFullLoggedAt >= DISK_FULL_LOG_MS) {
