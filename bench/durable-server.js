@@ -11,10 +11,10 @@
 // one Map lookup and insert and writes one JSON line to FILE; the lines that
 // arrive in one event-loop turn are written with one write(2) (group commit),
 // and their answers leave only after an fdatasync that began after that write
-// returned. fdatasync runs on libuv's thread pool, one at a time, and the
-// batches written while one runs share the next (as store/wal-sync.ts does
-// for the tracker's log). There is no parsing beyond the name, no session,
-// no validation, no SQLite, no hash: the tracker cannot beat these figures.
+// returned: the tracker's own WalSync (store/wal-sync.ts), on libuv's thread
+// pool, one at a time, the batches written while one runs sharing the next.
+// There is no parsing beyond the name, no session, no validation, no SQLite,
+// no hash: the tracker cannot beat these figures.
 //
 // `primary` adds semi-sync replication: each batch is sent to the replica as
 // soon as it is written, while the primary's own fdatasync runs; the replica
@@ -26,19 +26,20 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { encodeFrame } from '@tracker-cluster/protocol';
+import { WalSync } from '@tracker-cluster/tracker-core';
 import { onFrames } from './frames.js';
 
 const CREATED = 'OK group created';
 const EXISTS = 'ERR GROUP_EXISTS group already exists';
 
 /**
- * An append-only file whose writes are made durable in the background:
- * `sync()` resolves once everything written before the call is on disk.
- * One fdatasync at a time; callers that arrive while one runs share the next.
- * The file is filled with zeros ahead of the writes (as PostgreSQL's
- * `wal_init_zero` does), so that an fdatasync flushes data only: on a file
- * that grows, each one must also commit the new size to the filesystem's
- * journal.
+ * An append-only file whose writes are made durable in the background by
+ * the tracker's own WalSync (store/wal-sync.ts): `sync()` resolves once
+ * everything written before the call is on disk; one fdatasync at a time,
+ * and callers that arrive while one runs share the next. The file is filled
+ * with zeros ahead of the writes (as PostgreSQL's `wal_init_zero` does), so
+ * that an fdatasync flushes data only: on a file that grows, each one must
+ * also commit the new size to the filesystem's journal.
  */
 class DurableFile {
   static CHUNK = 64 * 1024 * 1024;
@@ -47,9 +48,8 @@ class DurableFile {
     this.fd = fs.openSync(file, 'w', 0o600);
     this.length = 0;
     this.zeroed = 0;
-    this.running = undefined;
-    this.next = undefined;
     this.zeroAhead(1);
+    this.syncer = new WalSync(file);
   }
 
   append(text) {
@@ -67,24 +67,7 @@ class DurableFile {
   }
 
   sync() {
-    if (this.running === undefined) return this.start();
-    this.next ??= this.running.then(() => {
-      this.next = undefined;
-      return this.start();
-    });
-    return this.next;
-  }
-
-  start() {
-    const done = new Promise((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
-    this.running = done;
-    done.then(
-      () => {
-        if (this.running === done) this.running = undefined;
-      },
-      () => {},
-    );
-    return done;
+    return this.syncer.sync();
   }
 }
 
