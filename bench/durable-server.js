@@ -27,7 +27,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { encodeFrame } from '@tracker-cluster/protocol';
 import { WalSync } from '@tracker-cluster/tracker-core';
-import { onFrames } from './frames.js';
+import { onFrames, serveUntilSignal } from './frames.js';
 
 const CREATED = 'OK group created';
 const EXISTS = 'ERR GROUP_EXISTS group already exists';
@@ -182,13 +182,7 @@ async function main() {
   const usage = 'usage: durable-server.js alone|replica FILE | primary FILE HOST:PORT';
   if (!file || !['alone', 'replica', 'primary'].includes(role) || (role === 'primary') !== (replicaAddress !== undefined)) throw new Error(usage);
   const server = role === 'alone' ? alone(file) : role === 'replica' ? replica(file) : await primary(file, replicaAddress);
-  server.listen({ host: '127.0.0.1', port: 0 }, () => {
-    const { address, port } = server.address();
-    process.stdout.write(`durable-server ready on ${address}:${port}\n`);
-  });
-  const stop = () => server.close(() => process.exit(0)) && setTimeout(() => process.exit(0), 1000).unref();
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  serveUntilSignal(server, 'durable-server');
 }
 
 main().catch(fatal);

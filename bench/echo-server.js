@@ -5,7 +5,7 @@
 // Node process to answer over loopback; the tracker cannot beat it.
 import net from 'node:net';
 import { encodeFrame } from '@tracker-cluster/protocol';
-import { onFrames } from './frames.js';
+import { onFrames, serveUntilSignal } from './frames.js';
 
 const PONG = encodeFrame(0n, 'OK PONG');
 
@@ -16,10 +16,4 @@ const server = net.createServer({ noDelay: true }, (socket) => {
   });
 });
 
-server.listen({ host: '127.0.0.1', port: 0 }, () => {
-  const { address, port } = server.address();
-  process.stdout.write(`echo-server ready on ${address}:${port}\n`);
-});
-const stop = () => server.close(() => process.exit(0)) && setTimeout(() => process.exit(0), 1000).unref();
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveUntilSignal(server, 'echo-server');
