@@ -518,8 +518,9 @@ export class ChangeLog {
     this.logHash = this.committedHash;
     this.epoch = Number(this.store.getMeta('epoch') ?? 1); // a rolled-back promotion
     this.tail = this.committedTail;
-    this.logDiskFull = isDiskFull(cause);
-    if (!isDiskFull(cause)) {
+    const full = isDiskFull(cause);
+    this.logDiskFull = full;
+    if (!full) {
       this.log.error({ err: cause, changes: batch.changes.length }, 'commit failed; batch rolled back');
     } else if (Date.now() - this.diskFullLoggedAt >= DISK_FULL_LOG_MS) {
       // Every write fails while the disk is full: one line per interval, not one per batch.
@@ -530,7 +531,7 @@ export class ChangeLog {
       this.diskFullQuiet++;
     }
     this.hooks.onRollback?.();
-    const why = isDiskFull(cause) ? 'the change could not be stored: the disk is full; nothing was applied' : 'the change could not be stored; nothing was applied';
+    const why = full ? 'the change could not be stored: the disk is full; nothing was applied' : 'the change could not be stored; nothing was applied';
     batch.reject(new TrackerError('INTERNAL', why));
   }
 
