@@ -4,6 +4,8 @@ export type { TrackerDeps } from './tracker.js';
 export { commandLabel, resultCode } from './observe/observer.js';
 export type { TrackerObserver, TrackerGauges, Readiness, SnapshotDirection } from './observe/observer.js';
 export { Store, StoreOpenError } from './store/store.js';
+export type { StateStore } from './store/store.js';
+export { MemoryState, StateConstraintError, byBytes } from './state/memory-state.js';
 export { LogStore } from './store/log-store.js';
 export { WalSync } from './store/wal-sync.js';
 export type { LogPosition, LogEntry } from './store/log-store.js';

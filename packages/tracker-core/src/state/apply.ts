@@ -1,5 +1,5 @@
 import { quote } from '@tracker-cluster/protocol';
-import type { Store } from '../store/store.js';
+import type { StateStore } from '../store/store.js';
 import type { Change } from './changes.js';
 
 /** An event for the live sessions of some users (PROTOCOL.md §4); `text` follows `EVENT `. */
@@ -14,13 +14,13 @@ export interface DomainEvent {
  * the replica reach the same state from the same log. The caller owns the
  * transaction. Returns the events the change implies.
  */
-export function applyChange(store: Store, change: Change): DomainEvent[] {
+export function applyChange(store: StateStore, change: Change): DomainEvent[] {
   const events = applyBody(store, change);
   if (change.req !== undefined) store.putClientRequest(change.req);
   return events;
 }
 
-function applyBody(store: Store, change: Change): DomainEvent[] {
+function applyBody(store: StateStore, change: Change): DomainEvent[] {
   const c = change.body;
   switch (c.type) {
     case 'user_created':
@@ -81,7 +81,7 @@ function applyBody(store: Store, change: Change): DomainEvent[] {
   }
 }
 
-function applyLeave(store: Store, group: string, user: string): DomainEvent[] {
+function applyLeave(store: StateStore, group: string, user: string): DomainEvent[] {
   const before = store.group(group);
   if (!before || !store.deleteMember(group, user)) return [];
   store.deleteSharesOfMember(group, user);

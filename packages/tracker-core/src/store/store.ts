@@ -39,6 +39,57 @@ export interface MemberRow {
   joined_seq: number;
 }
 
+/**
+ * What `applyChange` and the handlers use of the state: the reads and writes
+ * of `Store`, whatever holds the rows. `Store` is the SQLite state file;
+ * `MemoryState` (state/memory-state.ts) holds the same rows in maps.
+ */
+export type StateStore = Pick<
+  Store,
+  | 'getMeta'
+  | 'setMeta'
+  | 'user'
+  | 'session'
+  | 'dropCaches'
+  | 'liveSessionCount'
+  | 'liveSessionsOf'
+  | 'expiredSessions'
+  | 'clientRequest'
+  | 'oldestClientRequest'
+  | 'putClientRequest'
+  | 'forgetClientRequests'
+  | 'group'
+  | 'isMember'
+  | 'hasRequest'
+  | 'listGroups'
+  | 'listMembers'
+  | 'listRequests'
+  | 'earliestMember'
+  | 'file'
+  | 'hasShare'
+  | 'liveShareCount'
+  | 'liveSeeders'
+  | 'listLiveFiles'
+  | 'livePeers'
+  | 'counts'
+  | 'insertUser'
+  | 'insertSession'
+  | 'deleteSession'
+  | 'touchSession'
+  | 'insertGroup'
+  | 'setOwner'
+  | 'deleteGroup'
+  | 'insertMember'
+  | 'deleteMember'
+  | 'insertFile'
+  | 'upsertShare'
+  | 'deleteShare'
+  | 'deleteSharesOfSession'
+  | 'deleteSharesOfMember'
+  | 'insertRequest'
+  | 'deleteRequest'
+>;
+
 /** Raised when the database cannot be opened or is not ours. */
 export class StoreOpenError extends Error {
   constructor(path: string, cause: unknown) {
