@@ -7,6 +7,8 @@ export { Store, StoreOpenError } from './store/store.js';
 export type { StateStore } from './store/store.js';
 export { MemoryState, StateConstraintError, byBytes } from './state/memory-state.js';
 export { LogStore } from './store/log-store.js';
+export { StateWriter } from './store/state-writer.js';
+export type { StateWriterOptions, StateWriterEvents } from './store/state-writer.js';
 export { WalSync } from './store/wal-sync.js';
 export type { LogPosition, LogEntry } from './store/log-store.js';
 export { SchemaError, SCHEMA_VERSION, LOG_SCHEMA_VERSION, MIGRATIONS } from './store/schema.js';

@@ -1,30 +1,14 @@
-import * as crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import { TrackerError } from '@tracker-cluster/protocol';
 import type { LogPosition, LogStore } from '../store/log-store.js';
 import type { Store } from '../store/store.js';
 import type { DomainEvent } from './apply.js';
 import { applyChange } from './apply.js';
+import { GENESIS_HASH, LogMismatchError, nextLogHash, replayLog } from './log-chain.js';
+
+export { GENESIS_HASH, LogMismatchError, nextLogHash } from './log-chain.js';
 import type { Change, ChangeBody, RequestRecord } from './changes.js';
-import { decodeChange, encodeChange } from './changes.js';
-
-/** h_0 of the rolling log hash: 32 zero bytes. */
-export const GENESIS_HASH = '0'.repeat(64);
-
-/** `crypto.hash` (Node 20.12+; not in @types/node 20): a one-shot digest without a Hash object. */
-const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'hex') => string }).hash;
-
-/** h_n = SHA-256(h_{n-1} ‖ change_n), over the raw previous digest and the change's canonical text. */
-export function nextLogHash(previousHex: string, changeText: string): string {
-  // One buffer and one one-shot digest: a Hash object per change was a few percent of a write.
-  const length = Buffer.byteLength(changeText, 'utf8');
-  const input = Buffer.allocUnsafe(32 + length);
-  if (oneShot === undefined || input.write(previousHex, 0, 32, 'hex') !== 32 || previousHex.length !== 64) {
-    return crypto.createHash('sha256').update(Buffer.from(previousHex, 'hex')).update(changeText, 'utf8').digest('hex');
-  }
-  input.write(changeText, 32, length, 'utf8');
-  return oneShot('sha256', input, 'hex');
-}
+import { encodeChange } from './changes.js';
 
 export interface CommittedBatch {
   changes: Change[];
@@ -68,22 +52,12 @@ export interface Appended {
   durable: Promise<void>;
 }
 
-/** The log and the state file do not belong together; the tracker must not start on them. */
-export class LogMismatchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'LogMismatchError';
-  }
-}
-
 interface OpenBatch extends CommittedBatch {
   done: Promise<void>;
   resolve: () => void;
   reject: (error: Error) => void;
 }
 
-/** Rows replayed per read when the state catches up with the log. */
-const REPLAY_CHUNK = 1000;
 /**
  * Most changes one batch holds. A replica catching up applies a whole
  * socket's worth of backlog in one event-loop turn; unbounded, that made one
@@ -551,26 +525,9 @@ export class ChangeLog {
     for (const change of then) applyChange(this.store, change);
   }
 
-  /**
-   * Applies the log's rows after `from` up to `to` to the state, inside the
-   * caller's transaction, checking that they follow on and that the hash
-   * chain lands on `to.hash`. Throws LogMismatchError when they do not.
-   */
+  /** Applies the log's rows after `from` up to `to` to the state file (state/replay.ts). */
   private replayLog(from: LogPosition, to: LogPosition): void {
-    let { seq, hash } = from;
-    while (seq < to.seq) {
-      const rows = this.logStore.after(seq, REPLAY_CHUNK);
-      if (rows.length === 0 || (rows[0] as { seq: number }).seq !== seq + 1) {
-        throw new LogMismatchError(`the log ${this.logStore.path} has no row for seq ${seq + 1}`);
-      }
-      for (const row of rows) {
-        if (row.seq > to.seq) break;
-        applyChange(this.store, decodeChange(row.change));
-        seq = row.seq;
-        hash = nextLogHash(hash, row.change);
-      }
-    }
-    if (hash !== to.hash) throw new LogMismatchError(`replaying the log to seq ${to.seq} gives another log_hash than it records`);
+    replayLog(this.store, (after, limit) => this.logStore.after(after, limit), this.logStore.path, from, to);
   }
 
   /** Commits the state file when it has lagged long enough; otherwise makes sure it will. */

@@ -1,0 +1,106 @@
+/**
+ * Runs in a worker thread (see state-writer.ts): keeps the state file caught
+ * up with the log, so that the tracker's main thread holds the state in
+ * memory and never writes it. It replays the log's rows, up to the position
+ * the main thread says is on disk, from connections of its own: one to the
+ * state file, one read-only to the log.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import type { SqliteSynchronous } from '../options.js';
+import { GENESIS_HASH, replayLog } from '../state/log-chain.js';
+import type { LogEntry, LogPosition } from './log-store.js';
+import { Store } from './store.js';
+import type { FromWriter, ToWriter } from './state-writer.js';
+
+const { statePath, logPath, synchronous, commitMs, maxRetryMs } = workerData as {
+  statePath: string;
+  logPath: string;
+  synchronous: SqliteSynchronous;
+  commitMs: number;
+  maxRetryMs: number;
+};
+const port = parentPort as NonNullable<typeof parentPort>;
+const post = (message: FromWriter): void => port.postMessage(message);
+
+const store = Store.open(statePath, synchronous);
+const log = new Database(logPath, { readonly: true, fileMustExist: true });
+const after = log.prepare('SELECT seq, change FROM sync_log WHERE seq > ? ORDER BY seq LIMIT ?');
+const readRows = (seq: number, limit: number): LogEntry[] => after.all(seq, limit) as LogEntry[];
+
+let target: LogPosition | undefined;
+let timer: NodeJS.Timeout | undefined;
+/** Commits that failed in a row for want of disk space: the next is put off accordingly. */
+let failures = 0;
+let stopped = false;
+
+/** Replays the rows up to `target` and commits them with the position; returns where the file stands. */
+function catchUp(): number {
+  let at = 0;
+  store.db
+    .transaction(() => {
+      const from = { seq: Number(store.getMeta('seq') ?? 0), hash: store.getMeta('log_hash') ?? GENESIS_HASH };
+      at = from.seq;
+      if (target === undefined || target.seq <= from.seq) return;
+      replayLog(store, readRows, logPath, from, target);
+      store.setMeta('seq', target.seq);
+      store.setMeta('log_hash', target.hash);
+      at = target.seq;
+    })
+    .immediate();
+  return at;
+}
+
+/** One attempt; true when the file is at `target`. Reports the outcome to the main thread. */
+function attempt(): boolean {
+  try {
+    const seq = catchUp();
+    if (failures > 0) post({ type: 'writable', seq, failedAttempts: failures });
+    failures = 0;
+    post({ type: 'committed', seq });
+    return true;
+  } catch (error) {
+    store.dropCaches();
+    if ((error as { code?: unknown }).code === 'SQLITE_FULL') {
+      failures++;
+      if (failures === 1) post({ type: 'full', message: (error as Error).message });
+      return false;
+    }
+    stopped = true;
+    post({ type: 'fatal', message: (error as Error).message, name: (error as Error).name });
+    return false;
+  }
+}
+
+function schedule(): void {
+  if (timer !== undefined || stopped) return;
+  const delay = Math.min(commitMs * 2 ** failures, Math.max(commitMs, maxRetryMs));
+  timer = setTimeout(() => {
+    timer = undefined;
+    if (!attempt() && !stopped) schedule();
+  }, delay);
+}
+
+port.on('message', (message: ToWriter) => {
+  switch (message.type) {
+    case 'advance':
+      target = { seq: message.seq, hash: message.hash };
+      schedule();
+      return;
+    case 'drain': {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      const ok = !stopped && attempt();
+      post({ type: 'drained', id: message.id, ok });
+      if (!ok && !stopped) schedule();
+      return;
+    }
+    case 'close':
+      if (timer !== undefined) clearTimeout(timer);
+      stopped = true;
+      store.close();
+      log.close();
+      port.close();
+      return;
+  }
+});
