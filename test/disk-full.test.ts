@@ -5,6 +5,14 @@
  * while the disk is full), and writes resume by themselves once there is
  * room again (docs/operations.md, "The disk is full").
  *
+ * A tracker has two files. The log is committed before anyone is answered:
+ * when it cannot grow, the batch is refused and undone in the memory state.
+ * The state file is only a checkpoint, which a worker thread (the state
+ * writer) replays the log into: when it cannot grow, the tracker serves
+ * from memory and goes on taking writes, `diskFull` is true, and the writer
+ * retries with a growing delay (up to MAX_STATE_RETRY_MS) until it can write
+ * again; the log holds every change meanwhile.
+ *
  * The disk is a real one: a small tmpfs mounted for the test (root only;
  * CI runs as root), filled with a file to ENOSPC and freed by deleting it.
  * The ChangeLog tests put one of its two files on that disk and the other
@@ -28,6 +36,10 @@ import type { WireClient } from './helpers/wire.js';
 import { expectAnswer, login, signUp, status } from './helpers/commands.js';
 
 const DISK_FULL = 'ERR INTERNAL the change could not be stored: the disk is full; nothing was applied';
+/** Longest wait between two attempts of the state writer while the disk is full (MAX_STATE_RETRY_MS in change-log.ts). */
+const MAX_STATE_RETRY_MS = 10_000;
+/** How long a test waits for the state file to be written again once there is room: one retry delay at most, with a margin. */
+const RETRY_WAIT_MS = MAX_STATE_RETRY_MS + 10_000;
 
 /** A fresh tmpfs of `sizeKb`, unmounted in teardown (lazily, so that a file still open cannot stop it). */
 function smallDisk(t: Test, sizeKb: number): string {
@@ -86,12 +98,11 @@ function userCreated(user: string): ChangeBody {
   return { type: 'user_created', user, salt: `salt-${user}`, hash: `hash-${user}`, params: 'scrypt:N=1024,r=8,p=1,len=32', at: 1000 };
 }
 
-function openLog(t: Test, stateFile: string, logFile: string): { store: Store; logStore: LogStore; log: ChangeLog; lines: string[] } {
+function openLog(t: Test, stateFile: string, logFile: string, stateCommitMs: number): { store: Store; logStore: LogStore; log: ChangeLog; lines: string[] } {
   const store = Store.open(stateFile, 'NORMAL');
   const logStore = LogStore.open(logFile);
   const { logger, lines } = capturingLogger();
-  // Only drain() commits the state file: the test decides when it is tried.
-  const log = new ChangeLog(store, logStore, logger, {}, { stateCommitMs: 60_000 });
+  const log = new ChangeLog(store, logStore, logger, {}, { stateCommitMs });
   t.teardown(async () => {
     await log.close();
     store.close();
@@ -110,39 +121,57 @@ function seqOnDisk(file: string): number {
   }
 }
 
-t.test('the state file on a full disk: nothing is lost, the state is served from the log, and it is written once there is room', { skip: SKIP }, async (t) => {
+t.test('the state file on a full disk: served from memory, retried by the state writer, diskFull until it is written again, and nothing is lost', { skip: SKIP }, async (t) => {
   const disk = smallDisk(t, 1024);
   const roomy = mkdtempSync(path.join(os.tmpdir(), 'tracker-roomy-'));
   t.teardown(() => rmSync(roomy, { recursive: true, force: true }));
   const stateFile = path.join(disk, 'tracker.db');
-  const { store, log, lines } = openLog(t, stateFile, logPathFor(path.join(roomy, 'tracker.db')));
+  // The state writer tries every 20 ms by itself: while the disk is full, every attempt and retry is its own.
+  const { log, lines } = openLog(t, stateFile, logPathFor(path.join(roomy, 'tracker.db')), 20);
+  const fullLine = (l: string): boolean => l.includes('the disk is full: the state file cannot be written');
 
   await log.append(userCreated('alice')).durable;
   await log.drain();
   t.equal(seqOnDisk(stateFile), 1, 'the state file was written while there was room');
+  t.notOk(log.diskFull);
 
   const free = fill(disk);
   for (let i = 0; i < 200; i++) await log.append(userCreated(`u${i}`)).durable;
-  await log.drain(); // the state COMMIT fails: no room for its WAL frames
+  t.equal(log.seq, 201, 'every change is answered: the log is on another disk');
+  await waitFor(() => log.diskFull, { message: 'the state writer to find the disk full' });
   t.equal(seqOnDisk(stateFile), 1, 'the state file stays at its last commit, behind the log');
-  t.equal(log.seq, 201, 'every change is in the log');
-  t.ok(store.user('u199') && store.user('alice'), 'and in the state the tracker serves');
-  t.ok(lines.some((l) => l.includes('the disk is full: the state file cannot be written')), 'the operator is told');
+  t.equal(log.stateFileSeq, 1);
+  t.ok(log.state.user('u199') && log.state.user('alice'), 'the tracker serves every change from memory');
+  t.ok(lines.some(fullLine), 'the operator is told');
   const more = log.append(userCreated('bob'));
   await more.durable;
-  t.ok(store.user('bob'), 'changes go on while the state file cannot be written');
+  t.ok(log.state.user('bob'), 'changes go on while the state file cannot be written');
+  await log.drain(); // returns: the writer reports that it could not write
+  t.equal(seqOnDisk(stateFile), 1, 'a drain() while the disk is full writes nothing either');
+  t.ok(log.diskFull, 'diskFull stays true while the state file cannot be written');
 
   free();
-  await log.drain();
-  t.equal(seqOnDisk(stateFile), 202, 'once there is room the state file catches up with the log');
-  t.ok(lines.some((l) => l.includes('the state file is written again')));
+  // No drain(): the writer's own retry, after its backed-off delay, must write the file.
+  await waitFor(() => !log.diskFull && log.stateFileSeq === log.seq, {
+    message: 'the state writer to retry and catch up once there is room',
+    timeoutMs: RETRY_WAIT_MS,
+  });
+  t.equal(seqOnDisk(stateFile), 202, 'once there is room the state file catches up with the log by itself');
+  const db = new Database(stateFile, { readonly: true, fileMustExist: true });
+  const users = db.prepare('SELECT name FROM users ORDER BY name').pluck().all() as string[];
+  db.close();
+  t.same(users, ['alice', 'bob', ...Array.from({ length: 200 }, (_, i) => `u${i}`)].sort(), 'with every change answered meanwhile');
+  t.ok(lines.some((l) => l.includes('the state file is written again')), 'the operator is told it is written again');
+  t.equal(lines.filter(fullLine).length, 1, 'one "disk full" line for the episode, however many attempts failed');
 });
 
 t.test('the log on a full disk: the batch is refused with a clear error and undone, and writes resume once there is room', { skip: SKIP }, async (t) => {
   const disk = smallDisk(t, 1024);
   const roomy = mkdtempSync(path.join(os.tmpdir(), 'tracker-roomy-'));
   t.teardown(() => rmSync(roomy, { recursive: true, force: true }));
-  const { store, log, lines } = openLog(t, path.join(roomy, 'tracker.db'), path.join(disk, 'tracker.db-log'));
+  const stateFile = path.join(roomy, 'tracker.db');
+  // Only drain() writes the state file.
+  const { log, lines } = openLog(t, stateFile, path.join(disk, 'tracker.db-log'), 60_000);
 
   await log.append(userCreated('alice')).durable;
   const free = fill(disk);
@@ -155,20 +184,27 @@ t.test('the log on a full disk: the batch is refused with a clear error and undo
       accepted.push(user);
     } catch (error) {
       refused = error as Error;
-      t.notOk(store.user(user), 'the refused change is undone in the state');
+      t.notOk(log.state.user(user), 'the refused change is undone in the memory state');
     }
   }
   t.ok(refused, 'a write is refused once the log cannot grow');
   t.equal(refused?.message, 'the change could not be stored: the disk is full; nothing was applied');
   t.equal((refused as { code?: string } | undefined)?.code, 'INTERNAL');
   t.equal(log.seq, 1 + accepted.length, 'the log holds exactly the accepted changes');
-  for (const user of accepted) if (!store.user(user)) t.fail(`${user} was accepted but is gone`);
+  for (const user of accepted) if (!log.state.user(user)) t.fail(`${user} was accepted but is gone`);
+  t.ok(log.diskFull, 'diskFull is true');
   t.ok(lines.some((l) => l.includes('the disk is full: batch rolled back')), 'the operator is told');
 
   free();
   await log.append(userCreated('after')).durable;
-  t.ok(store.user('after'), 'writes resume once there is room');
+  t.ok(log.state.user('after'), 'writes resume once there is room');
+  t.notOk(log.diskFull, 'diskFull is false again once a batch is committed');
   await log.drain();
+  t.equal(seqOnDisk(stateFile), log.seq, 'the state file gets every accepted change');
+  const db = new Database(stateFile, { readonly: true, fileMustExist: true });
+  const users = db.prepare('SELECT name FROM users ORDER BY name').pluck().all() as string[];
+  db.close();
+  t.same(users, ['alice', ...accepted, 'after'].sort(), '... and none of the refused one');
 });
 
 /** One unlabelled sample of the tracker's /metrics. */
@@ -240,8 +276,12 @@ t.test('tracker-primary on a full disk: refuses writes clearly, serves reads, lo
   refill();
   await waitFor(async () => (await d.request('create_group resumed', olga)).payload === 'OK group created', { message: 'a write to succeed once the disk has room' });
   await expectAnswer(d, 'whoami', 'OK olga sessions=1', olga);
-  await waitFor(async () => (await metric(second.adminUrl, 'tracker_disk_full')) === 0, { message: 'tracker_disk_full to fall back to 0' });
-  await waitFor(async () => (await metric(second.adminUrl, 'tracker_state_file_lag')) === 0, { message: 'the state file to catch up (tracker_state_file_lag 0)' });
+  // The state writer may be in a backed-off delay of up to MAX_STATE_RETRY_MS before its next attempt.
+  await waitFor(async () => (await metric(second.adminUrl, 'tracker_disk_full')) === 0, { message: 'tracker_disk_full to fall back to 0', timeoutMs: RETRY_WAIT_MS });
+  await waitFor(async () => (await metric(second.adminUrl, 'tracker_state_file_lag')) === 0, {
+    message: 'the state file to catch up (tracker_state_file_lag 0)',
+    timeoutMs: RETRY_WAIT_MS,
+  });
   const loggedIn = await login(d, 'olga', 'olga-pw');
   t.not(loggedIn, 0n, 'a login works again');
   const stopped = await second.stop();

@@ -4,13 +4,14 @@ import type { FailureWindow } from './limits/rate-limit.js';
 import type { SessionHub } from './net/session-hub.js';
 import type { TrackerOptions } from './options.js';
 import type { ChangeLog } from './state/change-log.js';
-import type { Store } from './store/store.js';
+import type { StateStore } from './store/store.js';
 
 /** Everything a handler may use, passed in once: no module-level state. */
 export interface Services {
   options: TrackerOptions;
   logger: Logger;
-  store: Store;
+  /** The state (in memory): every handler reads it; only the change log writes it. */
+  store: StateStore;
   log: ChangeLog;
   clock: Clock;
   entropy: Entropy;

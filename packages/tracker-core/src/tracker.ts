@@ -21,10 +21,10 @@ import { AnswerCache, InFlightRequests, OrderedReply } from './services.js';
 import type { Change } from './state/changes.js';
 import { ChangeLog } from './state/change-log.js';
 import type { ChangeLogHooks } from './state/change-log.js';
+import type { MemoryState } from './state/memory-state.js';
 import { Checkpointer } from './store/checkpointer.js';
 import { LogStore } from './store/log-store.js';
 import { Store, StoreOpenError } from './store/store.js';
-import type { Statement } from 'better-sqlite3';
 
 export interface TrackerDeps {
   clock?: Clock;
@@ -63,9 +63,12 @@ export class Tracker {
     return this.currentOptions;
   }
   private readonly logger: Logger;
+  /** The state file: opened here, then the change log's to keep. */
   private readonly store: Store;
   private readonly logStore: LogStore;
   private readonly log: ChangeLog;
+  /** The state every request reads (the change log's, in memory). */
+  private readonly state: MemoryState;
   private readonly services: Services;
   private readonly connections = new Set<Connection>();
   private readonly purgeTimer: NodeJS.Timeout;
@@ -79,7 +82,6 @@ export class Tracker {
   /** Checkpoints the WAL files off the event loop. */
   private readonly checkpointer: Checkpointer;
   private readonly observer: TrackerObserver | undefined;
-  private counts: { users: Statement; groups: Statement; sessions: Statement; shares: Statement } | undefined;
   /**
    * False while the state is not one a client may be served from: while a
    * replica installs a snapshot (`/readyz` reports it).
@@ -111,18 +113,19 @@ export class Tracker {
       },
       onRollback: () => cache.clear(),
       afterCommit: (batch) => this.sync?.onCommitted(batch),
-      onDurable: (batch) => hub.deliver(batch.events, this.store, clock.now()),
+      onDurable: (batch) => hub.deliver(batch.events, this.state, clock.now()),
       onFatal: (error) => {
         this.closing = true;
         for (const connection of this.connections) void connection.shutdown();
         deps.onFatal?.(error);
       },
     });
+    this.state = this.log.state;
     this.checkpointer = new Checkpointer([options.dbPath, logPathFor(options.dbPath)], logger);
     this.services = {
       options,
       logger,
-      store: this.store,
+      store: this.state,
       log: this.log,
       clock,
       entropy: deps.entropy ?? cryptoEntropy,
@@ -149,7 +152,6 @@ export class Tracker {
   private actAsPrimary(): void {
     this.sync = new SyncServer({
       secret: this.options.secret,
-      store: this.store,
       log: this.log,
       logger: this.logger,
       logStore: this.logStore,
@@ -158,7 +160,7 @@ export class Tracker {
       // No session hub callback: the link must not become a session's event connection.
       // The replica's clock is not trusted past ours: an expiry is at most our now + TTL.
       runTouch: (key, expires) => {
-        const row = this.store.session(key);
+        const row = this.state.session(key);
         const now = this.services.clock.now();
         const capped = Math.min(expires, now + this.options.sessionTtlMs);
         if (row && row.expires_at > now && capped - row.expires_at >= touchGranularity(this.options.sessionTtlMs)) {
@@ -187,7 +189,7 @@ export class Tracker {
     if (!primary) return;
     const link = new ReplicaLink({
       secret: this.options.secret,
-      store: this.store,
+      snapshotPath: `${this.options.dbPath}.snapshot`,
       log: this.log,
       logger: this.logger,
       primary,
@@ -215,7 +217,7 @@ export class Tracker {
    */
   async promote(): Promise<string> {
     if (this.closing) throw new Error('the tracker is shutting down');
-    if (this.options.role === 'primary') return `already primary epoch=${this.log.epoch} history=${this.store.getMeta('history_id') ?? ''}`;
+    if (this.options.role === 'primary') return `already primary epoch=${this.log.epoch} history=${this.state.getMeta('history_id') ?? ''}`;
     // Half a snapshot is no state to serve writes from, and its install would overwrite the promotion.
     if (this.replicaLink?.current.kind === 'snapshot') throw new Error('a snapshot from the primary is being installed; promote again once it is done');
     this.replicaLink?.stop();
@@ -337,7 +339,7 @@ export class Tracker {
   /** The session field of an answer to a request carrying `id` (PROTOCOL.md §2): echoed when live, else 0. */
   private answerSession(id: bigint): bigint {
     if (id === 0n) return 0n;
-    const row = this.store.session(id.toString(10));
+    const row = this.state.session(id.toString(10));
     return row && row.expires_at > this.services.clock.now() ? id : 0n;
   }
 
@@ -356,24 +358,18 @@ export class Tracker {
     return report(outcome);
   }
 
-  /** Numbers for metrics, read now: counts come from the state tables (a few COUNT queries). */
+  /** Numbers for metrics, read now: counts come from the state (one pass over its sessions). */
   gauges(): TrackerGauges {
-    this.counts ??= {
-      users: this.store.db.prepare('SELECT COUNT(*) FROM users').pluck(),
-      groups: this.store.db.prepare('SELECT COUNT(*) FROM groups').pluck(),
-      sessions: this.store.db.prepare('SELECT COUNT(*) FROM sessions WHERE expires_at > ?').pluck(),
-      shares: this.store.db.prepare('SELECT COUNT(*) FROM shares s JOIN sessions x ON x.id = s.session WHERE x.expires_at > ?').pluck(),
-    };
-    const now = this.services.clock.now();
+    const counts = this.state.liveCounts(this.services.clock.now());
     const gauges: TrackerGauges = {
       role: this.options.role,
       epoch: this.log.epoch,
       seq: this.log.seq,
       connections: this.connections.size,
-      users: Number(this.counts.users.get()),
-      groups: Number(this.counts.groups.get()),
-      liveSessions: Number(this.counts.sessions.get(now)),
-      shares: Number(this.counts.shares.get(now)),
+      users: counts.users,
+      groups: counts.groups,
+      liveSessions: counts.liveSessions,
+      shares: counts.shares,
       stateFileLag: this.log.committed - this.log.stateFileSeq,
       diskFull: this.log.diskFull,
     };
@@ -454,7 +450,7 @@ export class Tracker {
       seq: this.log.seq,
       log_hash: this.log.logHash,
       ...link,
-      history: this.store.getMeta('history_id') ?? '',
+      history: this.state.getMeta('history_id') ?? '',
       log_base: this.log.baseSeq,
       snapshots: this.sync?.snapshotsSent ?? this.replicaLink?.snapshotsInstalled ?? 0,
       connections: this.connections.size,
@@ -464,14 +460,14 @@ export class Tracker {
   private purgeExpired(): void {
     if (this.closing || this.options.role !== 'primary') return;
     const now = this.services.clock.now();
-    const expired = this.store.expiredSessions(now, PURGE_BATCH);
+    const expired = this.state.expiredSessions(now, PURGE_BATCH);
     if (expired.length > 0) {
       this.log.append({ type: 'sessions_expired', sessions: expired, at: now });
       this.logger.info({ sessions: expired.length }, 'expired sessions purged');
     }
     // A client retries a write within moments of a failover; after a session TTL its record is dead weight.
     const before = now - this.options.sessionTtlMs;
-    const oldest = this.store.oldestClientRequest();
+    const oldest = this.state.oldestClientRequest();
     if (oldest !== undefined && oldest < before) this.log.append({ type: 'requests_forgotten', before });
   }
 }

@@ -148,6 +148,14 @@ function stateFile(t: Test, run: Running): Database.Database {
   return db;
 }
 
+/**
+ * Waits until the tracker's state file holds every committed change (its
+ * writer follows the log by about a state commit) and `check` holds of it.
+ */
+async function waitForFile(run: Running, check: () => boolean, what: string): Promise<void> {
+  await waitFor(() => run.tracker.gauges().stateFileLag === 0 && check(), what);
+}
+
 function count(db: Database.Database, sql: string, ...params: unknown[]): number {
   return db.prepare(`SELECT COUNT(*) FROM ${sql}`).pluck().get(...params) as number;
 }
@@ -558,7 +566,7 @@ t.test('stop_share ends only this session\'s share; the last one forgets the fil
   t.equal(await ask(bob!, 'stop_share g f'), 'OK stopped sharing f');
   t.equal(await ask(alice!, 'list_files g'), 'OK 0', 'the last share ended');
   t.equal(code(await ask(alice!, 'file_peers g f')), 'NO_SUCH_FILE');
-  await waitFor(() => count(db, 'files') === 0 && count(db, 'shares') === 0, 'the file row to go');
+  await waitForFile(run, () => count(db, 'files') === 0 && count(db, 'shares') === 0, 'the file row to go');
   t.equal(await ask(bob!, upload('g', 'f', B)), 'OK shared f seeders=1', 'the name is free for other contents');
 });
 
@@ -585,13 +593,13 @@ t.test('logout ends the shares of that session only', async (t) => {
     "the other session's share and bob's go on",
   );
   t.equal(await ask(alice2, 'list_files h'), 'OK 0', 'a file in another group shared by that session alone is gone');
-  await waitFor(() => count(db, 'shares') === 2 && count(db, 'files') === 1, 'the state file to drop the shares');
+  await waitForFile(run, () => count(db, 'shares') === 2 && count(db, 'files') === 1, 'the state file to drop the shares');
   t.equal(await ask(alice2, upload('h', 'only-mine', A)), 'OK shared only-mine seeders=1', 'its name is free again');
 
   t.same(await alice2.c.request('logout', alice2.s), { text: 'OK logged out sessions=0', session: 0n });
   t.equal(rows(await ask(bob!, 'list_files g'))[0]?.fields['seeders'], '1');
   t.same(await bob!.c.request('logout', bob!.s), { text: 'OK logged out sessions=0', session: 0n });
-  await waitFor(() => count(db, 'shares') === 0 && count(db, 'files') === 0, 'every share and file to go');
+  await waitForFile(run, () => count(db, 'shares') === 0 && count(db, 'files') === 0, 'every share and file to go');
 });
 
 t.test('leave_group ends the leaver\'s shares in that group only; deleting a group removes its files', async (t) => {
@@ -626,12 +634,13 @@ t.test('leave_group ends the leaver\'s shares in that group only; deleting a gro
   t.equal(await ask(carol!, 'list_files g'), `OK 2\nbobs size=12 sha256=${A.sha256} seeders=1\nshared size=12 sha256=${A.sha256} seeders=1`);
 
   t.equal(await ask(carol!, 'leave_group g'), 'OK left g', 'the last member leaves: g is deleted');
-  await waitFor(() => count(db, "files WHERE grp = 'g'") === 0 && count(db, "shares WHERE grp = 'g'") === 0 && count(db, "groups WHERE name = 'g'") === 0, 'g and its files to go');
+  await waitForFile(run, () => count(db, "files WHERE grp = 'g'") === 0 && count(db, "shares WHERE grp = 'g'") === 0 && count(db, "groups WHERE name = 'g'") === 0, 'g and its files to go');
   t.equal(code(await ask(carol!, 'list_files g')), 'NO_SUCH_GROUP');
   t.equal(code(await ask(carol!, 'stop_share g shared')), 'NO_SUCH_GROUP');
   t.equal(await ask(carol!, 'create_group g'), 'OK group created', 'a new g');
   t.equal(await ask(carol!, 'list_files g'), 'OK 0', 'has none of the old files');
   t.equal(await ask(carol!, upload('g', 'shared', B)), 'OK shared shared seeders=1', 'and takes any contents under the old names');
+  await waitForFile(run, () => true, 'the state file to catch up');
   t.equal(count(db, "files WHERE grp = 'h'"), 1, 'h is untouched');
 });
 
@@ -651,7 +660,7 @@ t.test('session expiry: its shares stop counting at once and end with the purge'
   t.same(peersOf(await ask(bob!, 'file_peers g both')).peers, [['bob', '10.0.0.2:1']]);
   t.equal(code(await ask(bob!, 'file_peers g hers')), 'NO_SUCH_FILE', 'a file with no live seeder');
   t.equal(await ask(bob!, upload('g', 'both', A, '10.0.0.2:2')), 'OK shared both seeders=1', 'the upload answer counts live seeders too');
-  await waitFor(() => count(db, 'shares') === 3, 'the state file to hold the shares');
+  await waitForFile(run, () => count(db, 'shares') === 3, 'the state file to hold the shares');
   t.equal(count(db, 'shares'), 3, 'the expired session\'s rows stay until the purge');
   // Per the rules, the file is forgotten only when its last share ends, at the purge.
   t.equal(code(await ask(bob!, upload('g', 'hers', A))), 'FILE_CONFLICT', 'so its name is still taken until then');
@@ -674,13 +683,13 @@ t.test('the purge deletes an expired session\'s shares and forgets files left wi
   t.equal(await ask(alice!, upload('g', 'f', A)), 'OK shared f seeders=1');
   t.equal(await ask(alice!, upload('g', 'both', B, '10.0.0.1:1')), 'OK shared both seeders=1');
   t.equal(await ask(bob!, upload('g', 'both', B, '10.0.0.2:1')), 'OK shared both seeders=2');
-  await waitFor(() => count(db, 'shares') === 3, 'the state file to hold the shares');
+  await waitForFile(run, () => count(db, 'shares') === 3, 'the state file to hold the shares');
 
   run.clock.advance(6000);
   t.equal(await bob!.c.text('whoami', bob!.s), 'OK bob sessions=1');
   run.clock.advance(ttl - 6000 + 1);
   t.equal(await ask(bob!, 'list_files g'), `OK 1\nboth size=${B.size} sha256=${B.sha256} seeders=1`, 'seeders drop at once');
-  await waitFor(() => count(db, 'shares') === 1 && count(db, 'files') === 1 && count(db, 'sessions') === 1, 'the purge to delete the rows');
+  await waitForFile(run, () => count(db, 'shares') === 1 && count(db, 'files') === 1 && count(db, 'sessions') === 1, 'the purge to delete the rows');
   t.same(db.prepare('SELECT name, user, peer FROM shares').all(), [{ name: 'both', user: 'bob', peer: '10.0.0.2:1' }]);
   const changes = (logDb.prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[]).map(decodeChange);
   const purge = changes.find((c) => c.body.type === 'sessions_expired');
@@ -716,7 +725,7 @@ t.test('replaying the log into a fresh store reproduces the files and shares tab
   t.equal(await bob!.c.text('whoami', bob!.s), 'OK bob sessions=1');
   t.equal(await carol!.c.text('whoami', carol!.s), 'OK carol sessions=1');
   run.clock.advance(ttl - 6000 + 1);
-  await waitFor(() => count(db, 'sessions') === 2, 'the purge');
+  await waitForFile(run, () => count(db, 'sessions') === 2, 'the purge');
   t.equal(await ask(carol!, upload('g', 'alices', A, '10.0.0.3:9')), 'OK shared alices seeders=1', 'a name reused after the purge');
   t.equal(await ask(carol!, 'leave_group g'), 'OK left g');
   t.equal(await ask(bob!, upload('g', 'last', meta('x'.repeat(100), 7), '10.0.0.2:1')), 'OK shared last seeders=1');

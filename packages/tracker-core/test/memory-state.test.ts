@@ -184,6 +184,20 @@ t.test('MemoryState answers every query as the SQLite state does, over random ch
     store.db.exec('COMMIT');
     t.same(mismatches, [], `seed ${seed}: the same results and the same answers after every step`);
     t.strictSame(everything(MemoryState.load(store)), everything(memory), `seed ${seed}: loading the state file gives the same state`);
+    // A snapshot install reloads the same object from another file: nothing of the old rows may stay.
+    const other = Store.open(await tempDb(t, `other-${seed}.db`), 'NORMAL');
+    t.teardown(() => other.close());
+    const before = everything(MemoryState.load(other));
+    memory.reload(other);
+    t.strictSame(everything(memory), before, `seed ${seed}: reload() from another file holds that file's rows only`);
+    memory.reload(store);
+    t.strictSame(everything(memory), everything(MemoryState.load(store)), `seed ${seed}: and reload() back gives this one's`);
+    for (const now of NOWS) {
+      const live = store.db.prepare('SELECT COUNT(*) FROM sessions WHERE expires_at > ?').pluck().get(now);
+      const shares = store.db.prepare('SELECT COUNT(*) FROM shares s JOIN sessions x ON x.id = s.session WHERE x.expires_at > ?').pluck().get(now);
+      const { users, groups } = store.counts();
+      t.same(memory.liveCounts(now), { users, groups, liveSessions: live, shares }, `seed ${seed}: liveCounts(${now}) as SQL counts them`);
+    }
   }
   t.ok(undone > 100 && failed > 100, `changes undone: ${undone} kept out on purpose, ${failed} that threw`);
 });

@@ -1,6 +1,6 @@
 import { parseSessionId } from '@tracker-cluster/protocol';
 import type { DomainEvent } from '../state/apply.js';
-import type { Store } from '../store/store.js';
+import type { StateStore } from '../store/store.js';
 
 /** What the hub needs of a connection: somewhere to send an event frame. */
 export interface EventSink {
@@ -37,7 +37,7 @@ export class SessionHub {
   }
 
   /** Sends each event to every live session of its users, on the connections that last presented them. */
-  deliver(events: readonly DomainEvent[], store: Store, now: number): void {
+  deliver(events: readonly DomainEvent[], store: StateStore, now: number): void {
     if (events.length === 0 || this.bySession.size === 0) return;
     for (const event of events) {
       const payload = `EVENT ${event.text}`;

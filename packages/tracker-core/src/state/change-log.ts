@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import { TrackerError } from '@tracker-cluster/protocol';
 import type { LogPosition, LogStore } from '../store/log-store.js';
+import { StateWriter } from '../store/state-writer.js';
 import type { Store } from '../store/store.js';
 import type { DomainEvent } from './apply.js';
 import { applyChange } from './apply.js';
 import { GENESIS_HASH, LogMismatchError, nextLogHash, replayLog } from './log-chain.js';
+import { MemoryState } from './memory-state.js';
 
 export { GENESIS_HASH, LogMismatchError, nextLogHash } from './log-chain.js';
 import type { Change, ChangeBody, RequestRecord } from './changes.js';
@@ -18,7 +20,7 @@ export interface CommittedBatch {
 }
 
 export interface ChangeLogHooks {
-  /** Runs after each change is applied (inside the open transaction): drop derived caches. */
+  /** Runs after each change is applied (inside the open batch): drop derived caches. */
   onApplied?: (change: Change) => void;
   /**
    * Runs after each batch commits; the batch's writers are answered when the
@@ -30,10 +32,11 @@ export interface ChangeLogHooks {
   /** Runs after a batch was rolled back, so caches derived from state can be dropped. */
   onRollback?: () => void;
   /**
-   * The state file can be neither written nor rebuilt from the log. The log
-   * is intact and every answered change is in it, but this process must not
-   * go on: the change log refuses all changes from now on, and whoever owns
-   * the process should stop it (the CLI exits 1).
+   * The state can follow the log no more: its file can be neither written
+   * nor caught up with the log, or the log's sync failed. The log holds
+   * every answered change, but this process must not go on: the change log
+   * refuses all changes from now on, and whoever owns the process should
+   * stop it (the CLI exits 1).
    */
   onFatal?: (error: unknown) => void;
 }
@@ -82,21 +85,28 @@ export function isDiskFull(error: unknown): boolean {
 /**
  * The only way state changes, and the durable record of every change.
  *
- * Two SQLite files. The log file holds each change's canonical text; a batch
- * is committed there (synchronous=FULL by default) before anyone is
- * answered: that commit is the durable point. The state file holds the
- * tables the changes describe; it runs inside one long transaction that is
- * committed at most every `stateCommitMs`, so that a busy page is written
- * once per interval instead of once per batch. The state may lag the log on
- * disk, never lead it: after a crash, opening replays the log's tail with the
- * same `applyChange`. `append` applies a change at once (the next request
- * sees it), and the batch commits on the next turn of the event loop, so the
- * changes that arrive together share one commit (group commit). Writers
- * await `durable`, readers `barrier()`: nobody sees what could be lost.
+ * The state lives in memory (`state`, a MemoryState) and two SQLite files
+ * back it. The log file holds each change's canonical text; a batch is
+ * committed there (synchronous=FULL by default) before anyone is answered:
+ * that commit is the durable point. The state file holds the tables the
+ * changes describe, as a checkpoint: a worker thread (StateWriter) replays
+ * the log into it at most every `stateCommitMs`, up to where the log is on
+ * disk, so the event loop never writes it. The file may lag the log, never
+ * lead it: opening replays the log's tail with the same `applyChange`, then
+ * reads the file into memory. `append` applies a change at once (the next
+ * request sees it), and the batch commits on the next turn of the event
+ * loop, so the changes that arrive together share one commit (group
+ * commit); a change that fails, or a batch whose commit fails, is taken back
+ * by the state's undo journal. Writers await `durable`, readers
+ * `barrier()`: nobody sees what could be lost.
  */
 export class ChangeLog {
+  /** The state every request reads; only this class writes it. */
+  readonly state: MemoryState;
+  /** The state file: caught up at open, then read for snapshots and written by `writer`. */
   private readonly store: Store;
   private readonly logStore: LogStore;
+  private writer: StateWriter;
   private readonly log: Logger;
   private readonly hooks: ChangeLogHooks;
   private readonly stateCommitMs: number;
@@ -110,18 +120,16 @@ export class ChangeLog {
   /** Highest seq known to be on disk in the log (committed, then synced). */
   private syncedSeq: number;
   private committedHash: string;
-  private lastStateCommit = Date.now();
-  private stateTimer: NodeJS.Timeout | undefined;
   /** The seq of the state file's last commit: the log must keep every row after it (a restart replays them). */
   private stateOnDisk = 0;
+  /** The state file's last commit found no room (cleared once it can be written again). */
+  private stateDiskFull = false;
   /** Set when close() begins: no change is accepted after it. */
   private closing = false;
   private closed = false;
   private fatal: unknown;
   /** A sync of the log failed: no batch is answered any more, whatever later syncs say. */
   private syncFailed = false;
-  /** State commits failed in a row for want of disk space; the next one is put off accordingly. */
-  private stateCommitFailures = 0;
   /** The last log COMMIT found no room (cleared by the next one that succeeds). */
   private logDiskFull = false;
   /** When a refused batch last logged "disk full", and how many were refused since without a line. */
@@ -138,15 +146,16 @@ export class ChangeLog {
     this.hooks = hooks;
     this.stateCommitMs = options.stateCommitMs ?? DEFAULT_STATE_COMMIT_MS;
     const position = this.catchUpState();
+    this.state = MemoryState.load(store);
     this.stateOnDisk = position.seq;
     this.seq = position.seq;
     this.logHash = position.hash;
-    this.epoch = Number(store.getMeta('epoch') ?? 1);
+    this.epoch = Number(this.state.getMeta('epoch') ?? 1);
     this.committedSeq = this.seq;
     this.committedHash = this.logHash;
     this.durableSeq = this.seq;
     this.syncedSeq = this.seq;
-    this.store.db.exec('BEGIN');
+    this.writer = this.startWriter();
   }
 
   /** The last seq whose batch is committed to the log file (what may be shipped). */
@@ -154,14 +163,14 @@ export class ChangeLog {
     return this.committedSeq;
   }
 
-  /** The seq the state file on disk holds: behind `committed` by at most one state-commit interval, unless it cannot be written. */
+  /** The seq the state file on disk holds: behind `committed` by about one state-commit interval, unless it cannot be written. */
   get stateFileSeq(): number {
     return this.stateOnDisk;
   }
 
   /** The last commit of the log or of the state file found no room on the disk. */
   get diskFull(): boolean {
-    return this.logDiskFull || this.stateCommitFailures > 0;
+    return this.logDiskFull || this.stateDiskFull;
   }
 
   /** Applies a change chosen by this tracker (the primary), with the request it answers if the client named one. */
@@ -185,13 +194,14 @@ export class ChangeLog {
     }
     const hash = nextLogHash(this.logHash, text);
     const batch = this.openBatch();
+    const mark = this.state.mark();
     let events: DomainEvent[];
     try {
-      events = applyChange(this.store, change);
+      events = applyChange(this.state, change);
       // Written last: if the row cannot be written, the change's state is undone with the rest.
       this.logStore.append(change.seq, change.epoch, text, hash);
     } catch (error) {
-      this.undoFailed(batch);
+      this.undoFailed(batch, mark);
       throw error;
     }
     this.seq = change.seq;
@@ -228,48 +238,55 @@ export class ChangeLog {
       this.rollback(batch, error);
       return;
     }
+    this.state.end();
     this.committedSeq = this.seq;
     this.committedHash = this.logHash;
     this.logDiskFull = false;
     if (batch.changes.length === 0) {
       // Every change of this batch failed and was undone: nothing to ship, sync or deliver.
       batch.resolve();
-      this.scheduleStateCommit();
       return;
     }
     this.committedTail = batch.done;
     void this.finish(batch, this.syncLog());
-    this.scheduleStateCommit();
   }
 
-  /** Waits until every appended change is durable, then writes the state file (graceful shutdown). */
+  /** Waits until every appended change is durable, then has the state file written up to it (graceful shutdown, tests). */
   async drain(): Promise<void> {
     this.flush();
     while (this.tail !== undefined && this.seq > this.durableSeq && this.fatal === undefined) {
       await this.tail.catch(() => undefined);
     }
-    this.commitState();
+    // A failed sync leaves the writer behind the log's unsynced tail, so what it writes is still safe; a fatal writer writes nothing.
+    if (this.fatal === undefined) await this.writer.drain();
   }
 
   /**
-   * Refuses new changes, drains, then ends the state transaction for good;
-   * the stores may be closed after this. Idempotent.
+   * Refuses new changes, drains, then stops the state writer; the stores
+   * may be closed after this. Idempotent.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closing = true;
     await this.drain();
     this.closed = true;
-    if (this.stateTimer !== undefined) clearTimeout(this.stateTimer);
-    if (this.store.db.inTransaction && this.fatal === undefined) {
-      try {
-        this.store.db.exec('COMMIT');
-      } catch (error) {
-        // drain() could not write it either (a full disk): the log holds every change, and the next start replays them.
-        this.log.warn({ err: error, stateSeq: this.stateOnDisk, logSeq: this.committedSeq }, 'the state file could not be written at close; the next start replays the log');
-        if (this.store.db.inTransaction) this.store.db.exec('ROLLBACK');
-      }
+    if (this.fatal === undefined && this.stateOnDisk < this.syncedSeq) {
+      // A full disk: the log holds every change, and the next start replays them.
+      this.log.warn({ stateSeq: this.stateOnDisk, logSeq: this.committedSeq }, 'the state file could not be written at close; the next start replays the log');
     }
+    await this.writer.close();
+  }
+
+  /**
+   * Stops at once, as a crash would: the open batch is neither committed
+   * nor settled, and the state writer is stopped without writing, so the
+   * state file stays where its last commit left it. Tests stage crashes
+   * with it; the stores may be closed after this.
+   */
+  async abandon(): Promise<void> {
+    this.closing = this.closed = true;
+    this.batch = undefined;
+    await this.writer.terminate();
   }
 
   /**
@@ -278,10 +295,16 @@ export class ChangeLog {
    * come back as a stranger to its primary.
    */
   adoptIdentity(historyId: string, epoch: number): void {
-    this.store.setMeta('history_id', historyId);
-    this.store.setMeta('epoch', epoch);
+    this.flush(); // outside any batch, so that no rollback takes them back
+    this.state.setMeta('history_id', historyId);
+    this.state.setMeta('epoch', epoch);
     this.epoch = epoch;
-    this.commitState();
+    this.store.db
+      .transaction(() => {
+        this.store.setMeta('history_id', historyId);
+        this.store.setMeta('epoch', epoch);
+      })
+      .immediate();
   }
 
   /** The position of the last committed batch: what a snapshot taken now is stamped with. */
@@ -305,28 +328,55 @@ export class ChangeLog {
   }
 
   /**
-   * A consistent image of the state at the committed position, for a replica
-   * whose log cannot be caught up by streaming. Commits the open batch first,
-   * so that the state transaction holds exactly the committed changes, and
-   * serializes through the state connection, which sees them.
+   * A consistent image of the state, for a replica whose log cannot be
+   * caught up by streaming: the state file as its last commit left it, read
+   * in one transaction with the position and epoch it records. The file lags
+   * the log by about `stateCommitMs`; the log keeps every row after it
+   * (`truncate` never passes it), and the replica streams those next.
    */
   snapshot(): { image: Buffer; position: LogPosition; epoch: number } {
     if (this.fatal !== undefined) throw new TrackerError('INTERNAL', 'the tracker cannot store changes; it must be restarted');
-    this.flush();
-    return { image: this.store.db.serialize(), position: this.committedPosition, epoch: this.epoch };
+    const db = this.store.db;
+    const meta = db.prepare('SELECT value FROM meta WHERE key = ?').pluck();
+    return db.transaction(() => {
+      const seq = Number((meta.get('seq') as string | undefined) ?? 0);
+      const hash = (meta.get('log_hash') as string | undefined) ?? GENESIS_HASH;
+      const epoch = Number((meta.get('epoch') as string | undefined) ?? 1);
+      return { image: db.serialize(), position: { seq, hash }, epoch };
+    })();
   }
 
   /**
    * Replaces the whole state with a snapshot file (already checked), stamped
    * with its position, history and epoch, and starts the log again there.
-   * The state is swapped in one SQLite transaction; the log is reset after
-   * it, under a new generation, so that a crash between the two leaves a
-   * state whose stale log is dropped at the next start (catchUpState).
+   * The state file is swapped in one SQLite transaction, with the writer
+   * stopped; the log is reset after it, under a new generation, so that a
+   * crash between the two leaves a state whose stale log is dropped at the
+   * next start (catchUpState). Then the memory state is read from the file.
    */
   async installSnapshot(path: string, position: LogPosition, historyId: string, epoch: number, generation: string): Promise<void> {
     await this.drain();
+    await this.writer.close();
+    try {
+      this.swapStateFile(path, position, historyId, epoch, generation);
+    } catch (error) {
+      // The swap is one transaction: the old file is whole, and memory still matches the log.
+      this.writer = this.startWriter();
+      if (this.syncedSeq === this.committedSeq) this.writer.advance(this.committedPosition);
+      throw error;
+    }
+    this.state.reload(this.store);
+    this.writer = this.startWriter();
+    this.logStore.resetTo(position, generation);
+    this.hooks.onRollback?.();
+    this.seq = this.committedSeq = this.durableSeq = this.syncedSeq = this.stateOnDisk = position.seq;
+    this.logHash = this.committedHash = position.hash;
+    this.epoch = epoch;
+    this.tail = this.committedTail = undefined;
+  }
+
+  private swapStateFile(path: string, position: LogPosition, historyId: string, epoch: number, generation: string): void {
     const db = this.store.db;
-    if (db.inTransaction) db.exec('COMMIT');
     db.prepare('ATTACH DATABASE ? AS snap').run(path);
     try {
       const version = db.pragma('snap.user_version', { simple: true }) as number;
@@ -348,16 +398,8 @@ export class ChangeLog {
       }).immediate();
     } finally {
       db.exec('DETACH DATABASE snap');
+      this.store.dropCaches();
     }
-    this.logStore.resetTo(position, generation);
-    this.store.dropCaches();
-    this.hooks.onRollback?.();
-    this.seq = this.committedSeq = this.durableSeq = this.syncedSeq = this.stateOnDisk = position.seq;
-    this.logHash = this.committedHash = position.hash;
-    this.epoch = epoch;
-    this.tail = this.committedTail = undefined;
-    this.lastStateCommit = Date.now();
-    db.exec('BEGIN');
   }
 
   /**
@@ -378,6 +420,7 @@ export class ChangeLog {
   private openBatch(): OpenBatch {
     if (this.batch) return this.batch;
     this.logStore.db.exec('BEGIN');
+    this.state.begin();
     let resolve!: () => void;
     let reject!: (error: Error) => void;
     const done = new Promise<void>((res, rej) => {
@@ -396,23 +439,15 @@ export class ChangeLog {
 
   /**
    * Undoes the state writes of a change that threw, keeping the rest of its
-   * batch. Neither changes nor batches carry a savepoint (SAVEPOINT/RELEASE
-   * per change was a tenth of a write's cost; per batch, with the page
-   * copies it makes SQLite keep, still ~5 µs a change): the state is rebuilt
-   * from the state file and the log instead (`rebuildState`), then the
-   * batch's applied changes are applied again, which gives the same state
-   * since `applyChange` reads only the store and the change. The log needs
-   * nothing: its row is written last, by one statement, which SQLite undoes
-   * whole when it fails. Failures are rare (handlers validate first), so
-   * their cost — replaying at most `stateCommitMs` worth of changes — does
-   * not matter.
+   * batch: the state's journal takes back what it wrote since `mark`. The
+   * log needs nothing: its row is written last, by one statement, which
+   * SQLite undoes whole when it fails.
    */
-  private undoFailed(batch: OpenBatch): void {
+  private undoFailed(batch: OpenBatch, mark: number): void {
     try {
-      this.rebuildState(batch.changes);
+      this.state.undoTo(mark);
     } catch (error) {
       // The state cannot be put back as the batch had it: give the whole batch up, as a failed commit does.
-      this.store.dropCaches();
       if (this.batch === batch) this.batch = undefined;
       this.rollback(batch, error);
     }
@@ -427,14 +462,18 @@ export class ChangeLog {
     const synced = this.logStore.sync();
     if (synced === undefined) {
       this.syncedSeq = this.committedSeq;
+      this.writer.advance(this.committedPosition);
       return undefined;
     }
-    const seq = this.committedSeq;
+    const position = this.committedPosition;
     return synced.then(
       () => {
         // A sync that succeeds after one failed proves nothing about the pages the failure lost.
         if (this.syncFailed) return false;
-        this.syncedSeq = Math.max(this.syncedSeq, seq);
+        if (position.seq > this.syncedSeq) {
+          this.syncedSeq = position.seq;
+          this.writer.advance(position);
+        }
         return true;
       },
       (error: unknown) => {
@@ -480,17 +519,15 @@ export class ChangeLog {
   private rollback(batch: OpenBatch, cause: unknown): void {
     try {
       if (this.logStore.db.inTransaction) this.logStore.db.exec('ROLLBACK');
-      this.rebuildState([]);
+      this.state.undoTo(0);
     } catch (error) {
       // The state cannot be brought back to the log's committed head: it must not serve any more.
-      this.store.dropCaches();
-      if (this.fatal === undefined) this.fail(error, 'the state could not be rebuilt from the log after a rollback');
+      if (this.fatal === undefined) this.fail(error, 'the state could not be taken back to the log after a rollback');
     }
-    // The state runs inside one transaction, whatever happened above.
-    if (!this.store.db.inTransaction) this.store.db.exec('BEGIN');
+    this.state.end();
     this.seq = this.committedSeq;
     this.logHash = this.committedHash;
-    this.epoch = Number(this.store.getMeta('epoch') ?? 1); // a rolled-back promotion
+    this.epoch = Number(this.state.getMeta('epoch') ?? 1); // a rolled-back promotion
     this.tail = this.committedTail;
     const full = isDiskFull(cause);
     this.logDiskFull = full;
@@ -510,117 +547,44 @@ export class ChangeLog {
   }
 
   /**
-   * Brings the state back to the log's committed head, then applies `then`:
-   * the open state transaction is rolled back to the state file, and the
-   * committed log rows after it are applied again, checking that the hash
-   * chain lands where the log says it stands. Throws when it cannot.
+   * A worker that keeps the state file caught up with the log. Its reports
+   * count only while it is the current one: an old writer's last messages
+   * may still arrive after a snapshot replaced it.
    */
-  private rebuildState(then: readonly Change[]): void {
-    const db = this.store.db;
-    this.store.dropCaches(); // they may hold writes being undone
-    if (db.inTransaction) db.exec('ROLLBACK');
-    db.exec('BEGIN');
-    const onDisk = { seq: Number(this.store.getMeta('seq') ?? 0), hash: this.store.getMeta('log_hash') ?? GENESIS_HASH };
-    this.replayLog(onDisk, this.committedPosition);
-    for (const change of then) applyChange(this.store, change);
-  }
-
-  /** Applies the log's rows after `from` up to `to` to the state file (state/replay.ts). */
-  private replayLog(from: LogPosition, to: LogPosition): void {
-    replayLog(this.store, (after, limit) => this.logStore.after(after, limit), this.logStore.path, from, to);
-  }
-
-  /** Commits the state file when it has lagged long enough; otherwise makes sure it will. */
-  private scheduleStateCommit(): void {
-    // After failures for want of space, back off: each attempt replays the log's tail into memory again.
-    const interval = Math.min(this.stateCommitMs * 2 ** this.stateCommitFailures, Math.max(this.stateCommitMs, MAX_STATE_RETRY_MS));
-    if (Date.now() - this.lastStateCommit >= interval) {
-      this.commitState();
-    } else if (this.stateTimer === undefined) {
-      this.stateTimer = setTimeout(() => {
-        this.stateTimer = undefined;
-        if (this.batch) return; // its flush will come back here
-        this.scheduleStateCommit();
-      }, interval - (Date.now() - this.lastStateCommit));
-      this.stateTimer.unref();
-    }
-  }
-
-  /**
-   * Writes the state file up to the last committed batch. Only between
-   * batches: the open state transaction then holds exactly the log's
-   * committed changes.
-   */
-  private commitState(): void {
-    if (this.batch || this.closed || this.fatal !== undefined || !this.store.db.inTransaction) return;
-    this.lastStateCommit = Date.now();
-    if (this.syncedSeq < this.committedSeq) {
-      // The state file must never lead the log on disk: a restart could not replay what the log lost.
-      try {
-        this.logStore.syncNow();
-      } catch (error) {
-        this.syncFailed = true;
-        this.fail(error, SYNC_FAILED);
-        return;
-      }
-      this.syncedSeq = this.committedSeq;
-    }
-    try {
-      this.store.setMeta('seq', this.committedSeq);
-      this.store.setMeta('log_hash', this.committedHash);
-      this.store.db.exec('COMMIT');
-      this.stateOnDisk = this.committedSeq;
-      if (this.stateCommitFailures > 0) {
-        this.log.info({ stateSeq: this.stateOnDisk, failedAttempts: this.stateCommitFailures }, 'the state file is written again');
-        this.stateCommitFailures = 0;
-      }
-    } catch (error) {
-      if (isDiskFull(error)) {
-        this.keepStateInMemory(error);
-        return;
-      }
-      // The log has every change; a state file that could not be written is rebuilt from it.
-      this.log.error({ err: error }, 'state commit failed; replaying the log into the state');
-      try {
-        if (this.store.db.inTransaction) this.store.db.exec('ROLLBACK');
-        this.store.dropCaches();
-        this.hooks.onRollback?.();
-        this.catchUpState();
-      } catch (fatal) {
-        this.fail(fatal);
-        return;
-      }
-    }
-    this.store.db.exec('BEGIN');
-  }
-
-  /**
-   * The state file could not be written for want of space. Nothing is lost:
-   * every change is in the log, and the state file stays at its last commit,
-   * which never leads the log. The open transaction is rebuilt from the log
-   * (its writes went with the failed COMMIT), the tracker goes on serving
-   * from it, and the commit is tried again later, less often while it fails.
-   */
-  private keepStateInMemory(error: unknown): void {
-    this.stateCommitFailures++;
-    if (this.stateCommitFailures === 1) {
-      this.log.error(
-        { err: error, stateSeq: this.stateOnDisk, logSeq: this.committedSeq },
-        'the disk is full: the state file cannot be written; serving from the log and memory, retrying',
-      );
-    }
-    try {
-      this.store.dropCaches();
-      if (this.store.db.inTransaction) this.store.db.exec('ROLLBACK');
-      this.hooks.onRollback?.();
-      this.rebuildState([]);
-    } catch (fatal) {
-      this.fail(fatal, 'the state could not be rebuilt from the log after a failed state commit');
-    }
+  private startWriter(): StateWriter {
+    const writer: StateWriter = new StateWriter(
+      { statePath: this.store.path, logPath: this.logStore.path, synchronous: 'NORMAL', commitMs: this.stateCommitMs, maxRetryMs: MAX_STATE_RETRY_MS },
+      {
+        onCommitted: (seq) => {
+          if (writer === this.writer) this.stateOnDisk = Math.max(this.stateOnDisk, seq);
+        },
+        onDiskFull: (error) => {
+          if (writer !== this.writer) return;
+          this.stateDiskFull = error !== undefined;
+          if (error !== undefined) {
+            this.log.error(
+              { err: error, stateSeq: this.stateOnDisk, logSeq: this.committedSeq },
+              'the disk is full: the state file cannot be written; serving from the log and memory, retrying',
+            );
+          } else {
+            this.log.info({ stateSeq: this.stateOnDisk }, 'the state file is written again');
+          }
+        },
+        onBusy: (error) => {
+          if (writer !== this.writer) return;
+          this.stateDiskFull = false; // it got as far as the lock: there is room again
+          this.log.warn({ err: error, stateSeq: this.stateOnDisk }, 'the state file is locked by another connection; retrying');
+        },
+        onFatal: (error) => {
+          if (writer === this.writer && this.fatal === undefined) this.fail(error);
+        },
+      },
+    );
+    return writer;
   }
 
   /** Fail-stop: the state cannot follow the log any more. */
-  private fail(error: unknown, why = 'the state file can be neither written nor rebuilt from the log'): void {
+  private fail(error: unknown, why = 'the state file can be neither written nor caught up with the log'): void {
     this.fatal = error;
     this.log.fatal({ err: error }, `${why}; refusing all changes`);
     try {
@@ -665,7 +629,7 @@ export class ChangeLog {
       return head;
     }
     this.store.db.transaction(() => {
-      this.replayLog(state, head);
+      replayLog(this.store, (after, limit) => this.logStore.after(after, limit), this.logStore.path, state, head);
       this.store.setMeta('seq', head.seq);
       this.store.setMeta('log_hash', head.hash);
     })();

@@ -63,33 +63,49 @@ export class MemoryState implements StateStore {
   /** Reads every row of a state file. */
   static load(store: Store): MemoryState {
     const state = new MemoryState();
+    state.fill(store);
+    return state;
+  }
+
+  /**
+   * Forgets every row and reads a state file again (a snapshot was
+   * installed). The object stays the same one: the handlers hold it.
+   */
+  reload(store: Store): void {
+    if (this.journal !== undefined) throw new Error('MemoryState.reload inside begin()/end()');
+    for (const table of [this.meta, this.users, this.sessions, this.sessionsByUser, this.groups, this.members, this.requests, this.files]) table.clear();
+    for (const table of [this.sharesByFile, this.sharesBySession, this.sharesByUser, this.sharesByGroup, this.clientRequests]) table.clear();
+    this.sortedGroupNames = undefined;
+    this.fill(store);
+  }
+
+  private fill(store: Store): void {
     const rows = <T>(sql: string): Iterable<T> => store.db.prepare(sql).iterate() as Iterable<T>;
-    for (const r of rows<{ key: string; value: string }>('SELECT key, value FROM meta')) state.meta.set(r.key, r.value);
+    for (const r of rows<{ key: string; value: string }>('SELECT key, value FROM meta')) this.meta.set(r.key, r.value);
     for (const r of rows<UserEntry>('SELECT name, salt, hash, params, created_at FROM users')) {
-      state.insertUser(r.name, r.salt, r.hash, r.params, r.created_at);
+      this.insertUser(r.name, r.salt, r.hash, r.params, r.created_at);
     }
     for (const r of rows<SessionEntry>('SELECT id, user, created_at, expires_at FROM sessions')) {
-      state.insertSession(r.id, r.user, r.created_at, r.expires_at);
+      this.insertSession(r.id, r.user, r.created_at, r.expires_at);
     }
     for (const r of rows<{ name: string; owner: string; created_at: number }>('SELECT name, owner, created_at FROM groups')) {
-      state.insertGroup(r.name, r.owner, r.created_at);
+      this.insertGroup(r.name, r.owner, r.created_at);
     }
     for (const r of rows<{ grp: string; user: string; joined_seq: number; joined_at: number }>('SELECT grp, user, joined_seq, joined_at FROM members')) {
-      state.insertMember(r.grp, r.user, r.joined_seq, r.joined_at);
+      this.insertMember(r.grp, r.user, r.joined_seq, r.joined_at);
     }
     for (const r of rows<{ grp: string; user: string; seq: number; requested_at: number }>(
       'SELECT grp, user, seq, requested_at FROM requests ORDER BY seq',
     )) {
-      state.insertRequest(r.grp, r.user, r.seq, r.requested_at);
+      this.insertRequest(r.grp, r.user, r.seq, r.requested_at);
     }
     for (const r of rows<FileRow & { grp: string }>('SELECT grp, name, size, sha256, piece_size, hashes FROM files')) {
-      state.insertFile(r.grp, { name: r.name, size: r.size, sha256: r.sha256, piece_size: r.piece_size, hashes: r.hashes });
+      this.insertFile(r.grp, { name: r.name, size: r.size, sha256: r.sha256, piece_size: r.piece_size, hashes: r.hashes });
     }
     for (const r of rows<ShareEntry>('SELECT session, grp, name, user, peer, seq FROM shares ORDER BY seq')) {
-      state.upsertShare(r.session, r.grp, r.name, r.user, r.peer, r.seq);
+      this.upsertShare(r.session, r.grp, r.name, r.user, r.peer, r.seq);
     }
-    for (const r of rows<RequestRecord>('SELECT client, n, digest, answer, session, at FROM client_requests')) state.putClientRequest(r);
-    return state;
+    for (const r of rows<RequestRecord>('SELECT client, n, digest, answer, session, at FROM client_requests')) this.putClientRequest(r);
   }
 
   getMeta(key: string): string | undefined {
@@ -204,6 +220,17 @@ export class MemoryState implements StateStore {
   }
   counts(): { users: number; sessions: number; groups: number } {
     return { users: this.users.size, sessions: this.sessions.size, groups: this.groups.size };
+  }
+  /** For metrics: the sessions live at `now`, and the shares held by them. */
+  liveCounts(now: number): { users: number; groups: number; liveSessions: number; shares: number } {
+    let liveSessions = 0;
+    let shares = 0;
+    for (const s of this.sessions.values()) {
+      if (s.expires_at <= now) continue;
+      liveSessions++;
+      shares += this.sharesBySession.get(s.id)?.size ?? 0;
+    }
+    return { users: this.users.size, groups: this.groups.size, liveSessions, shares };
   }
 
   // --- undo ---------------------------------------------------------------

@@ -30,8 +30,10 @@ const readRows = (seq: number, limit: number): LogEntry[] => after.all(seq, limi
 
 let target: LogPosition | undefined;
 let timer: NodeJS.Timeout | undefined;
-/** Commits that failed in a row for want of disk space: the next is put off accordingly. */
+/** Commits that failed in a row (no disk space, or the file locked): the next is put off accordingly. */
 let failures = 0;
+/** Which fault of the moment was last reported, so that each is reported once, and its end too. */
+let reported: 'full' | 'busy' | undefined;
 let stopped = false;
 
 /** Replays the rows up to `target` and commits them with the position; returns where the file stands. */
@@ -55,15 +57,20 @@ function catchUp(): number {
 function attempt(): boolean {
   try {
     const seq = catchUp();
-    if (failures > 0) post({ type: 'writable', seq, failedAttempts: failures });
+    if (reported !== undefined) post({ type: 'writable', seq, failedAttempts: failures });
     failures = 0;
+    reported = undefined;
     post({ type: 'committed', seq });
     return true;
   } catch (error) {
     store.dropCaches();
-    if ((error as { code?: unknown }).code === 'SQLITE_FULL') {
+    const code = (error as { code?: unknown }).code;
+    // No room, or another connection holding the file's write lock past the busy timeout: faults of the moment.
+    const fault = code === 'SQLITE_FULL' ? 'full' : code === 'SQLITE_BUSY' ? 'busy' : undefined;
+    if (fault !== undefined) {
       failures++;
-      if (failures === 1) post({ type: 'full', message: (error as Error).message });
+      if (reported !== fault) post({ type: fault, message: (error as Error).message });
+      reported = fault;
       return false;
     }
     stopped = true;

@@ -9,6 +9,7 @@ export type ToWriter = { type: 'advance'; seq: number; hash: string } | { type: 
 export type FromWriter =
   | { type: 'committed'; seq: number }
   | { type: 'full'; message: string }
+  | { type: 'busy'; message: string }
   | { type: 'writable'; seq: number; failedAttempts: number }
   | { type: 'fatal'; message: string; name: string }
   | { type: 'drained'; id: number; ok: boolean };
@@ -28,6 +29,8 @@ export interface StateWriterEvents {
   onCommitted?: (seq: number) => void;
   /** The file could not be written for want of space (`error`), or can be again (undefined). */
   onDiskFull?: (error: Error | undefined) => void;
+  /** Another connection held the file's write lock past the busy timeout; the writer retries. */
+  onBusy?: (error: Error) => void;
   /** The file can be neither written nor caught up with the log: nothing more will be written. */
   onFatal?: (error: Error) => void;
 }
@@ -46,6 +49,8 @@ export class StateWriter {
 
   constructor(options: StateWriterOptions, events: StateWriterEvents = {}) {
     this.worker = new Worker(new URL('./state-writer-worker.js', import.meta.url), { workerData: options, execArgv: [] });
+    // It keeps the process alive only while someone waits on it (drain, close): a tracker that forgot to close must still exit.
+    this.worker.unref();
     this.worker.on('message', (message: FromWriter) => {
       switch (message.type) {
         case 'committed':
@@ -53,6 +58,9 @@ export class StateWriter {
           return;
         case 'full':
           events.onDiskFull?.(Object.assign(new Error(message.message), { code: 'SQLITE_FULL' }));
+          return;
+        case 'busy':
+          events.onBusy?.(Object.assign(new Error(message.message), { code: 'SQLITE_BUSY' }));
           return;
         case 'writable':
           events.onDiskFull?.(undefined);
@@ -64,6 +72,7 @@ export class StateWriter {
         case 'drained':
           this.drains.get(message.id)?.(message.ok);
           this.drains.delete(message.id);
+          if (this.drains.size === 0 && !this.closed) this.worker.unref();
           return;
       }
     });
@@ -84,6 +93,7 @@ export class StateWriter {
   drain(): Promise<boolean> {
     if (this.closed || this.fatal !== undefined) return Promise.resolve(false);
     const id = this.nextId++;
+    this.worker.ref();
     return new Promise((resolve) => {
       this.drains.set(id, resolve);
       this.worker.postMessage({ type: 'drain', id } satisfies ToWriter);
@@ -94,11 +104,18 @@ export class StateWriter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.worker.ref();
     const exited = once(this.worker, 'exit').catch(() => undefined);
     this.worker.postMessage({ type: 'close' } satisfies ToWriter);
     const timer = setTimeout(() => void this.worker.terminate(), 2000);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** Stops the worker at once, writing nothing more, as a crash of the process would. */
+  async terminate(): Promise<void> {
+    this.closed = true;
+    await this.worker.terminate();
   }
 
   private settleDrains(): void {

@@ -6,7 +6,6 @@ import type { Connection } from '../net/connection.js';
 import type { Reply } from '../services.js';
 import type { ChangeLog, CommittedBatch } from '../state/change-log.js';
 import type { LogStore } from '../store/log-store.js';
-import type { Store } from '../store/store.js';
 import { NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
 
 /** Changes per SYNC:CHANGES frame, and bytes: well inside the default 1 MiB frame. */
@@ -31,7 +30,6 @@ export interface SyncServerDeps {
   /** semi-sync: writers are answered once the replica acknowledged, or after `syncTimeoutMs`. */
   syncMode: 'semi-sync' | 'async';
   syncTimeoutMs: number;
-  store: Store;
   logStore: LogStore;
   log: ChangeLog;
   logger: Logger;
@@ -224,8 +222,8 @@ export class SyncServer {
       connection.closeAfterAnswer();
       return { payload: err('FORBIDDEN', 'authentication failed'), session: 0n };
     }
-    const { store, logStore, log } = this.deps;
-    const ours = store.getMeta('history_id') ?? '';
+    const { logStore, log } = this.deps;
+    const ours = log.state.getMeta('history_id') ?? '';
     const theirEpoch = Number(epochText);
     if (Number.isSafeInteger(theirEpoch) && theirEpoch > log.epoch) {
       this.log.error({ remote: connection.remote, ours: log.epoch, theirs: theirEpoch }, 'a tracker with a higher epoch dialled in: this primary is stale');

@@ -9,7 +9,6 @@ import { FrameDecoder, TrackerError, encodeFrame, formatHostPort } from '@tracke
 import type { Reply } from '../services.js';
 import type { ChangeLog } from '../state/change-log.js';
 import { decodeChange } from '../state/changes.js';
-import type { Store } from '../store/store.js';
 import { checkSnapshotFile } from '../store/store.js';
 import { NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
 import { HEARTBEAT_MS } from './primary-link.js';
@@ -28,7 +27,8 @@ export type LinkState =
 export interface ReplicaLinkDeps {
   primary: HostPort;
   secret: string;
-  store: Store;
+  /** Where a snapshot from the primary is received before it is installed (beside the state file). */
+  snapshotPath: string;
   log: ChangeLog;
   logger: Logger;
   /** A snapshot install begins, succeeds or fails: the state is not one to serve from meanwhile (readiness, metrics). */
@@ -227,8 +227,8 @@ export class ReplicaLink {
     if (!checkProof(this.deps.secret, 'primary', ours, theirs, m[2] as string)) {
       return this.fault('the primary failed authentication (wrong secret?)', true);
     }
-    const { store, log } = this.deps;
-    this.send(`SYNC:AUTH ${proof(this.deps.secret, 'replica', theirs, ours)} ${store.getMeta('history_id') ?? '-'} ${log.epoch} ${log.seq} ${log.logHash}`);
+    const { log } = this.deps;
+    this.send(`SYNC:AUTH ${proof(this.deps.secret, 'replica', theirs, ours)} ${log.state.getMeta('history_id') ?? '-'} ${log.epoch} ${log.seq} ${log.logHash}`);
     return true;
   }
 
@@ -249,7 +249,7 @@ export class ReplicaLink {
   }
 
   private beginSnapshot(m: RegExpExecArray): boolean {
-    const path = `${this.deps.store.path}.snapshot`;
+    const path = this.deps.snapshotPath;
     rmSync(path, { force: true });
     const snapshot: IncomingSnapshot = {
       path,
@@ -337,9 +337,9 @@ export class ReplicaLink {
   private beginStream(text: string): boolean {
     const m = /^OK SYNC:STREAM (\S+) (\d+) (\d+)$/.exec(text);
     if (!m) return this.fault(`primary refused the link: ${text.slice(0, 200)}`, true);
-    const { store, log } = this.deps;
+    const { log } = this.deps;
     const history = m[1] as string;
-    if (store.getMeta('history_id') !== history) {
+    if (log.state.getMeta('history_id') !== history) {
       // An empty replica takes the primary's history (the primary checked that we are empty).
       log.adoptIdentity(history, Number(m[2]));
     }
