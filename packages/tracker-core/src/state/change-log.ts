@@ -552,6 +552,8 @@ export class ChangeLog {
    * may still arrive after a snapshot replaced it.
    */
   private startWriter(): StateWriter {
+    // A new writer reports a full disk afresh: the old one's report would otherwise never be taken back.
+    this.stateDiskFull = false;
     const writer: StateWriter = new StateWriter(
       { statePath: this.store.path, logPath: this.logStore.path, synchronous: 'NORMAL', commitMs: this.stateCommitMs, maxRetryMs: MAX_STATE_RETRY_MS },
       {
