@@ -31,7 +31,8 @@ export interface TrackerDeps {
   entropy?: Entropy;
   /**
    * Called once if the tracker can no longer store changes (its state file
-   * can be neither written nor rebuilt from the log). The tracker has
+   * can be neither written nor caught up with the log, or the log's sync
+   * failed). The tracker has
    * already stopped taking connections; the owner of the process should end
    * it, so that clients move to the other tracker.
    */
@@ -95,7 +96,7 @@ export class Tracker {
     this.logger = logger;
     this.observer = deps.observer;
     // The log is the durable record (synchronous as configured); the state
-    // file is rebuilt from it after a crash, so it does without fsync per commit.
+    // file is caught up from it after a crash, so it does without fsync per commit.
     this.store = Store.open(options.dbPath, 'NORMAL');
     try {
       this.logStore = LogStore.open(logPathFor(options.dbPath), options.dbSynchronous);

@@ -398,7 +398,6 @@ export class ChangeLog {
       }).immediate();
     } finally {
       db.exec('DETACH DATABASE snap');
-      this.store.dropCaches();
     }
   }
 
@@ -635,7 +634,6 @@ export class ChangeLog {
       this.store.setMeta('seq', head.seq);
       this.store.setMeta('log_hash', head.hash);
     })();
-    this.store.dropCaches();
     this.log.info({ from: state.seq, to: head.seq }, 'state caught up with the log');
     return head;
   }

@@ -122,8 +122,6 @@ export class MemoryState implements StateStore {
     const s = this.sessions.get(id);
     return s && { id: s.id, user: s.user, expires_at: s.expires_at };
   }
-  /** Nothing is cached apart from the rows themselves. */
-  dropCaches(): void {}
   liveSessionCount(user: string, now: number): number {
     let n = 0;
     for (const id of this.sessionsByUser.get(user) ?? []) if (this.isLive(id, now)) n++;

@@ -76,11 +76,6 @@ export class LogStore {
     return this.wal?.sync();
   }
 
-  /** `sync()` on this thread: for the rare commit that must be durable before the next step. */
-  syncNow(): void {
-    this.wal?.syncNow();
-  }
-
   /** After the last row; undefined for a log that was never written. */
   head(): LogPosition | undefined {
     return this.position('seq', 'log_hash');
@@ -113,7 +108,7 @@ export class LogStore {
       this.setMeta('base_hash', position.hash);
       this.setHead(position);
     })();
-    this.syncNow();
+    this.wal?.syncNow(); // durable before the state goes on from there
   }
 
   /**

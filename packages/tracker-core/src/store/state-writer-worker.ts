@@ -66,7 +66,6 @@ function attempt(): boolean {
     post({ type: 'committed', seq });
     return true;
   } catch (error) {
-    store.dropCaches();
     const code = (error as { code?: unknown }).code;
     // No room, or another connection holding the file's write lock past the busy timeout: faults of the moment.
     const fault = code === 'SQLITE_FULL' ? 'full' : code === 'SQLITE_BUSY' ? 'busy' : undefined;

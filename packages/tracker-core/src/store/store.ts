@@ -50,7 +50,6 @@ export type StateStore = Pick<
   | 'setMeta'
   | 'user'
   | 'session'
-  | 'dropCaches'
   | 'liveSessionCount'
   | 'liveSessionsOf'
   | 'expiredSessions'
@@ -107,13 +106,6 @@ export class Store {
   readonly db: Db;
   readonly path: string;
   private readonly s: ReturnType<typeof prepare>;
-  /**
-   * Sessions already read, kept in step by every session write below. Every
-   * authenticated request looks its session up; from SQLite that is a read
-   * transaction with file locking each time, a fifth of a read's cost.
-   * Unknown ids are not cached, so made-up sessions cannot grow it.
-   */
-  private readonly sessions = new Map<string, SessionRow>();
 
   private constructor(db: Db, path: string) {
     this.db = db;
@@ -123,8 +115,8 @@ export class Store {
 
   static open(path: string, synchronous: SqliteSynchronous = 'FULL'): Store {
     const db = openDatabase(path, synchronous, MIGRATIONS);
-    // The state runs inside one long transaction: the statement journals
-    // SQLite keeps inside it stay in memory rather than in temporary files.
+    // The state writer replays up to 100 ms of changes in one transaction:
+    // the statement journals SQLite keeps inside it stay in memory rather than in temporary files.
     db.pragma('temp_store = MEMORY');
     return new Store(db, path);
   }
@@ -146,17 +138,7 @@ export class Store {
     return this.s.user.get(name) as UserRow | undefined;
   }
   session(id: string): SessionRow | undefined {
-    let row = this.sessions.get(id);
-    if (row === undefined) {
-      row = this.s.session.get(id) as SessionRow | undefined;
-      if (row !== undefined) this.sessions.set(id, row);
-    }
-    return row;
-  }
-
-  /** Forgets cached rows; called when a transaction is rolled back. */
-  dropCaches(): void {
-    this.sessions.clear();
+    return this.s.session.get(id) as SessionRow | undefined;
   }
   liveSessionCount(user: string, now: number): number {
     return (this.s.liveSessionCount.get(user, now) as { n: number }).n;
@@ -237,16 +219,12 @@ export class Store {
   }
   insertSession(id: string, user: string, at: number, expires: number): void {
     this.s.insertSession.run(id, user, at, expires);
-    this.sessions.set(id, { id, user, expires_at: expires });
   }
   deleteSession(id: string): boolean {
-    this.sessions.delete(id);
     return this.s.deleteSession.run(id).changes > 0;
   }
   touchSession(id: string, expires: number): void {
     this.s.touchSession.run(expires, id);
-    const row = this.sessions.get(id);
-    if (row !== undefined) this.sessions.set(id, { ...row, expires_at: expires });
   }
   insertGroup(name: string, owner: string, at: number): void {
     this.s.insertGroup.run(name, owner, at);
