@@ -12,7 +12,7 @@ export type { StateWriterOptions, StateWriterEvents } from './store/state-writer
 export { WalSync } from './store/wal-sync.js';
 export type { LogPosition, LogEntry } from './store/log-store.js';
 export { SchemaError, SCHEMA_VERSION, LOG_SCHEMA_VERSION, MIGRATIONS } from './store/schema.js';
-export { ChangeLog, GENESIS_HASH, nextLogHash, LogMismatchError, DEFAULT_STATE_COMMIT_MS, MAX_BATCH_CHANGES } from './state/change-log.js';
+export { ChangeLog, GENESIS_HASH, nextLogHash, LogMismatchError, DEFAULT_STATE_COMMIT_MS, MAX_BATCH_CHANGES, STATE_SYNCHRONOUS } from './state/change-log.js';
 export type { Appended, CommittedBatch, ChangeLogHooks, ChangeLogOptions } from './state/change-log.js';
 export { applyChange } from './state/apply.js';
 export type { DomainEvent } from './state/apply.js';

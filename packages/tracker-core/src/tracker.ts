@@ -19,7 +19,7 @@ import type { Role, TrackerOptions } from './options.js';
 import type { Outcome, Reply, Services } from './services.js';
 import { AnswerCache, InFlightRequests, OrderedReply } from './services.js';
 import type { Change } from './state/changes.js';
-import { ChangeLog } from './state/change-log.js';
+import { ChangeLog, STATE_SYNCHRONOUS } from './state/change-log.js';
 import type { ChangeLogHooks } from './state/change-log.js';
 import type { MemoryState } from './state/memory-state.js';
 import { Checkpointer } from './store/checkpointer.js';
@@ -96,8 +96,8 @@ export class Tracker {
     this.logger = logger;
     this.observer = deps.observer;
     // The log is the durable record (synchronous as configured); the state
-    // file is caught up from it after a crash, so it does without fsync per commit.
-    this.store = Store.open(options.dbPath, 'NORMAL');
+    // file is a checkpoint of it, synced at each of its rare commits (STATE_SYNCHRONOUS).
+    this.store = Store.open(options.dbPath, STATE_SYNCHRONOUS);
     try {
       this.logStore = LogStore.open(logPathFor(options.dbPath), options.dbSynchronous);
     } catch (error) {

@@ -17,7 +17,7 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { GENESIS_HASH, LogMismatchError, StoreOpenError, Tracker, decodeChange, encodeChange, logPathFor, nextLogHash, parseOptions } from '@tracker-cluster/tracker-core';
+import { GENESIS_HASH, LogMismatchError, STATE_SYNCHRONOUS, StoreOpenError, Tracker, decodeChange, encodeChange, logPathFor, nextLogHash, parseOptions } from '@tracker-cluster/tracker-core';
 import type { ChangeBody, Store } from '@tracker-cluster/tracker-core';
 import type { Test } from './fixtures/env.js';
 import { silent, tempDb, waitFor } from './fixtures/env.js';
@@ -338,6 +338,13 @@ t.test('the state file on disk never leads the log: the log has a batch when dur
   t.same(userNames(state), ['u1', 'u2', 'u3']);
   t.equal(stateHash(state), log.logHash);
   t.equal(diskSeq(logDb), 3);
+});
+
+t.test('the state file is synced at every commit, whatever its connection was opened with: retention trusts it', async (t) => {
+  // The fixture opens the state file with synchronous=NORMAL, as a careless caller might.
+  const opened = await openLog(t);
+  t.equal(STATE_SYNCHRONOUS, 'FULL', 'the state writer opens the file with FULL');
+  t.equal(opened.store.db.pragma('synchronous', { simple: true }), 2, 'and the change log sets its own connection to FULL (2)');
 });
 
 t.test('an idle state file is committed by itself within stateCommitMs', async (t) => {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { TrackerError } from '@tracker-cluster/protocol';
+import type { SqliteSynchronous } from '../options.js';
 import type { LogPosition, LogStore } from '../store/log-store.js';
 import { StateWriter } from '../store/state-writer.js';
 import type { Store } from '../store/store.js';
@@ -47,6 +48,14 @@ export interface ChangeLogOptions {
 }
 
 export const DEFAULT_STATE_COMMIT_MS = 100;
+
+/**
+ * The state file's commits are synced (in the worker, about every
+ * `stateCommitMs`): retention drops the log rows the file holds, so after a
+ * power loss the file must still hold them. The log alone would otherwise
+ * be the only copy of those changes, and it has dropped them.
+ */
+export const STATE_SYNCHRONOUS: SqliteSynchronous = 'FULL';
 
 export interface Appended {
   change: Change;
@@ -120,7 +129,7 @@ export class ChangeLog {
   /** Highest seq known to be on disk in the log (committed, then synced). */
   private syncedSeq: number;
   private committedHash: string;
-  /** The seq of the state file's last commit: the log must keep every row after it (a restart replays them). */
+  /** The seq of the state file's last commit, synced: the log must keep every row after it (a restart replays them). */
   private stateOnDisk = 0;
   /** The state file's last commit found no room (cleared once it can be written again). */
   private stateDiskFull = false;
@@ -145,6 +154,8 @@ export class ChangeLog {
     this.log = logger;
     this.hooks = hooks;
     this.stateCommitMs = options.stateCommitMs ?? DEFAULT_STATE_COMMIT_MS;
+    // Whatever the caller opened it with: this connection's rare commits (catching up at start, identity, snapshot installs) are trusted by retention too.
+    store.db.pragma(`synchronous = ${STATE_SYNCHRONOUS}`);
     const position = this.catchUpState();
     this.state = MemoryState.load(store);
     this.stateOnDisk = position.seq;
@@ -554,7 +565,7 @@ export class ChangeLog {
     // A new writer reports a full disk afresh: the old one's report would otherwise never be taken back.
     this.stateDiskFull = false;
     const writer: StateWriter = new StateWriter(
-      { statePath: this.store.path, logPath: this.logStore.path, synchronous: 'NORMAL', commitMs: this.stateCommitMs, maxRetryMs: MAX_STATE_RETRY_MS },
+      { statePath: this.store.path, logPath: this.logStore.path, synchronous: STATE_SYNCHRONOUS, commitMs: this.stateCommitMs, maxRetryMs: MAX_STATE_RETRY_MS },
       {
         onCommitted: (seq) => {
           if (writer === this.writer) this.stateOnDisk = Math.max(this.stateOnDisk, seq);
