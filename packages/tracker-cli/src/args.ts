@@ -125,7 +125,7 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
       group: STORAGE,
       describe: 'SQLite synchronous pragma: FULL, NORMAL or EXTRA',
       default: 'FULL',
-      doc: 'durability of the change log: `FULL` (an answered write survives power loss: the tracker fsyncs the log after each batch, off the event loop, before answering), `EXTRA` (the same), `NORMAL` (SQLite syncs the log only at checkpoints); the state file always uses `NORMAL`, as it is rebuilt from the log',
+      doc: 'durability of the change log: `FULL` (an answered write survives power loss: the tracker fsyncs the log after each batch, off the event loop, before answering), `EXTRA` (the same), `NORMAL` (SQLite syncs the log only at checkpoints); the state file always uses `FULL` (its commits are few, ~10 a second at most, off the event loop; retention drops the log rows it holds, so it must keep them through a power loss)',
     },
     secret: {
       group: STORAGE,
