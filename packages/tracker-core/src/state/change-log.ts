@@ -51,9 +51,9 @@ export const DEFAULT_STATE_COMMIT_MS = 100;
 
 /**
  * The state file's commits are synced (in the worker, about every
- * `stateCommitMs`): retention drops the log rows the file holds, so after a
- * power loss the file must still hold them. The log alone would otherwise
- * be the only copy of those changes, and it has dropped them.
+ * `stateCommitMs`): retention drops the log rows the file holds. Unsynced,
+ * a power loss could take the file back past rows the log had already
+ * dropped, and those changes would be in neither file.
  */
 export const STATE_SYNCHRONOUS: SqliteSynchronous = 'FULL';
 
