@@ -19,7 +19,7 @@
  * on a roomy one, to reach each failure on its own.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -163,6 +163,39 @@ t.test('the state file on a full disk: served from memory, retried by the state 
   t.same(users, ['alice', 'bob', ...Array.from({ length: 200 }, (_, i) => `u${i}`)].sort(), 'with every change answered meanwhile');
   t.ok(lines.some((l) => l.includes('the state file is written again')), 'the operator is told it is written again');
   t.equal(lines.filter(fullLine).length, 1, 'one "disk full" line for the episode, however many attempts failed');
+});
+
+t.test('a state writer restarted while the disk is full reports afresh: the old one\'s "full" does not outlive it', { skip: SKIP }, async (t) => {
+  const disk = smallDisk(t, 1024);
+  const roomy = mkdtempSync(path.join(os.tmpdir(), 'tracker-roomy-'));
+  t.teardown(() => rmSync(roomy, { recursive: true, force: true }));
+  const stateFile = path.join(disk, 'tracker.db');
+  // The writer commits only on drain(): no retry of its own can report or clear anything behind the test's back.
+  const { log } = openLog(t, stateFile, logPathFor(path.join(roomy, 'tracker.db')), 60_000);
+  await log.append(userCreated('alice')).durable;
+  await log.drain();
+  const snapshot = log.snapshot();
+  const snapshotFile = path.join(roomy, 'snapshot.db');
+  writeFileSync(snapshotFile, snapshot.image);
+
+  const free = fill(disk);
+  await log.append(userCreated('bob')).durable;
+  await log.drain();
+  t.ok(log.diskFull, 'the writer finds the disk full');
+  // Installing a snapshot stops the writer and starts another; on a full disk the swap itself fails.
+  await t.rejects(
+    log.installSnapshot(snapshotFile, snapshot.position, 'another-history', snapshot.epoch, 'generation-2'),
+    { code: 'SQLITE_FULL' },
+    'the state file cannot be swapped on a full disk',
+  );
+  t.notOk(log.diskFull, 'the new writer has reported nothing yet: the old one\'s report went with it');
+  t.ok(log.state.user('bob'), 'memory still holds every change');
+
+  free();
+  await log.drain();
+  t.equal(log.stateFileSeq, log.seq, 'the new writer catches the file up at its first attempt');
+  t.equal(seqOnDisk(stateFile), 2);
+  t.notOk(log.diskFull, 'and nothing says the disk is full: it was never full for this writer');
 });
 
 t.test('the log on a full disk: the batch is refused with a clear error and undone, and writes resume once there is room', { skip: SKIP }, async (t) => {
