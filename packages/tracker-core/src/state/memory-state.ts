@@ -284,9 +284,7 @@ export class MemoryState implements StateStore {
   touchSession(id: string, expires: number): void {
     const s = this.sessions.get(id);
     if (s === undefined) return;
-    const before = s.expires_at;
-    s.expires_at = expires;
-    this.journal?.push(() => (s.expires_at = before));
+    this.assign(s, 'expires_at', expires);
   }
   insertGroup(name: string, owner: string, at: number): void {
     if (this.groups.has(name)) throw new StateConstraintError('groups', name);
@@ -301,9 +299,7 @@ export class MemoryState implements StateStore {
   setOwner(group: string, owner: string): void {
     const g = this.groups.get(group);
     if (g === undefined) return;
-    const before = g.owner;
-    g.owner = owner;
-    this.journal?.push(() => (g.owner = before));
+    this.assign(g, 'owner', owner);
   }
   /** The group, its requests, shares and files; its members are left, as `Store.deleteGroup` leaves them. */
   deleteGroup(group: string): void {
@@ -334,9 +330,7 @@ export class MemoryState implements StateStore {
   upsertShare(session: string, group: string, name: string, user: string, peer: string, seq: number): void {
     const existing = this.sharesBySession.get(session)?.get(shareKey(group, name));
     if (existing !== undefined) {
-      const before = existing.peer;
-      existing.peer = peer;
-      this.journal?.push(() => (existing.peer = before));
+      this.assign(existing, 'peer', peer);
       return;
     }
     const share: ShareEntry = { session, grp: group, name, user, peer, seq };
@@ -410,6 +404,12 @@ export class MemoryState implements StateStore {
     removeFrom(this.sharesByGroup, share.grp, share);
   }
 
+  /** Sets one field of an entry, recording its undo. */
+  private assign<T, K extends keyof T>(target: T, key: K, value: T[K]): void {
+    const before = target[key];
+    target[key] = value;
+    this.journal?.push(() => (target[key] = before));
+  }
   /** Sets a row of a per-group table, recording its undo. */
   private putIn<V>(table: Map<string, Map<string, V>>, group: string, key: string, value: V): void {
     entry(table, group, newMap).set(key, value);
