@@ -13,7 +13,8 @@ t.test('activity on the replica alone keeps a session alive on both trackers, pa
   const { primary, replica } = await startCluster(t, { primary: { args: ttl }, replica: { args: ttl } });
   const p = await connect(primary.port);
   const r = await connect(replica.port);
-  t.teardown(() => Promise.all([p.close(), r.close()]));
+  const r2 = await connect(replica.port);
+  t.teardown(() => Promise.all([p.close(), r.close(), r2.close()]));
   const alice = await signUp(p, 'alice');
   await waitForConvergence(primary, replica, { acked: true });
 
@@ -33,14 +34,16 @@ t.test('events reach a client that only talks to the replica', async (t) => {
   const { primary, replica } = await startCluster(t);
   const p = await connect(primary.port);
   const r = await connect(replica.port);
-  t.teardown(() => Promise.all([p.close(), r.close()]));
+  const r2 = await connect(replica.port);
+  t.teardown(() => Promise.all([p.close(), r.close(), r2.close()]));
   const owner = await signUp(p, 'owner');
   const joiner = await signUp(p, 'joiner');
   t.equal((await p.request('create_group club', owner)).payload, 'OK group created');
   await waitForConvergence(primary, replica, { acked: true });
   t.equal((await r.request('whoami', owner)).payload, 'OK owner sessions=1', 'the owner presents the session at the replica');
 
-  t.equal((await r.request('join_group club', joiner)).payload, 'OK request sent', 'a join request, forwarded through the replica');
+  // On its own connection: a request carrying the joiner's session would make `r` the joiner's (docs/protocol.md §4).
+  t.equal((await r2.request('join_group club', joiner)).payload, 'OK request sent', 'a join request, forwarded through the replica');
   await waitFor(() => r.eventFrames.some((e) => e.payload.toString('utf8') === 'EVENT join_request club joiner' && e.session === owner), {
     message: 'the join_request event at the replica',
   });

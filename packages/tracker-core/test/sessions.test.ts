@@ -94,6 +94,43 @@ t.test('the session TTL slides with activity; an expired session is AUTH_REQUIRE
   t.equal(relogin.text, 'OK logged in as alice sessions=1', 'an expired session in the frame is no ALREADY_LOGGED_IN');
 });
 
+t.test('a request carrying a live session presents and extends it, whatever its answer', async (t) => {
+  // docs/protocol.md §2 and §4: an unknown command, a wrong argument count or a
+  // payload that is not UTF-8 is still the client's activity under that session.
+  const ttl = 10_000;
+  const run = await startTracker(t, { sessionTtlMs: ttl });
+  const owner = await run.connect();
+  const so = await signUp(owner, 'olive');
+  t.equal(await owner.text('create_group g', so), 'OK group created');
+  const failing: Array<[string, string | Buffer, RegExp]> = [
+    ['an unknown command', 'frob', /^ERR UNKNOWN_COMMAND /],
+    ['a wrong argument count', 'whoami x', /^ERR BAD_REQUEST usage: whoami/],
+    ['a payload that is not UTF-8', Buffer.from([0xff]), /^ERR BAD_REQUEST /],
+  ];
+  const connections = [];
+  for (const [what, payload, expected] of failing) {
+    const c = await run.connect();
+    const answer = await c.request(payload, so);
+    t.match(answer.text, expected, `${what} is refused`);
+    t.equal(answer.session, so, '... under the live session');
+    connections.push({ what, c });
+  }
+  const joiner = await run.connect();
+  const sj = await signUp(joiner, 'jack');
+  t.equal(await joiner.text('join_group g', sj), 'OK request sent');
+  for (const { what, c } of connections) {
+    t.same(await c.event(), { text: 'EVENT join_request g jack', session: so }, `a connection whose last request was ${what} gets the owner's events`);
+  }
+
+  // Only such requests, for longer than one TTL: the session stays alive.
+  const idle = await run.connect();
+  for (let i = 0; i < 4; i++) {
+    run.clock.advance(3000);
+    for (const [, payload] of failing) await idle.request(payload, so);
+  }
+  t.same(await idle.request('whoami', so), { text: 'OK olive sessions=1', session: so }, '12 s of refused requests kept a 10 s session alive');
+});
+
 t.test('expired sessions are purged by a replicated change', async (t) => {
   const run = await startTracker(t, { sessionTtlMs: 1000, sessionPurgeIntervalMs: 20 });
   const db = new Database(run.dbPath, { readonly: true });

@@ -78,6 +78,12 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
       }
     }
     if (request.rateLimited) throw new TrackerError('RATE_LIMITED', 'too many requests on this connection; slow down');
+    // Any request carrying a live session presents and extends it, whatever comes of the request
+    // (docs/protocol.md §4): an unknown command or a bad argument count is still the client's activity.
+    if (ctx.session) {
+      onSession?.(ctx.session.key);
+      extendSession(services, ctx.session.key, expiresAt, now);
+    }
     const { command, requestId } = splitRequestId(parse(request.payload));
     if (requestId) ctx.requestId = requestId;
     if ((command[0] as string).toUpperCase().startsWith(SYNC_PREFIX)) {
@@ -102,10 +108,6 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
           return r;
         }, failure(services, answerSession)),
       );
-    }
-    if (ctx.session) {
-      onSession?.(ctx.session.key);
-      extendSession(services, ctx.session.key, expiresAt, now);
     }
     const result = spec.run(ctx, args);
     if (result instanceof Promise) {
