@@ -164,7 +164,8 @@ export class SyncServer {
       replica: this.link ? 'connected' : 'disconnected',
       replica_seq: acked,
       replica_lag: Math.max(0, this.deps.log.committed - acked),
-      degraded: this.degraded ? 1 : 0,
+      // Degraded is semi-sync's word: async never waits for the replica, so it never falls short of it.
+      degraded: this.deps.syncMode === 'semi-sync' && this.degraded ? 1 : 0,
     };
   }
 
@@ -176,7 +177,7 @@ export class SyncServer {
 
   /** Stops waiting for the replica: every waiting writer is answered now. */
   private degrade(reason: string): void {
-    if (!this.degraded) this.log.warn({ reason }, 'degraded: answering writes without the replica (semi-sync suspended)');
+    if (!this.degraded && this.deps.syncMode === 'semi-sync') this.log.warn({ reason }, 'degraded: answering writes without the replica (semi-sync suspended)');
     this.degraded = true;
     const waiting = this.waiters;
     this.waiters = [];
