@@ -23,6 +23,7 @@ import {
   pieceLength,
   pieceOffset,
   progressBar,
+  stallReason,
 } from '@tracker-cluster/client';
 
 t.test('piece arithmetic', async (t) => {
@@ -263,4 +264,14 @@ t.test('progress bar', async (t) => {
   t.equal(progressBar(0, 10), '[..........]');
   t.equal(progressBar(0.5, 10), '[#####.....]');
   t.equal(progressBar(1, 10), '[##########]');
+});
+
+t.test('why a stalled download failed', async (t) => {
+  t.equal(stallReason(0, 0, 60_000), 'stalled: no peer could be reached for 60 s');
+  t.equal(
+    stallReason(0, 1, 60_000, 'piece 13 failed its SHA-256 check'),
+    'stalled: no usable peer (1 dropped for sending bad data; no other could be reached) for 60 s (last peer error: piece 13 failed its SHA-256 check)',
+    'peers dropped for bad data are not "unreachable"',
+  );
+  t.equal(stallReason(2, 1, 30_000), 'stalled: the peers sent no usable piece for 30 s', 'connected peers that sent nothing useful');
 });

@@ -105,7 +105,7 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
       doc:
         role === 'primary'
           ? "the replica's `HOST:PORT`: the replica dials the primary, and the primary asks this address for its role and epoch (fencing: a primary of a higher epoch there makes this one step down)"
-          : "the primary's `HOST:PORT`, which the replica follows over the `SYNC:` link",
+          : "the primary's `HOST:PORT`, which the replica follows over the `SYNC:` link (without it the replica serves reads only and answers writes `PRIMARY_UNAVAILABLE`)",
     },
     'sync-mode': {
       group: REPLICATION,

@@ -4,6 +4,7 @@ import { formatHostPort } from '@tracker-cluster/protocol';
 import { Bitfield } from './bitfield.js';
 import { loadDownloadState, partPath, removeDownloadState, saveDownloadState } from './download-state.js';
 import type { FilePeers } from './file-peers.js';
+import { stallReason } from './format.js';
 import { PieceBufferPool } from './frame-reader.js';
 import { PeerConnection } from './peer-connection.js';
 import { PiecePicker } from './picker.js';
@@ -256,9 +257,7 @@ export class Download {
   private tick(): void {
     const now = Date.now();
     if (now - this.lastProgress > this.tuning.stallTimeoutMs) {
-      const why = this.peers.size === 0 ? 'no peer could be reached' : 'the peers sent no usable piece';
-      const detail = this.lastPeerError ? ` (last peer error: ${this.lastPeerError})` : '';
-      this.fail(`stalled: ${why} for ${Math.round(this.tuning.stallTimeoutMs / 1000)} s${detail}`);
+      this.fail(stallReason(this.peers.size, this.banned.size, this.tuning.stallTimeoutMs, this.lastPeerError));
       return;
     }
     if (now - this.lastRefresh >= this.tuning.refreshMs && (this.peers.size < this.tuning.maxPeers || this.idle())) void this.refresh();

@@ -50,3 +50,18 @@ export function formatDownload(d: Download): string {
 export function formatDownloadList(list: readonly Download[]): string {
   return [`OK ${list.length}`, ...list.map(formatDownload)].join('\n');
 }
+
+/**
+ * Why a download that verified no piece for `stallMs` failed: peers that
+ * answered nothing useful, peers dropped for bad data, or none reachable.
+ */
+export function stallReason(connected: number, banned: number, stallMs: number, lastPeerError?: string): string {
+  const why =
+    connected > 0
+      ? 'the peers sent no usable piece'
+      : banned > 0
+        ? `no usable peer (${banned} dropped for sending bad data; no other could be reached)`
+        : 'no peer could be reached';
+  const detail = lastPeerError ? ` (last peer error: ${lastPeerError})` : '';
+  return `stalled: ${why} for ${Math.round(stallMs / 1000)} s${detail}`;
+}
