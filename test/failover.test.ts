@@ -135,11 +135,47 @@ t.test('a live old primary that learns of a promotion steps down by itself', asy
   const alice = await signUp(p, 'alice');
   await waitForConvergence(live, replica, { timeoutMs: DEADLINE_MS, acked: true });
   t.match(await promote(replica), /^OK promoted epoch=2 /);
-  // Its probe of the peer sees a primary of epoch 2 within a few seconds.
+  // The replica tells it on their link (SYNC:PROMOTED); its probe of the peer would see epoch 2 within seconds otherwise.
   await waitFor(async () => ((await status(p))['role'] === 'replica' ? true : undefined), { timeoutMs: DEADLINE_MS, message: 'the old primary to step down' });
   const converged = await waitForConvergence(replica, live, { timeoutMs: DEADLINE_MS, acked: true });
   t.equal(converged.replica['epoch'], '2');
   t.equal((await p.request('whoami', alice)).payload, 'OK alice sessions=1');
   const again = await login(p, 'alice', 'alice-pw');
   t.ok(again > 0n, 'a login through the fenced tracker is forwarded to the new primary');
+});
+
+t.test('a replica promoted under write load tells its live primary, which steps down: no write it answered OK is lost', async (t) => {
+  // No --replica on the primary: it has no peer to probe, so the replica's word on the link is the only way it can learn.
+  const { primary, replica } = await startCluster(t);
+  const p = await open(t, primary);
+  const alice = await signUp(p, 'alice');
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  const acked: string[] = [];
+  const refused: string[] = [];
+  let stop = false;
+  const writers = Array.from({ length: 8 }, async (_, k) => {
+    const c = await open(t, primary);
+    for (let i = 0; !stop; i++) {
+      const name = `w${k}_${i}`;
+      const answer = (await c.request(`create_group ${name}`, alice)).payload;
+      if (answer === 'OK group created') acked.push(name);
+      else if (answer.startsWith('ERR PRIMARY_UNAVAILABLE ')) refused.push(name);
+      else throw new Error(`unexpected answer to create_group ${name}: ${answer}`);
+    }
+  });
+  const writing = Promise.all(writers);
+  writing.catch(() => undefined); // awaited below; a writer's failure must not be unhandled meanwhile
+  await waitFor(() => (acked.length >= 200 ? true : undefined), { timeoutMs: DEADLINE_MS, message: '200 writes answered before the promotion' });
+  t.match(await promote(replica), /^OK promoted epoch=2 /);
+  await waitFor(async () => ((await status(p))['role'] === 'replica' ? true : undefined), { timeoutMs: DEADLINE_MS, message: 'the old primary to step down' });
+  stop = true;
+  await writing;
+  t.match(primary.stderr(), /the replica was promoted: this tracker is no longer the primary/, 'it stepped down on the replica\'s word');
+
+  const n = await open(t, replica);
+  const groups = new Set(parseList((await n.request('list_groups', alice)).payload).map((row) => row.split(' ')[0]));
+  const missing = acked.filter((name) => !groups.has(name));
+  t.same(missing, [], `every one of the ${acked.length} writes the old primary answered OK is on the new primary`);
+  t.comment(`${refused.length} writes in flight at the promotion, or sent after it, were refused PRIMARY_UNAVAILABLE`);
+  t.match((await p.request('create_group after_step_down', alice)).payload, /^ERR PRIMARY_UNAVAILABLE /, 'the old primary takes no more writes itself');
 });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { encodeFrame, err, formatHostPort } from '@tracker-cluster/protocol';
+import { TrackerError, encodeFrame, err, formatHostPort } from '@tracker-cluster/protocol';
 import { AdminServer } from './sync/admin.js';
 import { probePeer } from './sync/peer-probe.js';
 import { SyncServer } from './sync/primary-link.js';
@@ -172,7 +172,7 @@ export class Tracker {
         const outcome = dispatch(this.services, { connectionId, session, payload });
         return outcome instanceof OrderedReply ? outcome.reply : outcome;
       },
-      onHigherEpoch: (epoch) => this.stepDown(`a replica dialled in with epoch ${epoch}`),
+      onHigherEpoch: (epoch, kept) => this.stepDown(kept === undefined ? `a replica dialled in with epoch ${epoch}` : `the replica was promoted to epoch ${epoch}`, kept),
       onSnapshotSent: () => this.snapshotTransferred('sent'),
     });
     delete this.services.forward;
@@ -221,18 +221,28 @@ export class Tracker {
     if (this.options.role === 'primary') return `already primary epoch=${this.log.epoch} history=${this.state.getMeta('history_id') ?? ''}`;
     // Half a snapshot is no state to serve writes from, and its install would overwrite the promotion.
     if (this.replicaLink?.current.kind === 'snapshot') throw new Error('a snapshot from the primary is being installed; promote again once it is done');
-    this.replicaLink?.stop();
+    // Nothing from the primary is applied past this point: `kept` is where the old history ends here.
+    const handOver = this.replicaLink?.handOver();
     this.replicaLink = undefined;
     delete this.services.forward;
     delete this.services.touch;
-    await this.log.drain();
-    const history = randomBytes(16).toString('hex');
-    const { durable } = this.log.promote(history, this.services.clock.now());
-    this.setRole('primary');
-    this.actAsPrimary();
-    await durable;
-    this.logger.warn({ epoch: this.log.epoch, history, seq: this.log.seq }, 'promoted: this tracker is now the primary');
-    return `promoted epoch=${this.log.epoch} history=${history}`;
+    const kept = this.log.seq;
+    let told = false;
+    try {
+      await this.log.drain();
+      const history = randomBytes(16).toString('hex');
+      const { durable } = this.log.promote(history, this.services.clock.now());
+      this.setRole('primary');
+      this.actAsPrimary();
+      await durable;
+      // Only now, with the promotion durable: the old primary, still linked, steps down on hearing it.
+      handOver?.tell(this.log.epoch, kept);
+      told = true;
+      this.logger.warn({ epoch: this.log.epoch, history, seq: this.log.seq, kept }, 'promoted: this tracker is now the primary');
+      return `promoted epoch=${this.log.epoch} history=${history}`;
+    } finally {
+      if (!told) handOver?.drop();
+    }
   }
 
   /**
@@ -241,11 +251,21 @@ export class Tracker {
    * (the address it had as its replica) as a replica; its own unreplicated
    * tail is replaced by the new primary's snapshot.
    */
-  private stepDown(reason: string): void {
+  private stepDown(reason: string, kept?: number): void {
     if (this.options.role !== 'primary' || this.closing) return;
     this.logger.error({ reason, epoch: this.log.epoch, seq: this.log.seq }, 'fenced: another tracker is primary with a higher epoch; following it as a replica');
     if (this.fenceTimer) clearInterval(this.fenceTimer);
     this.fenceTimer = undefined;
+    // The new primary holds our history up to `kept` when it told us, else at least what its link acknowledged;
+    // writers of anything after it, not answered yet, get an error rather than an OK for a change nobody keeps.
+    const held = kept ?? this.sync?.status().replica_seq ?? 0;
+    this.log.disown(
+      held,
+      new TrackerError(
+        'PRIMARY_UNAVAILABLE',
+        'this tracker stopped being the primary (another was promoted) before the change reached it; it may not have been kept: retry at the new primary',
+      ),
+    );
     this.sync?.close();
     this.sync = undefined;
     this.setRole('replica');

@@ -141,6 +141,12 @@ export class ChangeLog {
   private syncFailed = false;
   /** The last log COMMIT found no room (cleared by the next one that succeeds). */
   private logDiskFull = false;
+  /**
+   * Batches this tracker committed as a primary that another tracker, promoted
+   * meanwhile, does not hold (seqs in `(after, upTo]`): they are answered with
+   * `error`, never OK, whatever the local sync says (see `disown`).
+   */
+  private disowned: { after: number; upTo: number; error: TrackerError } | undefined;
   /** When a refused batch last logged "disk full", and how many were refused since without a line. */
   private diskFullLoggedAt = 0;
   private diskFullQuiet = 0;
@@ -318,6 +324,23 @@ export class ChangeLog {
       .immediate();
   }
 
+  /**
+   * This tracker was the primary and another one has been promoted: the
+   * changes committed here after `kept` (the last seq the new primary holds)
+   * are not part of the new history. The open batch is committed first, so
+   * that it goes the same way; every batch after `kept` that is not answered
+   * yet is answered with `error` instead of OK. Those already answered (in
+   * degraded semi-sync, or async) are beyond recall. The mark covers only
+   * what is committed now: the new history's changes that follow are not
+   * affected, and a snapshot install clears it.
+   */
+  disown(kept: number, error: TrackerError): void {
+    this.flush();
+    if (this.committedSeq <= kept) return;
+    this.disowned = { after: kept, upTo: this.committedSeq, error };
+    this.log.warn({ kept, upTo: this.committedSeq }, 'changes after the new primary\'s position are not kept: their writers are answered with an error');
+  }
+
   /** The position of the last committed batch: what a snapshot taken now is stamped with. */
   get committedPosition(): LogPosition {
     return { seq: this.committedSeq, hash: this.committedHash };
@@ -384,6 +407,7 @@ export class ChangeLog {
     this.logHash = this.committedHash = position.hash;
     this.epoch = epoch;
     this.tail = this.committedTail = undefined;
+    this.disowned = undefined;
   }
 
   private swapStateFile(path: string, position: LogPosition, historyId: string, epoch: number, generation: string): void {
@@ -517,7 +541,13 @@ export class ChangeLog {
       return;
     }
     await shipped;
+    // Settled either way: nothing more will make a disowned batch durable in the new history.
     this.durableSeq = Math.max(this.durableSeq, lastSeq);
+    const disowned = this.disowned;
+    if (disowned !== undefined && lastSeq > disowned.after && lastSeq <= disowned.upTo) {
+      batch.reject(disowned.error);
+      return;
+    }
     batch.resolve();
     try {
       this.hooks.onDurable?.(batch);

@@ -33,8 +33,12 @@ export interface SyncServerDeps {
   logStore: LogStore;
   log: ChangeLog;
   logger: Logger;
-  /** A replica showed a higher epoch than ours: this primary is stale and must stop acting as one. */
-  onHigherEpoch: (epoch: number) => void;
+  /**
+   * A replica showed a higher epoch than ours: this primary is stale and must
+   * stop acting as one. `kept` is the last of our changes the new primary
+   * holds, when it said so (a replica promoted while linked to us).
+   */
+  onHigherEpoch: (epoch: number, kept?: number) => void;
   /** A snapshot is being sent to a replica (metrics). */
   onSnapshotSent?: () => void;
 }
@@ -193,10 +197,25 @@ export class SyncServer {
     this.challenges.delete(connection.id);
   }
 
+  /** Stops serving the link. Writers still waiting for the replica are released: their batches' fate is the change log's to decide. */
   close(): void {
     if (this.ackTimer !== undefined) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) w.resolve();
     this.link?.close();
+  }
+
+  /** The replica we stream to was promoted (`SYNC:PROMOTED`): step down, keeping what it holds. */
+  private onPromoted(connection: Connection, epoch: number, kept: number): void {
+    if (!(epoch > this.deps.log.epoch)) {
+      this.log.warn({ remote: connection.remote, epoch, ours: this.deps.log.epoch }, 'SYNC:PROMOTED without a higher epoch; closing the link');
+      connection.destroy();
+      return;
+    }
+    this.log.error({ remote: connection.remote, epoch, kept }, 'the replica was promoted: this tracker is no longer the primary');
+    this.deps.onHigherEpoch(epoch, kept);
   }
 
   private lastAcked = 0;
@@ -253,7 +272,16 @@ export class SyncServer {
       this.log.warn({ remote: connection.remote, history, seq, snapshotSeq: from, bytes: snap.image.length }, `sending a snapshot to the replica: ${why}`);
     }
     this.link?.close();
-    const link = new PrimaryLink(connection, log, this.log, from, (acked) => this.onAck(acked), this.deps.runForwarded, this.deps.runTouch, snapshot);
+    const link = new PrimaryLink(
+      connection,
+      log,
+      this.log,
+      from,
+      { acked: (acked) => this.onAck(acked), promoted: (epoch, kept) => this.onPromoted(connection, epoch, kept) },
+      this.deps.runForwarded,
+      this.deps.runTouch,
+      snapshot,
+    );
     this.link = link;
     connection.upgrade((frame) => link.onFrame(frame));
     void connection.closed.then(() => {
@@ -293,7 +321,7 @@ class PrimaryLink {
     private readonly log: ChangeLog,
     private readonly logger: Logger,
     replicaSeq: number,
-    private readonly acked: (seq: number) => void,
+    private readonly replica: { acked: (seq: number) => void; promoted: (epoch: number, kept: number) => void },
     private readonly runForwarded: ForwardRunner,
     private readonly runTouch: TouchRunner,
     /** A snapshot to send before the changes after `replicaSeq`. */
@@ -424,6 +452,11 @@ class PrimaryLink {
       this.runTouch(touch[1] as string, Number(touch[2]));
       return;
     }
+    const promoted = /^SYNC:PROMOTED (\d{1,15}) (\d{1,15})$/.exec(text);
+    if (promoted) {
+      this.replica.promoted(Number(promoted[1]), Number(promoted[2]));
+      return;
+    }
     const m = /^SYNC:ACK (\d+)$/.exec(text);
     if (!m) {
       this.logger.warn({ message: text.slice(0, 80) }, 'unexpected message on the replica link; closing it');
@@ -431,7 +464,7 @@ class PrimaryLink {
       return;
     }
     this.ackedSeq = Math.max(this.ackedSeq, Number(m[1]));
-    this.acked(this.ackedSeq);
+    this.replica.acked(this.ackedSeq);
   }
 
   /**

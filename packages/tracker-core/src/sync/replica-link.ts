@@ -132,6 +132,30 @@ export class ReplicaLink {
   }
 
   /**
+   * Stops following the primary for a promotion, keeping the socket for one
+   * last message: the returned function sends `SYNC:PROMOTED <epoch> <kept>`
+   * (this tracker is primary now, and holds the old history up to `kept`)
+   * and closes the link, so that the old primary steps down at once instead
+   * of answering writes nobody will keep (docs/protocol.md §6). It must be
+   * called, or the socket is left to `destroy` (the second function). Nothing
+   * the primary sends is applied or acknowledged after this call. Undefined
+   * when the link is not streaming: there is no primary to tell.
+   */
+  handOver(): { tell: (epoch: number, kept: number) => void; drop: () => void } | undefined {
+    const socket = this.state.kind === 'streaming' ? this.socket : undefined;
+    this.socket = undefined; // the data handler ignores a socket that is not the current one
+    this.stop();
+    if (socket === undefined || socket.destroyed) return undefined;
+    return {
+      tell: (epoch, kept) => {
+        socket.end(encodeFrame(0n, `SYNC:PROMOTED ${epoch} ${kept}`));
+        setTimeout(() => socket.destroy(), FORWARD_TIMEOUT_MS).unref();
+      },
+      drop: () => socket.destroy(),
+    };
+  }
+
+  /**
    * Asks the primary to extend a session used here (docs/protocol.md §6). One
    * way and best effort, like the primary's own touches: a lost touch only
    * shortens the session by the granularity.
