@@ -538,6 +538,28 @@ t.test('a replayed or duplicated stream changes nothing; a gap closes the link, 
   again.socket.destroy();
 });
 
+t.test('a replica that acknowledges changes it was never sent is dropped, and no write is answered as replicated on its word', async (t) => {
+  // The link is authenticated (the fake knows the secret): only the primary's own bookkeeping stands between it and a lie.
+  const primary = await startTracker(t, { args: ['--secret', CLUSTER_SECRET] });
+  const c = await open(t, primary);
+  const alice = await signUp(c, 'alice');
+  const before = await status(c);
+  const link = await open(t, primary);
+  const nonceR = randomBytes(16).toString('hex');
+  const challenge = /^OK SYNC:CHALLENGE ([0-9a-f]{32}) [0-9a-f]{64}$/.exec((await link.request(`SYNC:HELLO 1 ${nonceR}`)).payload);
+  t.ok(challenge, 'challenged');
+  const proof = hmac(CLUSTER_SECRET, `tracker-sync/1 replica ${challenge?.[1] ?? ''} ${nonceR}`);
+  t.match((await link.request(`SYNC:AUTH ${proof} - 1 0 ${ZERO_HASH}`)).payload, /^OK SYNC:STREAM /, 'authenticated, streaming from seq 1');
+  link.sendRaw(encodeFrame(0n, `SYNC:ACK ${Number(before['seq']) + 1000}`));
+  await waitFor(() => (link.isClosed ? true : undefined), { timeoutMs: 10_000, message: 'the primary to close the lying link' });
+  t.match(primary.stderr(), /the replica acknowledged changes this link never sent; closing it/);
+  const after = await status(c);
+  t.equal(after['replica'], 'disconnected');
+  t.ok(Number(after['replica_seq']) <= Number(before['seq']), `replica_seq ${after['replica_seq']} is not beyond what was sent`);
+  await expectAnswer(c, 'create_group g', 'OK group created', alice);
+  t.equal((await status(c))['degraded'], '1', 'the write was answered without a replica: degraded, not replicated');
+});
+
 /** Ports free right now (bound on port 0, then released). */
 async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(

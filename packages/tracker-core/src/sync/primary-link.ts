@@ -457,13 +457,20 @@ class PrimaryLink {
       this.replica.promoted(Number(promoted[1]), Number(promoted[2]));
       return;
     }
-    const m = /^SYNC:ACK (\d+)$/.exec(text);
+    const m = /^SYNC:ACK (\d{1,15})$/.exec(text);
     if (!m) {
       this.logger.warn({ message: text.slice(0, 80) }, 'unexpected message on the replica link; closing it');
       this.connection.destroy();
       return;
     }
-    this.ackedSeq = Math.max(this.ackedSeq, Number(m[1]));
+    const acked = Number(m[1]);
+    if (acked > this.sentSeq) {
+      // An honest replica acknowledges only what it was sent: believing more would answer semi-sync writes it never had.
+      this.logger.warn({ acked, sent: this.sentSeq }, 'the replica acknowledged changes this link never sent; closing it');
+      this.connection.destroy();
+      return;
+    }
+    this.ackedSeq = Math.max(this.ackedSeq, acked);
     this.replica.acked(this.ackedSeq);
   }
 
