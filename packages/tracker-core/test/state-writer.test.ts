@@ -83,3 +83,15 @@ t.test('a state file ahead of the position is left as it is', async (t) => {
   t.equal(await writer.drain(), true);
   t.equal(diskSeq(reader(t, follower)), 2);
 });
+
+t.test('a worker that cannot open its files reports an error with a message, not a bare object', async (t) => {
+  // An ES module worker's SqliteError reaches the parent as a plain { code } (structured clone);
+  // the fail-stop message used to read "[object Object]".
+  const follower = await emptyStateFile(t);
+  let fatal: unknown;
+  const writer = startWriter(t, follower, `${follower}-no-such-log`, { onFatal: (error) => (fatal = error) });
+  t.equal(await writer.drain(), false, 'nothing can be drained');
+  t.ok(fatal instanceof Error, 'onFatal gets an Error');
+  t.match((fatal as Error).message, /^the state writer stopped: .*\S/, 'with a message that says what failed');
+  t.match(fatal, { code: 'SQLITE_CANTOPEN' }, 'and the code');
+});

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { asWorkerError } from './worker-error.js';
 
 /** How often the worker checkpoints; the WAL stays a few batches long. */
 export const CHECKPOINT_INTERVAL_MS = 200;
@@ -25,7 +26,7 @@ export class Checkpointer {
     this.worker = new Worker(new URL('./checkpoint-worker.js', import.meta.url), { workerData: { paths, intervalMs }, execArgv: [] });
     this.worker.unref();
     this.worker.on('error', (error) => {
-      if (!this.stopped) logger.warn({ err: error }, 'WAL checkpoint worker failed; the tracker checkpoints by itself from now on');
+      if (!this.stopped) logger.warn({ err: asWorkerError(error, 'checkpoint worker') }, 'WAL checkpoint worker failed; the tracker checkpoints by itself from now on');
     });
   }
 

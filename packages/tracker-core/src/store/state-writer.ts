@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { SqliteSynchronous } from '../options.js';
 import type { LogPosition } from './log-store.js';
+import { asWorkerError } from './worker-error.js';
 
 /** Messages to the worker (store/state-writer-worker.ts). */
 export type ToWriter = { type: 'advance'; seq: number; hash: string } | { type: 'drain'; id: number } | { type: 'close' };
@@ -76,7 +77,8 @@ export class StateWriter {
           return;
       }
     });
-    this.worker.on('error', (error) => {
+    this.worker.on('error', (thrown) => {
+      const error = asWorkerError(thrown, 'state writer');
       this.fatal = error;
       events.onFatal?.(error);
       this.settleDrains();
