@@ -5,6 +5,8 @@
  * same write, the frame and idle timeouts, and --max-connections. After
  * every fault, other connections keep working and nothing stored is lost.
  */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import t from 'tap';
 import type { Test } from 'tap';
 import { encodeFrame } from '@tracker-cluster/protocol';
@@ -313,6 +315,63 @@ t.test('--max-connections 2: the third gets ERR BUSY and is closed', async (t) =
   const r = await served.request(`login ${KEEPER} "${KEEPER_PW}"`);
   t.match(r.payload, /^OK logged in as keeper sessions=\d+$/, 'nothing stored was lost');
   t.match((await first.request('whoami', session)).payload, /^OK keeper sessions=\d+$/);
+});
+
+/** Resident memory of a process, from /proc: now (VmRSS) and its peak (VmHWM), in MiB. */
+async function memoryOf(pid: number): Promise<{ rss: number; peak: number }> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+}
+
+t.test('a client that asks for large answers and reads none: the tracker holds its requests, not gigabytes of answers', async (t) => {
+  // 1,600 requests of 40 bytes, each answered with ~1 MB: answered at once, they would be 1.5 GB in memory.
+  const { tracker, witness, session } = await setUp(t);
+  const pieces = 15_000;
+  const hashes = Array.from({ length: pieces }, (_, i) => createHash('sha256').update(String(i)).digest('hex')).join(',');
+  const upload = `upload_file keepers big.bin ${pieces} ${'a'.repeat(64)} 1 127.0.0.1:9 ${hashes}`;
+  t.match((await witness.request(upload, session)).payload, /^OK shared big\.bin seeders=1$/, 'a file of 15,000 pieces');
+  const answerBytes = Buffer.byteLength((await witness.request('file_peers keepers big.bin', session)).payload);
+  t.ok(answerBytes > 900_000, `file_peers answers ${answerBytes} bytes`);
+  const pid = tracker.proc.pid as number;
+  const before = await memoryOf(pid);
+
+  const greedy = await connect(tracker.port, '127.0.0.1', { maxPayload: 2 * 1024 * 1024 });
+  t.teardown(() => greedy.close());
+  greedy.socket.pause(); // reads nothing
+  greedy.sendRaw(Buffer.concat(Array.from({ length: 1600 }, () => encodeFrame(session, 'file_peers keepers big.bin'))));
+  // Each ping is answered after the tracker's previous turns, which read the greedy requests (65 KB: one or two reads).
+  for (let i = 0; i < 5; i++) t.equal((await witness.request('ping')).payload, 'OK PONG');
+  const after = await memoryOf(pid);
+  t.ok(after.peak - before.peak < 300, `peak RSS grew ${Math.round(after.peak - before.peak)} MiB (from ${Math.round(before.peak)}), not ~1,500`);
+
+  // Reading again, it gets its answers, in order: what was held runs as the socket drains.
+  greedy.socket.resume();
+  for (let i = 0; i < 20; i++) {
+    const frame = await greedy.nextFrame(30_000);
+    if (!frame.payload.subarray(0, 40).toString('utf8').startsWith('OK big.bin size=15000 ')) t.fail(`answer ${i}: ${frame.payload.subarray(0, 60).toString('utf8')}`);
+  }
+  t.pass('the first 20 answers arrive once it reads');
+  greedy.socket.destroy();
+  await stillServing(t, tracker, { c: witness, session });
+});
+
+t.test('a client that leaves its answers unread for the idle timeout is closed, pending requests or not', async (t) => {
+  const { tracker, witness, session } = await setUp(t, ['--idle-timeout', '500ms']);
+  const hashes = Array.from({ length: 15_000 }, (_, i) => createHash('sha256').update(String(i)).digest('hex')).join(',');
+  t.match((await witness.request(`upload_file keepers big.bin 15000 ${'a'.repeat(64)} 1 127.0.0.1:9 ${hashes}`, session)).payload, /^OK shared /);
+  const greedy = await connect(tracker.port, '127.0.0.1', { maxPayload: 2 * 1024 * 1024 });
+  t.teardown(() => greedy.close());
+  greedy.socket.pause();
+  greedy.sendRaw(Buffer.concat(Array.from({ length: 100 }, () => encodeFrame(session, 'file_peers keepers big.bin'))));
+  // The witness keeps its own connection alive meanwhile; the greedy one stalls with ~100 MB asked for.
+  await waitFor(async () => ((await witness.request('ping')).payload === 'OK PONG' && /peer has not read its answers/.test(tracker.stderr()) ? true : undefined), {
+    timeoutMs: 10_000,
+    message: 'the tracker to drop the connection that reads nothing',
+  });
+  greedy.socket.resume(); // take what was sent before the close, then see the close
+  t.ok(await settlesWithin(greedy.closed, 10_000), 'closed');
+  await stillServing(t, tracker, { c: witness, session });
 });
 
 t.test('a user created before the faults survives them all', async (t) => {

@@ -136,7 +136,12 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
     'scrypt-cost': { group: STORAGE, describe: 'scrypt N for new password hashes (a power of two)', default: '16384' },
     'max-frame': { group: LIMITS, describe: 'largest frame payload accepted (bytes)', default: '1048576' },
     'frame-timeout': { group: LIMITS, describe: 'a started frame must complete within this', default: '30s' },
-    'idle-timeout': { group: LIMITS, describe: 'close connections idle this long', default: '10m' },
+    'idle-timeout': {
+      group: LIMITS,
+      describe: 'close connections idle this long',
+      default: '10m',
+      doc: 'close connections idle this long, and those whose peer leaves its answers unread this long',
+    },
     'max-connections': { group: LIMITS, describe: 'more connections get ERR BUSY', default: '1024' },
     'max-pipeline': { group: LIMITS, describe: 'unanswered requests per connection before reading pauses', default: '1024' },
     'rate-limit': { group: LIMITS, describe: 'requests per second per connection (0 = unlimited)', default: '5000' },

@@ -24,6 +24,13 @@ type Held = { frame: Frame; rateLimited: boolean } | TrackerError;
 
 /** Output a peer does not read is capped: past this much unsent data the connection is dropped. */
 const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+/**
+ * Past this much written and not yet taken by the peer, no further request
+ * of the connection is run until it drains: a few small requests can ask
+ * for megabytes of answers each (`file_peers` of a file of many pieces).
+ * One answer always goes out whole, so the most held is this plus one answer.
+ */
+const MAX_PENDING_ANSWER_BYTES = 1024 * 1024;
 /** How long a closing connection may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 5000;
 
@@ -49,7 +56,13 @@ export class Connection implements EventSink {
   private readonly decoder: FrameDecoder;
   private readonly bucket: TokenBucket | undefined;
   private readonly queue: Slot[] = [];
-  /** Requests that arrived while an ordered request (login, create_user) was undecided. */
+  /** Bytes of the answers in `queue` that are ready and not yet written (behind a pending one, or before a flush). */
+  private answerBytes = 0;
+  /**
+   * Requests that arrived while an ordered request (login, create_user) was
+   * undecided, or while the connection was saturated (`saturated()`): run,
+   * in order, once neither holds.
+   */
   private readonly held: Held[] = [];
   private ordered: Promise<unknown> | undefined;
   /** Set once the connection became a tracker link: frames go here, unanswered. */
@@ -58,6 +71,8 @@ export class Connection implements EventSink {
   private isClosed = false;
   private paused = false;
   private lastActivity = Date.now();
+  /** When the peer last took everything written (a 'drain'): a peer that reads nothing for the idle timeout is dropped. */
+  private lastDrained = Date.now();
   private frameTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
 
@@ -76,7 +91,11 @@ export class Connection implements EventSink {
     stream.on('end', () => this.closeAfterFlush());
     stream.on('error', (error) => this.log.debug({ err: error }, 'connection error'));
     stream.once('close', () => this.onClose());
-    stream.on('drain', () => this.maybeResume());
+    stream.on('drain', () => {
+      this.lastDrained = Date.now();
+      if (this.held.length > 0 && !this.ordered) this.releaseHeld();
+      else this.maybeResume();
+    });
     this.armIdleTimer(limits.idleTimeoutMs);
   }
 
@@ -156,7 +175,7 @@ export class Connection implements EventSink {
 
   private onFrame(frame: Frame): void {
     const limited = this.bucket !== undefined && !this.bucket.take(this.lastActivity);
-    if (this.ordered || this.held.length > 0) this.held.push({ frame, rateLimited: limited });
+    if (this.ordered || this.held.length > 0 || this.saturated()) this.held.push({ frame, rateLimited: limited });
     else this.run(frame, limited);
   }
 
@@ -188,17 +207,33 @@ export class Connection implements EventSink {
         },
       );
     } else {
-      this.queue.push({ frame: encodeReply(reply) });
+      this.enqueue(encodeReply(reply));
     }
   }
 
-  /** Runs held requests in arrival order until one of them is ordered again. */
+  /**
+   * Too much is outstanding to run another request now: as many answers
+   * pending as `maxPipeline` allows, or more written than the peer has taken.
+   * Answers count from when they are ready, written or queued behind a pending
+   * one. A request held for this runs when answers complete or the socket drains.
+   */
+  private saturated(): boolean {
+    return this.queue.length >= this.limits.maxPipeline || this.answerBytes + this.stream.writableLength >= MAX_PENDING_ANSWER_BYTES;
+  }
+
+  /** Queues a ready answer behind the pending ones. */
+  private enqueue(frame: Buffer): void {
+    this.answerBytes += frame.length;
+    this.queue.push({ frame });
+  }
+
+  /** Runs held requests in arrival order until one of them is ordered again, or the connection is saturated. */
   private releaseHeld(): void {
     if (this.isClosed) return;
     this.stream.cork();
-    while (this.held.length > 0 && !this.ordered) {
+    while (this.held.length > 0 && !this.ordered && !this.saturated()) {
       const next = this.held.shift() as Held;
-      if (next instanceof TrackerError) this.queue.push({ frame: encodeFrame(0n, next.toPayload()) });
+      if (next instanceof TrackerError) this.enqueue(encodeFrame(0n, next.toPayload()));
       else this.run(next.frame, next.rateLimited);
     }
     this.flush();
@@ -208,8 +243,11 @@ export class Connection implements EventSink {
 
   private complete(slot: Slot, reply: Reply): void {
     slot.frame = encodeReply(reply);
+    this.answerBytes += slot.frame.length;
     if (this.queue[0] === slot) {
       this.flush();
+      // Requests held for a full pipeline may run now that answers went out.
+      if (this.held.length > 0 && !this.ordered) this.releaseHeld();
       this.applyBackpressure();
       this.maybeResume();
     }
@@ -221,6 +259,7 @@ export class Connection implements EventSink {
     let head = this.queue[0];
     while (head !== undefined && head.frame !== undefined) {
       this.stream.write(head.frame);
+      this.answerBytes -= head.frame.length;
       this.queue.shift();
       head = this.queue[0];
     }
@@ -249,7 +288,7 @@ export class Connection implements EventSink {
     if (!FATAL_CODES.has(fault.code)) throw fault;
     // Behind held requests, the fault waits its turn too: it is always the last answer.
     if (this.ordered || this.held.length > 0) this.held.push(fault);
-    else this.queue.push({ frame: encodeFrame(0n, fault.toPayload()) });
+    else this.enqueue(encodeFrame(0n, fault.toPayload()));
     this.closeAfterFlush();
   }
 
@@ -287,12 +326,22 @@ export class Connection implements EventSink {
 
   private armIdleTimer(delay: number): void {
     this.idleTimer = setTimeout(() => {
-      const idle = Date.now() - this.lastActivity;
-      if (this.queue.length === 0 && this.held.length === 0 && idle >= this.limits.idleTimeoutMs) {
+      const timeout = this.limits.idleTimeoutMs;
+      const now = Date.now();
+      const idle = now - this.lastActivity;
+      // Answers written and not taken: how long the peer has left them there.
+      const stalled = this.stream.writableNeedDrain ? now - this.lastDrained : 0;
+      if (stalled >= timeout) {
+        this.log.warn({ stalledMs: stalled, unsent: this.stream.writableLength }, 'peer has not read its answers for the idle timeout; closing');
+        this.stream.destroy();
+      } else if (this.queue.length === 0 && this.held.length === 0 && idle >= timeout) {
         this.log.info({ idleMs: idle }, 'idle timeout; closing');
         this.stream.destroy();
       } else {
-        this.armIdleTimer(Math.max(1, this.limits.idleTimeoutMs - idle));
+        // Busy past the timeout counts as activity: look again a whole period later.
+        let next = idle >= timeout ? timeout : timeout - idle;
+        if (stalled > 0) next = Math.min(next, timeout - stalled);
+        this.armIdleTimer(Math.max(1, next));
       }
     }, delay);
   }
@@ -303,6 +352,7 @@ export class Connection implements EventSink {
     this.clearFrameTimer();
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.queue.length = 0;
+    this.answerBytes = 0;
     this.held.length = 0;
   }
 }
