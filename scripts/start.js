@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm start`: runs the primary (127.0.0.1:7001) and its replica
-// (127.0.0.1:7002) locally for development, with their databases under ./data. Each child's output goes to this terminal; Ctrl-C
+// (127.0.0.1:7002) locally for development, with their databases under ./data
+// (TRACKER_DATA_DIR, PRIMARY_PORT and REPLICA_PORT move them). Each child's output goes to this terminal; Ctrl-C
 // (or SIGTERM) stops them all gracefully.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -28,8 +29,15 @@ const trackers = [
   },
 ];
 
+// TRACKER_DATA_DIR is this script's (and the client's), not a tracker option: the trackers would warn about it.
+const childEnv = { ...process.env };
+delete childEnv.TRACKER_DATA_DIR;
+
 const children = trackers.map(({ name, bin, args }) => {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: 'inherit' });
+  // Each tracker in a process group of its own: Ctrl-C signals the terminal's foreground group, and a
+  // tracker that got SIGINT from the terminal and then SIGTERM from us took the second as "exit now".
+  // We forward one SIGTERM to each instead.
+  const child = spawn(process.execPath, [bin, ...args], { stdio: 'inherit', detached: true, env: childEnv });
   child.on('exit', (code, signal) => {
     if (!stopping) {
       console.error(`npm start: ${name} exited (${signal ?? code}); stopping the others`);

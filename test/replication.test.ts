@@ -587,13 +587,14 @@ function alive(pid: number): boolean {
   }
 }
 
-t.test('npm start runs a primary and its replica, which converge; SIGTERM stops both', async (t) => {
+t.test('npm start runs a primary and its replica, which converge; Ctrl-C stops both gracefully', async (t) => {
   const dir = await makeTempDir(t, 'tracker-start-test-');
   const [primaryPort, replicaPort] = (await freePorts(2)) as [number, number];
   const proc = spawn(process.execPath, [path.join(ROOT, 'scripts/start.js')], {
     cwd: dir,
     env: childEnv({ TRACKER_DATA_DIR: dir, PRIMARY_PORT: String(primaryPort), REPLICA_PORT: String(replicaPort) }),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // a process group of its own, as a terminal's foreground job
   });
   let out = '';
   let err = '';
@@ -635,11 +636,13 @@ t.test('npm start runs a primary and its replica, which converge; SIGTERM stops 
   await p.close();
   await r.close();
 
-  proc.kill('SIGTERM');
+  // Ctrl-C: the terminal sends SIGINT to its whole foreground process group.
+  process.kill(-(proc.pid as number), 'SIGINT');
   const stopped = await Promise.race([exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), DEADLINE_MS).unref())]);
-  t.same(stopped, { code: 0, signal: null }, 'npm start exits 0 on SIGTERM');
+  t.same(stopped, { code: 0, signal: null }, 'npm start exits 0 on Ctrl-C');
   for (const [name, pid] of children) t.notOk(alive(pid), `${name} (pid ${pid}) is gone`);
-  t.match(err, /tracker stopped/, 'the trackers stopped gracefully');
+  t.equal(err.match(/tracker stopped/g)?.length, 2, 'both trackers stopped gracefully');
+  t.notMatch(err, /second signal/, 'each got one signal, not the terminal\'s and then ours');
 });
 
 t.test('with the primary gone, the replica answers writes PRIMARY_UNAVAILABLE and keeps serving reads and sessions', async (t) => {

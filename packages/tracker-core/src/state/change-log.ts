@@ -336,7 +336,8 @@ export class ChangeLog {
    */
   disown(kept: number, error: TrackerError): void {
     this.flush();
-    if (this.committedSeq <= kept) return;
+    // Nothing past `kept`, or every batch answered already (a primary fenced at start): nothing to refuse.
+    if (this.committedSeq <= kept || this.durableSeq >= this.committedSeq) return;
     this.disowned = { after: kept, upTo: this.committedSeq, error };
     this.log.warn({ kept, upTo: this.committedSeq }, 'changes after the new primary\'s position are not kept: their writers are answered with an error');
   }
