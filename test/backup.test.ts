@@ -106,7 +106,7 @@ t.test('restore refuses to overwrite a database without --force; verify catches 
   const tracker = await startTracker(t);
   const c = await connect(tracker.port);
   t.teardown(() => c.close());
-  await signUp(c, 'bob');
+  const bob = await signUp(c, 'bob');
   const out = path.join(await makeTempDir(t), 'b1');
   t.equal((await admin(['backup', '--db', tracker.dbPath, '--out', out])).code, 0);
 
@@ -115,6 +115,13 @@ t.test('restore refuses to overwrite a database without --force; verify catches 
   t.match(again.stderr, /already exists; choose a new --out directory or pass --force/);
   t.equal((await admin(['backup', '--db', tracker.dbPath, '--out', out, '--force'])).code, 0, '--force replaces it');
 
+  for (const force of [[], ['--force']]) {
+    const running = await admin(['restore', '--from', out, '--db', tracker.dbPath, ...force]);
+    t.equal(running.code, 1, `restore ${force.join(' ')} onto a running tracker is refused`);
+    t.match(running.stderr, /a tracker is running on .*: stop it before restoring/);
+  }
+  t.match((await c.request('whoami', bob)).payload, /^OK bob /, 'and the running tracker is untouched');
+  await tracker.stop();
   const existing = await admin(['restore', '--from', out, '--db', tracker.dbPath]);
   t.equal(existing.code, 1);
   t.match(existing.stderr, /already exist; stop the tracker, then pass --force/);

@@ -124,6 +124,20 @@ t.test('a port in use exits 1', async (t) => {
   t.equal(r.stdout, '', 'no ready line');
 });
 
+t.test('a database another tracker process has open exits 1, and the first goes on', async (t) => {
+  const first = await startTracker(t);
+  const r = await runTrackerCommand(t, ['--host', '127.0.0.1', '--port', '0', '--db', first.dbPath, '--secret', 's'], { cwd: first.dir });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `tracker-primary: cannot open database ${first.dbPath}: ${first.dbPath} is in use by another tracker process`);
+  t.equal(r.stdout, '', 'no ready line');
+  const c = await connect(first.port);
+  t.teardown(() => c.close());
+  t.equal((await c.request('ping')).payload, 'OK PONG', 'the first is unharmed');
+  await first.kill9();
+  const again = await first.restart();
+  t.match(again.description, /^role=primary /, 'a lock left by kill -9 is gone with its process');
+});
+
 t.test('an unreadable database exits 1', async (t) => {
   const dir = await makeTempDir(t);
   const asDir = path.join(dir, 'a-directory.db');

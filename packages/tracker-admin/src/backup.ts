@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { GENESIS_HASH, logPathFor } from '@tracker-cluster/tracker-core';
+import { DatabaseInUseError, DatabaseLock, GENESIS_HASH, logPathFor } from '@tracker-cluster/tracker-core';
 
 /**
  * Consistent online backup of a tracker's two SQLite files, and restore.
@@ -209,12 +209,33 @@ export async function restoreBackup(fromDir: string, db: string, opts: { force?:
   const backup = await readBackup(fromDir);
   const statePath = path.resolve(db);
   const logPath = logPathFor(statePath);
+  await mkdir(path.dirname(statePath), { recursive: true });
+  // A tracker running on these files would go on writing over the restored ones.
+  let lock: DatabaseLock;
+  try {
+    lock = DatabaseLock.acquire(statePath);
+  } catch (error) {
+    if (error instanceof DatabaseInUseError) throw new AdminError(`a tracker is running on ${statePath}: stop it before restoring`);
+    throw error;
+  }
+  try {
+    return await restoreLocked(backup, statePath, logPath, opts);
+  } finally {
+    lock.release();
+  }
+}
+
+async function restoreLocked(
+  backup: { manifest: BackupManifest; state: string; log: string },
+  statePath: string,
+  logPath: string,
+  opts: { force?: boolean },
+): Promise<BackupManifest> {
   const present: string[] = [];
   for (const base of [statePath, logPath]) for (const side of SIDE_FILES) if (await exists(base + side)) present.push(base + side);
   if (present.length > 0 && !opts.force) {
     throw new AdminError(`${present.join(', ')} already exist${present.length === 1 ? 's' : ''}; stop the tracker, then pass --force to replace its database`);
   }
-  await mkdir(path.dirname(statePath), { recursive: true });
   for (const file of present) await rm(file, { force: true });
   // Log first, then state: a restore cut short leaves no state without its log.
   await copyThenRename(backup.log, logPath);

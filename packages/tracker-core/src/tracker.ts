@@ -23,6 +23,7 @@ import { ChangeLog, STATE_SYNCHRONOUS } from './state/change-log.js';
 import type { ChangeLogHooks } from './state/change-log.js';
 import type { MemoryState } from './state/memory-state.js';
 import { Checkpointer } from './store/checkpointer.js';
+import { DatabaseLock } from './store/db-lock.js';
 import { LogStore } from './store/log-store.js';
 import { Store, StoreOpenError } from './store/store.js';
 
@@ -67,6 +68,8 @@ export class Tracker {
   /** The state file: opened here, then the change log's to keep. */
   private readonly store: Store;
   private readonly logStore: LogStore;
+  /** This process's hold on the database (store/db-lock.ts), released at close. */
+  private readonly lock: DatabaseLock;
   private readonly log: ChangeLog;
   /** The state every request reads (the change log's, in memory). */
   private readonly state: MemoryState;
@@ -91,8 +94,9 @@ export class Tracker {
   private nextConnectionId = 1;
   private closing = false;
 
-  private constructor(options: TrackerOptions, logger: Logger, deps: TrackerDeps) {
+  private constructor(options: TrackerOptions, logger: Logger, deps: TrackerDeps, lock: DatabaseLock) {
     this.currentOptions = options;
+    this.lock = lock;
     this.logger = logger;
     this.observer = deps.observer;
     // The log is the durable record (synchronous as configured); the state
@@ -296,9 +300,20 @@ export class Tracker {
     if (through > this.log.baseSeq) this.log.truncate(through);
   }
 
-  /** Opens the database (throws StoreOpenError) and readies the tracker. */
+  /** Opens the database (throws StoreOpenError; the database in use by another process is one) and readies the tracker. */
   static open(options: TrackerOptions, logger: Logger, deps: TrackerDeps = {}): Tracker {
-    return new Tracker(options, logger, deps);
+    let lock: DatabaseLock;
+    try {
+      lock = DatabaseLock.acquire(options.dbPath);
+    } catch (error) {
+      throw new StoreOpenError(options.dbPath, error);
+    }
+    try {
+      return new Tracker(options, logger, deps, lock);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
   }
 
   get connectionCount(): number {
@@ -457,6 +472,7 @@ export class Tracker {
     await this.checkpointer.stop();
     this.store.close();
     this.logStore.close();
+    this.lock.release();
     this.logger.info({ seq: this.log.seq }, 'tracker stopped');
   }
 
