@@ -71,8 +71,8 @@ export class Connection implements EventSink {
   private isClosed = false;
   private paused = false;
   private lastActivity = Date.now();
-  /** When the peer last took everything written (a 'drain'): a peer that reads nothing for the idle timeout is dropped. */
-  private lastDrained = Date.now();
+  /** Since when the socket has held more than it takes without blocking (until its next 'drain'): a peer that reads nothing for the idle timeout is dropped. */
+  private stalledSince: number | undefined;
   private frameTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
 
@@ -92,7 +92,7 @@ export class Connection implements EventSink {
     stream.on('error', (error) => this.log.debug({ err: error }, 'connection error'));
     stream.once('close', () => this.onClose());
     stream.on('drain', () => {
-      this.lastDrained = Date.now();
+      this.stalledSince = undefined;
       if (this.held.length > 0 && !this.ordered) this.releaseHeld();
       else this.maybeResume();
     });
@@ -108,6 +108,7 @@ export class Connection implements EventSink {
       return;
     }
     this.stream.write(encodeFrame(session, payload));
+    this.noteStall();
   }
 
   /**
@@ -125,7 +126,9 @@ export class Connection implements EventSink {
   /** Sends an unasked frame on a tracker link; false when the peer is not keeping up. */
   push(payload: string | Buffer): boolean {
     if (this.isClosed) return false;
-    return this.stream.write(encodeFrame(0n, payload));
+    const ready = this.stream.write(encodeFrame(0n, payload));
+    this.noteStall();
+    return ready;
   }
 
   onDrain(callback: () => void): void {
@@ -263,6 +266,7 @@ export class Connection implements EventSink {
       this.queue.shift();
       head = this.queue[0];
     }
+    this.noteStall();
     if (this.queue.length > 0) this.lastActivity = Date.now();
     if (this.closing && this.queue.length === 0 && this.held.length === 0) this.endNow();
   }
@@ -324,13 +328,18 @@ export class Connection implements EventSink {
     this.frameTimer = undefined;
   }
 
+  /** After a write: the socket now holds more than it takes without blocking, and this is when that began. */
+  private noteStall(): void {
+    if (this.stalledSince === undefined && this.stream.writableNeedDrain) this.stalledSince = Date.now();
+  }
+
   private armIdleTimer(delay: number): void {
     this.idleTimer = setTimeout(() => {
       const timeout = this.limits.idleTimeoutMs;
       const now = Date.now();
       const idle = now - this.lastActivity;
       // Answers written and not taken: how long the peer has left them there.
-      const stalled = this.stream.writableNeedDrain ? now - this.lastDrained : 0;
+      const stalled = this.stalledSince !== undefined && this.stream.writableNeedDrain ? now - this.stalledSince : 0;
       if (stalled >= timeout) {
         this.log.warn({ stalledMs: stalled, unsent: this.stream.writableLength }, 'peer has not read its answers for the idle timeout; closing');
         this.stream.destroy();
