@@ -6,12 +6,12 @@ import { StateWriter } from '../store/state-writer.js';
 import type { Store } from '../store/store.js';
 import type { DomainEvent } from './apply.js';
 import { applyChange } from './apply.js';
+import type { Change, ChangeBody, RequestRecord } from './changes.js';
+import { encodeChange } from './changes.js';
 import { GENESIS_HASH, LogMismatchError, nextLogHash, replayLog } from './log-chain.js';
 import { MemoryState } from './memory-state.js';
 
 export { GENESIS_HASH, LogMismatchError, nextLogHash } from './log-chain.js';
-import type { Change, ChangeBody, RequestRecord } from './changes.js';
-import { encodeChange } from './changes.js';
 
 export interface CommittedBatch {
   changes: Change[];

@@ -259,9 +259,7 @@ export class MemoryState implements StateStore {
   // --- writes (only `apply` and `load` call these) -------------------------
 
   setMeta(key: string, value: string | number): void {
-    const before = this.meta.get(key);
-    this.meta.set(key, String(value));
-    this.journal?.push(() => (before === undefined ? this.meta.delete(key) : this.meta.set(key, before)));
+    this.setIn(this.meta, key, String(value));
   }
   insertUser(name: string, salt: string, hash: string, params: string, at: number): void {
     if (this.users.has(name)) throw new StateConstraintError('users', name);
@@ -357,9 +355,7 @@ export class MemoryState implements StateStore {
     return this.deleteIn(this.requests, group, user);
   }
   putClientRequest(r: RequestRecord): void {
-    const before = this.clientRequests.get(r.client);
-    this.clientRequests.set(r.client, { client: r.client, n: r.n, digest: r.digest, answer: r.answer, session: r.session, at: r.at });
-    this.journal?.push(() => (before === undefined ? this.clientRequests.delete(r.client) : this.clientRequests.set(r.client, before)));
+    this.setIn(this.clientRequests, r.client, { client: r.client, n: r.n, digest: r.digest, answer: r.answer, session: r.session, at: r.at });
   }
   forgetClientRequests(before: number): void {
     for (const [client, r] of this.clientRequests) {
@@ -404,6 +400,12 @@ export class MemoryState implements StateStore {
     removeFrom(this.sharesByGroup, share.grp, share);
   }
 
+  /** Sets a key of a map, recording its undo (the value before, or no key). */
+  private setIn<V>(map: Map<string, V>, key: string, value: V): void {
+    const before = map.get(key);
+    map.set(key, value);
+    this.journal?.push(() => (before === undefined ? map.delete(key) : map.set(key, before)));
+  }
   /** Sets one field of an entry, recording its undo. */
   private assign<T, K extends keyof T>(target: T, key: K, value: T[K]): void {
     const before = target[key];

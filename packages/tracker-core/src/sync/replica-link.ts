@@ -133,13 +133,13 @@ export class ReplicaLink {
 
   /**
    * Stops following the primary for a promotion, keeping the socket for one
-   * last message: the returned function sends `SYNC:PROMOTED <epoch> <kept>`
-   * (this tracker is primary now, and holds the old history up to `kept`)
-   * and closes the link, so that the old primary steps down at once instead
-   * of answering writes nobody will keep (docs/protocol.md §6). It must be
-   * called, or the socket is left to `destroy` (the second function). Nothing
-   * the primary sends is applied or acknowledged after this call. Undefined
-   * when the link is not streaming: there is no primary to tell.
+   * last message. `tell` sends `SYNC:PROMOTED <epoch> <kept>` (this tracker
+   * is primary now, and holds the old history up to `kept`) and closes the
+   * link, so that the old primary steps down at once instead of answering
+   * writes nobody will keep (docs/protocol.md §6); `drop` closes it without
+   * a word (the promotion failed). One of them must be called. Nothing the
+   * primary sends is applied or acknowledged after this call. Undefined when
+   * the link is not streaming: there is no primary to tell.
    */
   handOver(): { tell: (epoch: number, kept: number) => void; drop: () => void } | undefined {
     const socket = this.state.kind === 'streaming' ? this.socket : undefined;
