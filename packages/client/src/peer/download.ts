@@ -4,6 +4,7 @@ import { formatHostPort } from '@tracker-cluster/protocol';
 import { Bitfield } from './bitfield.js';
 import { loadDownloadState, partPath, removeDownloadState, saveDownloadState } from './download-state.js';
 import type { FilePeers } from './file-peers.js';
+import type { DownloadView } from './format.js';
 import { stallReason } from './format.js';
 import { PieceBufferPool } from './frame-reader.js';
 import { PeerConnection } from './peer-connection.js';
@@ -62,7 +63,7 @@ export interface DownloadDeps {
   ended?(download: Download): void;
 }
 
-export type DownloadStatus = 'queued' | 'running' | 'complete' | 'failed';
+export type DownloadStatus = DownloadView['status'];
 
 interface PeerSlot {
   key: string;
@@ -94,7 +95,7 @@ interface PeerSlot {
  * - from its first verified piece the download announces itself to the
  *   tracker as a seeder and serves the pieces it has.
  */
-export class Download {
+export class Download implements DownloadView {
   readonly group: string;
   readonly file: string;
   readonly destDir: string;

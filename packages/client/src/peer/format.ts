@@ -1,5 +1,19 @@
 import { quote } from '@tracker-cluster/protocol';
-import type { Download } from './download.js';
+
+/** What a download line shows: a `Download` has all of it (kept structural so that this module needs nothing of it). */
+export interface DownloadView {
+  readonly group: string;
+  readonly file: string;
+  readonly status: 'queued' | 'running' | 'complete' | 'failed';
+  readonly reason: string;
+  readonly meta: { readonly size: number };
+  readonly bytesDone: number;
+  readonly rate: number;
+  readonly activePeers: number;
+  readonly resumedPieces: number;
+  readonly banned: { readonly size: number };
+  readonly sources: { readonly size: number };
+}
 
 /**
  * What `show_downloads` and `wait_downloads` print, one line a download:
@@ -21,12 +35,12 @@ export function formatRate(bytesPerSecond: number): string {
   return `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
 }
 
-function percent(d: Download): number {
+function percent(d: DownloadView): number {
   if (d.meta.size === 0) return d.status === 'complete' ? 100 : 0;
   return Math.floor((d.bytesDone / d.meta.size) * 100);
 }
 
-export function formatDownload(d: Download): string {
+export function formatDownload(d: DownloadView): string {
   const name = `[${d.group}] ${quote(d.file)}`;
   const extras = (): string => {
     const banned = d.banned.size > 0 ? ` banned=${d.banned.size}` : '';
@@ -47,7 +61,7 @@ export function formatDownload(d: Download): string {
 }
 
 /** A list answer: `OK <n>` then one line per download. */
-export function formatDownloadList(list: readonly Download[]): string {
+export function formatDownloadList(list: readonly DownloadView[]): string {
   return [`OK ${list.length}`, ...list.map(formatDownload)].join('\n');
 }
 
