@@ -27,12 +27,20 @@ export class DownloadQueue {
     return this.all.find((d) => d.group === group && d.file === file && (d.status === 'queued' || d.status === 'running'));
   }
 
-  /** Position in the queue (0 = running or starting now). */
+  /**
+   * Position in the queue: 0 when it runs now, else 1 for the next to start.
+   * A failed download of the same file is replaced (run again, it resumes):
+   * `wait_downloads` then reports the new attempt, not the old failure.
+   */
   add(download: Download): number {
+    for (let i = this.all.length - 1; i >= 0; i--) {
+      const old = this.all[i] as Download;
+      if (old.status === 'failed' && old.group === download.group && old.file === download.file) this.all.splice(i, 1);
+    }
     this.all.push(download);
-    const waiting = this.all.filter((d) => d.status === 'queued').length - 1;
     this.startMore();
-    return Math.max(0, waiting - Math.max(0, this.maxActive - this.running.size));
+    if (download.status !== 'queued') return 0;
+    return this.all.filter((d) => d.status === 'queued').indexOf(download) + 1;
   }
 
   get busy(): boolean {

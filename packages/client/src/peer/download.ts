@@ -1,8 +1,9 @@
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { link, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { formatHostPort } from '@tracker-cluster/protocol';
 import { Bitfield } from './bitfield.js';
-import { loadDownloadState, partPath, removeDownloadState, saveDownloadState } from './download-state.js';
+import { inspectWorkingFiles, lstatOrUndefined, partPath, removeDownloadState, saveDownloadState } from './download-state.js';
 import type { FilePeers } from './file-peers.js';
 import type { DownloadView } from './format.js';
 import { stallReason } from './format.js';
@@ -131,6 +132,8 @@ export class Download implements DownloadView {
   private saving: Promise<void> = Promise.resolve();
   private lastPeerError = '';
   private ended = false;
+  /** False once the user stopped sharing this file: the download goes on, and is neither served nor announced. */
+  private sharing = true;
 
   constructor(group: string, file: string, destDir: string, meta: FilePeers, deps: DownloadDeps, tuning: Partial<DownloadTuning> = {}) {
     this.group = group;
@@ -204,34 +207,38 @@ export class Download implements DownloadView {
     this.fail(reason);
   }
 
-  /** The verified pieces of an earlier attempt, if any (read without starting). */
-  async peekResume(): Promise<number> {
-    const have = await this.loadResume();
-    return have?.count ?? 0;
+  /** `stop_share` of this file while it downloads: finish it, but do not share it. */
+  stopSharing(): void {
+    this.sharing = false;
   }
 
-  private async loadResume(): Promise<Bitfield | undefined> {
-    const have = await loadDownloadState(this.destDir, this.file, { ...this.meta, pieces: this.pieces });
-    if (!have) return undefined;
-    try {
-      const info = await stat(partPath(this.destDir, this.file));
-      return info.size === this.meta.size ? have : undefined;
-    } catch {
-      return undefined;
-    }
+  /**
+   * The verified pieces of an earlier attempt, if any (read without starting).
+   * Throws `WorkingFileError` when the working files' names are taken by
+   * files that are not this client's.
+   */
+  async peekResume(): Promise<number> {
+    const files = await inspectWorkingFiles(this.destDir, this.file, { ...this.meta, pieces: this.pieces });
+    return files.resume?.count ?? 0;
   }
 
   private async prepare(): Promise<void> {
-    const resumed = await this.loadResume();
-    if (resumed) this.have = resumed;
+    const part = partPath(this.destDir, this.file);
+    const files = await inspectWorkingFiles(this.destDir, this.file, { ...this.meta, pieces: this.pieces });
+    if (files.resume) this.have = files.resume;
     this.resumedPieces = this.have.count;
-    const fd = await open(partPath(this.destDir, this.file), resumed ? 'r+' : 'w+');
+    // The state first: a part file is never on disk without a state of ours that names it.
+    await this.saveNow();
+    if (files.stalePart) await rm(part, { force: true });
+    // Never through a symlink, and a fresh part is created, not reused: what stands at that name is not ours.
+    const flags = constants.O_RDWR | constants.O_NOFOLLOW | (files.resume ? 0 : constants.O_CREAT | constants.O_EXCL);
+    const fd = await open(part, flags);
     try {
       await fd.truncate(this.meta.size);
     } finally {
       await fd.close();
     }
-    this.sink = new PieceSink(partPath(this.destDir, this.file), this.meta, this.have, { reuse: (buffer) => this.buffers.give(buffer) });
+    this.sink = new PieceSink(part, this.meta, this.have, { reuse: (buffer) => this.buffers.give(buffer) });
     this.picker = new PiecePicker(this.pieces, this.have, Math.random, tieBlock(this.meta.pieceSize));
     this.served = {
       group: this.group,
@@ -239,10 +246,9 @@ export class Download implements DownloadView {
       sha256: this.meta.sha256,
       size: this.meta.size,
       pieceSize: this.meta.pieceSize,
-      path: partPath(this.destDir, this.file),
+      path: part,
       have: this.have,
     };
-    await this.saveNow();
   }
 
   private transfer(): Promise<void> {
@@ -421,8 +427,9 @@ export class Download implements DownloadView {
           return;
       }
     }
-    // A connection error: its close handler drops the peer.
-    this.lastPeerError = error instanceof Error ? error.message : String(error);
+    // A connection error: its close handler drops the peer. Requests cut short by our own drop
+    // of the peer say nothing new, and must not hide the answer that made us drop it.
+    if (this.peers.get(slot.key) === slot) this.lastPeerError = error instanceof Error ? error.message : String(error);
   }
 
   private ban(slot: PeerSlot, why: string): void {
@@ -461,7 +468,7 @@ export class Download implements DownloadView {
   }
 
   private async announceOnce(): Promise<void> {
-    if (this.announced || !this.served) return;
+    if (this.announced || !this.served || !this.sharing) return;
     this.announced = true;
     await this.deps.announce(this.served);
   }
@@ -506,10 +513,11 @@ export class Download implements DownloadView {
       await removeDownloadState(this.destDir, this.file);
       throw new Error(`the whole file's SHA-256 is ${sum}, expected ${this.meta.sha256}; partial data discarded`);
     }
-    await rename(part, this.destination);
+    await publish(part, this.destination);
     await removeDownloadState(this.destDir, this.file);
     const served = this.served as ServedFile;
     served.path = this.destination;
+    if (!this.sharing) return;
     this.announced = true;
     await this.deps.completed(served);
   }
@@ -527,4 +535,25 @@ export class Download implements DownloadView {
     this.sink = undefined;
     if (this.served && this.announced) await this.deps.withdraw(this.served).catch(() => undefined);
   }
+}
+
+/**
+ * Gives the verified part file its final name, never replacing a file that
+ * appeared there during the download (`link` fails on any existing name,
+ * a symlink included). On a file system without hard links, a `rename`
+ * after a last look.
+ */
+async function publish(part: string, destination: string): Promise<void> {
+  const taken = (): Error => new Error(`${destination} appeared during the download; move it away and run download_file again to finish (the verified pieces are kept)`);
+  try {
+    await link(part, destination);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw taken();
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw error;
+    if (await lstatOrUndefined(destination)) throw taken();
+    await rename(part, destination);
+    return;
+  }
+  await rm(part, { force: true });
 }

@@ -6,6 +6,7 @@ import { Bitfield } from './bitfield.js';
 import { Download } from './download.js';
 import type { DownloadTuning } from './download.js';
 import { DownloadQueue } from './download-queue.js';
+import { WorkingFileError } from './download-state.js';
 import { parseFilePeers } from './file-peers.js';
 import type { FilePeers } from './file-peers.js';
 import { formatDownload, formatDownloadList } from './format.js';
@@ -121,7 +122,13 @@ export class PeerNode {
     const meta = parseFilePeers(answer);
     if (!meta) return parseResponse(answer).ok ? `ERR PROTOCOL unexpected file_peers answer` : answer.split('\n', 1)[0] ?? answer;
     const download = new Download(group, file, dir, meta, this.downloadDeps(group, file), this.tuning);
-    const resumed = await download.peekResume();
+    let resumed: number;
+    try {
+      resumed = await download.peekResume();
+    } catch (error) {
+      if (error instanceof WorkingFileError) return `ERR BAD_REQUEST ${error.message}`;
+      throw error;
+    }
     const position = this.downloads.add(download);
     const where = position > 0 ? `queued position=${position}` : 'started';
     return `OK download ${where} ${quote(file)} size=${meta.size} pieces=${download.pieces} have=${resumed} peers=${meta.peers.length}`;
@@ -143,6 +150,7 @@ export class PeerNode {
 
   /** After the tracker answered `stop_share`: stop serving, forget the share. */
   async stoppedSharing(group: string, file: string): Promise<void> {
+    this.downloads.active(group, file)?.stopSharing();
     this.table.removeByName(group, file);
     const user = this.tracker.user();
     if (user !== undefined) await this.registry.remove(user, group, file);

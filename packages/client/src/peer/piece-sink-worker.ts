@@ -5,7 +5,7 @@
  * Runs off the downloader's main thread, which is left with the sockets.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, write } from 'node:fs';
+import { closeSync, constants, openSync, readSync, write } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import type { SinkInit, SinkReply, SinkRequest } from './piece-sink.js';
@@ -19,7 +19,8 @@ const count = pieceCount(init.size, init.pieceSize);
 /** Verified pieces on disk: the earlier run's (resume) and this run's. */
 const onDisk = new Uint8Array(count);
 for (let i = 0; i < count; i++) if ((init.have[i >> 3]! >> (7 - (i & 7))) & 1) onDisk[i] = 1;
-const fd = openSync(init.path, 'r+');
+// The download created this file; whatever replaced it by a symlink since is not written through.
+const fd = openSync(init.path, constants.O_RDWR | constants.O_NOFOLLOW);
 const whole = createHash('sha256');
 /** The whole-file hash covers pieces 0 .. next-1. */
 let next = 0;

@@ -1,0 +1,221 @@
+/**
+ * One download against a real piece server over loopback, and the download
+ * queue: what a download does with the files already in its folder, what it
+ * says when its only peer answers that the file is gone, and the queue's
+ * positions and retries.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { Bitfield, Download, DownloadQueue, PieceServer, ShareTable, partPath, statePath } from '@tracker-cluster/client';
+import type { DownloadDeps, FilePeers } from '@tracker-cluster/client';
+
+/** What a test needs of tap's `t` to clean up after itself. */
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+const PIECE = 4096;
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function tempDir(t: Teardown): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'download-test-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A piece server sharing `name` (10 pieces) in group `g`; the FilePeers a tracker would answer for it. */
+async function seed(t: Teardown, name: string): Promise<{ meta: FilePeers; data: Buffer; source: string }> {
+  const dir = await tempDir(t);
+  const data = Buffer.alloc(10 * PIECE);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) % 251;
+  const source = path.join(dir, 'source.bin');
+  await writeFile(source, data);
+  const hashes = Array.from({ length: 10 }, (_, i) => sha256(data.subarray(i * PIECE, (i + 1) * PIECE)));
+  const table = new ShareTable();
+  table.set({ group: 'g', file: name, sha256: sha256(data), size: data.length, pieceSize: PIECE, path: source, have: Bitfield.full(10) });
+  const server = new PieceServer(table);
+  const address = await server.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => server.close());
+  const meta: FilePeers = {
+    file: name,
+    size: data.length,
+    sha256: sha256(data),
+    pieceSize: PIECE,
+    hashes,
+    peers: [{ user: 'seeder', address, text: `127.0.0.1:${address.port}` }],
+  };
+  return { meta, data, source };
+}
+
+function deps(meta: FilePeers): DownloadDeps {
+  return {
+    fetchPeers: () => Promise.resolve(meta),
+    self: () => undefined,
+    announce: () => Promise.resolve(),
+    completed: () => Promise.resolve(),
+    withdraw: () => Promise.resolve(),
+  };
+}
+
+const quick = { refreshMs: 200, retryMs: 200 };
+/** Only where a download is meant to stall: a worker thread's start under the test loader can take a second or two. */
+const stallsSoon = { ...quick, stallTimeoutMs: 1500 };
+
+t.test('a symlink at the part file name is refused and never written through', async (t) => {
+  const { meta } = await seed(t, 'notes.txt');
+  const dest = await tempDir(t);
+  const victim = path.join(await tempDir(t), 'victim.txt');
+  await writeFile(victim, 'precious\n');
+  await symlink(victim, partPath(dest, 'notes.txt'));
+  const download = new Download('g', 'notes.txt', dest, meta, deps(meta), quick);
+  await t.rejects(download.peekResume(), /is not a regular file.*not a download of this client/);
+  await download.run();
+  t.equal(download.status, 'failed');
+  t.match(download.reason, /\.notes\.txt\.part exists and is not a regular file/);
+  t.equal(await readFile(victim, 'utf8'), 'precious\n', 'the symlink target is untouched');
+});
+
+t.test('a file at the part name that no state of ours names is not overwritten', async (t) => {
+  const { meta } = await seed(t, 'report');
+  const dest = await tempDir(t);
+  await writeFile(partPath(dest, 'report'), 'a file of the user named .report.part\n');
+  const download = new Download('g', 'report', dest, meta, deps(meta), quick);
+  await t.rejects(download.peekResume(), /exists and no download state names it/);
+  await download.run();
+  t.equal(download.status, 'failed');
+  t.equal(await readFile(partPath(dest, 'report'), 'utf8'), 'a file of the user named .report.part\n');
+  t.same((await readdir(dest)).sort(), ['.report.part'], 'no state file was written beside it');
+});
+
+t.test('a state file that is not a download state is not overwritten', async (t) => {
+  const { meta } = await seed(t, 'report');
+  const dest = await tempDir(t);
+  await writeFile(statePath(dest, 'report'), '{"mine":true}\n');
+  const download = new Download('g', 'report', dest, meta, deps(meta), quick);
+  await t.rejects(download.peekResume(), /is not a download state/);
+  await download.run();
+  t.equal(await readFile(statePath(dest, 'report'), 'utf8'), '{"mine":true}\n');
+});
+
+t.test('a stale attempt of ours at other contents is replaced; a file appearing at the destination is never replaced', async (t) => {
+  const { meta, data } = await seed(t, 'f.bin');
+  const dest = await tempDir(t);
+  // An earlier attempt at other contents: our state, a part file of another size.
+  await writeFile(partPath(dest, 'f.bin'), 'old');
+  await writeFile(statePath(dest, 'f.bin'), JSON.stringify({ version: 1, group: 'g', file: 'f.bin', size: 3, sha256: 'a'.repeat(64), pieceSize: 1, have: '00' }));
+  const download = new Download('g', 'f.bin', dest, meta, deps(meta), quick);
+  t.equal(await download.peekResume(), 0);
+  await download.run();
+  t.equal(download.status, 'complete', download.reason);
+  t.equal(sha256(await readFile(path.join(dest, 'f.bin'))), sha256(data));
+  t.same(await readdir(dest), ['f.bin']);
+
+  // Between the command's check and the end of the download, someone creates the destination.
+  const again = await tempDir(t);
+  const late = new Download('g', 'f.bin', again, meta, {
+    ...deps(meta),
+    announce: async () => {
+      await writeFile(path.join(again, 'f.bin'), 'created meanwhile\n');
+    },
+  }, quick);
+  await late.run();
+  t.equal(late.status, 'failed');
+  t.match(late.reason, /appeared during the download/);
+  t.equal(await readFile(path.join(again, 'f.bin'), 'utf8'), 'created meanwhile\n', 'not replaced');
+  t.ok((await readdir(again)).includes(path.basename(partPath(again, 'f.bin'))), 'the verified part file is kept');
+});
+
+t.test('a 255-byte file name downloads: the working files keep under the name limit', async (t) => {
+  const name = `${'é'.repeat(120)}${'x'.repeat(15)}`;
+  t.equal(Buffer.byteLength(name), 255);
+  const { meta, data } = await seed(t, name);
+  const dest = await tempDir(t);
+  t.ok(Buffer.byteLength(path.basename(statePath(dest, name))) <= 230, 'state name is short enough for a temporary suffix');
+  const download = new Download('g', name, dest, meta, deps(meta), quick);
+  await download.run();
+  t.equal(download.status, 'complete', download.reason);
+  t.equal(sha256(await readFile(path.join(dest, name))), sha256(data));
+  t.same(await readdir(dest), [name]);
+  t.not(partPath(dest, name), partPath(dest, `${name.slice(0, -1)}y`), 'two long names that differ only at the end have their own part files');
+});
+
+t.test('a peer whose file is gone: the failure says so, not "closed by us"', async (t) => {
+  const { meta, source } = await seed(t, 'gone.bin');
+  await rm(source);
+  const dest = await tempDir(t);
+  const download = new Download('g', 'gone.bin', dest, meta, deps(meta), stallsSoon);
+  await download.run();
+  t.equal(download.status, 'failed');
+  t.match(download.reason, /stalled: .*the shared file is gone/);
+  t.notMatch(download.reason, /closed by us/);
+});
+
+/** A download stand-in for the queue: it runs until `finish` is called. */
+function fakeDownload(group: string, file: string): Download & { settleAs(ok: boolean): void } {
+  let end: (() => void) | undefined;
+  const fake = {
+    group,
+    file,
+    status: 'queued' as Download['status'],
+    reason: '',
+    run(): Promise<void> {
+      fake.status = 'running';
+      return new Promise<void>((resolve) => {
+        end = resolve;
+      });
+    },
+    abort(): void {
+      fake.status = 'failed';
+      end?.();
+    },
+    settleAs(ok: boolean): void {
+      fake.status = ok ? 'complete' : 'failed';
+      end?.();
+    },
+  };
+  return fake as unknown as Download & { settleAs(ok: boolean): void };
+}
+
+t.test('queue positions: 0 for a download that starts, then 1, 2 … in line', async (t) => {
+  const queue = new DownloadQueue(2);
+  const d = ['f1', 'f2', 'f3', 'f4'].map((f) => fakeDownload('g', f));
+  t.same(
+    d.map((x) => queue.add(x)),
+    [0, 0, 1, 2],
+  );
+  t.same(d.map((x) => x.status), ['running', 'running', 'queued', 'queued']);
+  d[0]?.settleAs(true);
+  await t.resolves(new Promise((resolve) => setImmediate(resolve)));
+  t.equal(d[2]?.status, 'running', 'the first in line starts when a slot frees');
+  t.equal(queue.add(fakeDownload('g', 'f5')), 2, 'f4 is first in line now, f5 second');
+  for (const x of queue.list()) (x as ReturnType<typeof fakeDownload>).settleAs(true);
+});
+
+t.test('a download run again replaces its failed attempt in the list', async (t) => {
+  const queue = new DownloadQueue(2);
+  const first = fakeDownload('g', 'f');
+  const other = fakeDownload('g', 'other');
+  queue.add(first);
+  queue.add(other);
+  first.settleAs(false);
+  other.settleAs(false);
+  await queue.whenIdle();
+  const retry = fakeDownload('g', 'f');
+  queue.add(retry);
+  t.same(
+    queue.list().map((x) => [x.file, x.status]),
+    [
+      ['other', 'failed'],
+      ['f', 'running'],
+    ],
+    'the old failure of f is gone, the failure of another file stays',
+  );
+  retry.settleAs(true);
+  await queue.whenIdle();
+});
