@@ -3,7 +3,7 @@
  * scraped over real HTTP from a real primary and its replica.
  */
 import t from 'tap';
-import { startCluster } from './helpers/cluster.js';
+import { promote, startCluster } from './helpers/cluster.js';
 import { send, signUp } from './helpers/commands.js';
 import { runTrackerCommand, startTracker } from './helpers/tracker.js';
 import type { RunningTracker } from './helpers/tracker.js';
@@ -124,6 +124,36 @@ t.test('primary and replica: health, readiness and metrics over HTTP', async (t)
   });
   t.equal((await get(replica, '/readyz')).status, 200);
   await t.rejects(fetch(`${primaryAdmin}/healthz`), 'the admin listener closes with the tracker');
+});
+
+t.test('after a live promotion, /metrics on both trackers shows their new roles and those roles\' gauges', async (t) => {
+  const { primary, replica } = await startCluster(t, {
+    primary: { args: ['--admin-port', '0'] },
+    replica: { args: ['--admin-port', '0'] },
+  });
+  // The primary learns of the promotion on the replica's link (SYNC:PROMOTED) and steps down.
+  const live = await primary.restart(['--replica', replica.address, '--port', String(primary.port)]);
+  await waitFor(async () => sample((await get(replica, '/metrics')).body, 'tracker_primary_connected') === 1, {
+    timeoutMs: 20_000,
+    message: 'the replica to link to the restarted primary',
+  });
+  t.match(await promote(replica), /^OK promoted epoch=2 /);
+  const promoted = (await get(replica, '/metrics')).body;
+  t.equal(sample(promoted, 'tracker_info', { role: 'primary' }), 1, 'the promoted tracker says primary');
+  t.equal(sample(promoted, 'tracker_info', { role: 'replica' }), undefined, 'and nothing else');
+  t.equal(sample(promoted, 'tracker_epoch'), 2);
+  t.not(sample(promoted, 'tracker_degraded'), undefined, 'the primary\'s gauges are there');
+  t.not(sample(promoted, 'tracker_replica_connected'), undefined);
+  t.equal(sample(promoted, 'tracker_primary_connected'), undefined, 'the replica\'s gauge is gone');
+  await waitFor(async () => sample((await get(live, '/metrics')).body, 'tracker_info', { role: 'replica' }) === 1, {
+    timeoutMs: 20_000,
+    message: 'the old primary to report role=replica',
+  });
+  const old = (await get(live, '/metrics')).body;
+  t.equal(sample(old, 'tracker_info', { role: 'primary' }), undefined);
+  t.equal(sample(old, 'tracker_degraded'), undefined, 'no primary gauges on the fenced tracker');
+  t.not(sample(old, 'tracker_primary_connected'), undefined);
+  t.not(sample(old, 'tracker_snapshot_transfers_total', { direction: 'installed' }), undefined, 'both directions are counted from the start');
 });
 
 t.test('--admin-port on a port in use: exit 1 with a clear message', async (t) => {

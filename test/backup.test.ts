@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import t from 'tap';
 import { parseList, send, signUp, status } from './helpers/commands.js';
 import { ADMIN_BIN, childEnv, makeTempDir, startTracker } from './helpers/tracker.js';
@@ -160,4 +161,27 @@ t.test('tracker-admin health asks /healthz or /readyz', async (t) => {
   const usage = await admin(['health']);
   t.equal(usage.code, 2);
   t.match(usage.stderr, /TRACKER_ADMIN_PORT/);
+});
+
+t.test('a backup does not carry the epoch its source leads: a tracker started from it takes its role from its command line', async (t) => {
+  const source = await startTracker(t);
+  const out = path.join(await makeTempDir(t), 'backup');
+  const made = await admin(['backup', '--db', source.dbPath, '--out', out]);
+  t.equal(made.code, 0, made.stderr);
+  const ledEpoch = (file: string): string | undefined => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return (db.prepare("SELECT value FROM meta WHERE key = 'led_epoch'").get() as { value: string } | undefined)?.value;
+    } finally {
+      db.close();
+    }
+  };
+  t.equal(ledEpoch(`${source.dbPath}-log`), '1', 'the running primary records the epoch it leads');
+  t.equal(ledEpoch(path.join(out, `${path.basename(source.dbPath)}-log`)), undefined, 'the backup does not');
+  // Seeding a replica from the primary's backup: it must start as a replica, not as a second primary.
+  const dir = await makeTempDir(t);
+  const restored = await admin(['restore', '--from', out, '--db', path.join(dir, 'seeded.db')]);
+  t.equal(restored.code, 0, restored.stderr);
+  const seeded = await startTracker(t, { role: 'replica', dir, dbPath: path.join(dir, 'seeded.db'), args: ['--primary', source.address] });
+  t.match(seeded.description, /^role=replica /);
 });

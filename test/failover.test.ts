@@ -126,6 +126,60 @@ t.test('the old primary comes back, is fenced, drops its unreplicated tail and f
   t.equal((await status(n))['seq'], (await status(o))['seq'], 'its writes are forwarded to the new primary');
 });
 
+t.test('an old primary that has followed the new one is still its replica when restarted with its old command line', async (t) => {
+  const { primary, replica } = await startCluster(t);
+  const p = await open(t, primary);
+  const alice = await signUp(p, 'alice');
+  await p.close();
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  await primary.kill9();
+  t.match(await promote(replica), /^OK promoted epoch=2 /);
+  const old = await primary.restart(['--replica', replica.address]);
+  t.match(old.description, /^role=replica /, 'fenced at its first start');
+  await waitForConvergence(replica, old, { timeoutMs: DEADLINE_MS, acked: true });
+
+  // A reboot, or its supervisor, starts it again with the same `tracker-primary … --replica` line.
+  // Its log now says epoch 2, like its peer's: only what it led tells it that epoch is not its own.
+  const again = await old.restart(['--replica', replica.address]);
+  t.match(again.description, /^role=replica epoch=2 /, 'not a second primary of epoch 2');
+  t.match(again.stderr(), /starting as the replica, not as configured: it was last primary of epoch 1 and has since followed the primary of epoch 2/);
+  await waitForConvergence(replica, again, { timeoutMs: DEADLINE_MS, acked: true });
+  const a = await open(t, again);
+  await expectAnswer(a, 'create_group via_again', 'OK group created', alice);
+  const converged = await waitForConvergence(replica, again, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(converged.primary['role'], 'primary');
+  t.equal(converged.replica['role'], 'replica');
+  t.equal(converged.primary['seq'], converged.replica['seq'], 'one history: the write went to the promoted tracker');
+});
+
+t.test('a promoted tracker restarted with its old tracker-replica command line is still the primary', async (t) => {
+  const { primary, replica } = await startCluster(t);
+  const p = await open(t, primary);
+  const alice = await signUp(p, 'alice');
+  await p.close();
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  await primary.kill9();
+  t.match(await promote(replica), /^OK promoted epoch=2 /);
+  const n = await connect(replica.port);
+  await expectAnswer(n, 'create_group before_crash', 'OK group created', alice);
+  await n.close();
+  await replica.kill9();
+
+  // Its supervisor starts it again as it was set up: `tracker-replica --primary <the dead primary>`.
+  const back = await replica.restart();
+  t.match(back.description, /^role=primary epoch=2 /, 'not a replica of nobody');
+  t.match(back.stderr(), /starting as the primary, not as configured: it was promoted to epoch 2/);
+  const b = await open(t, back);
+  await expectAnswer(b, 'create_group after_restart', 'OK group created', alice);
+  t.same(parseList((await b.request('list_groups', alice)).payload), ['after_restart owner=alice members=1', 'before_crash owner=alice members=1']);
+
+  // The old primary comes back with its own old command line: the higher epoch fences it.
+  const old = await primary.restart(['--replica', back.address]);
+  t.match(old.description, /^role=replica /);
+  const converged = await waitForConvergence(back, old, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(converged.primary['role'], 'primary');
+});
+
 t.test('a live old primary that learns of a promotion steps down by itself', async (t) => {
   const { primary, replica } = await startCluster(t);
   // Tell the primary where its peer is, as npm start and the classic form do; same port, so the replica finds it again.

@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DatabaseInUseError, DatabaseLock, GENESIS_HASH, logPathFor } from '@tracker-cluster/tracker-core';
+import { DatabaseInUseError, DatabaseLock, GENESIS_HASH, LED_EPOCH_KEY, logPathFor } from '@tracker-cluster/tracker-core';
 
 /**
  * Consistent online backup of a tracker's two SQLite files, and restore.
@@ -78,6 +78,20 @@ async function onlineCopy(source: string, target: string): Promise<void> {
     await db.backup(target, { progress: () => ALL_PAGES });
   } catch (error) {
     throw new AdminError(`backing up ${source} failed: ${(error as Error).message}`);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * A backup is of no running tracker: whoever is started from it takes its
+ * role from its command line, not from the epoch the source last led (a
+ * replica seeded from the primary's backup must not think itself the primary).
+ */
+function forgetLedEpoch(logPath: string): void {
+  const db = new Database(logPath);
+  try {
+    db.prepare('DELETE FROM meta WHERE key = ?').run(LED_EPOCH_KEY);
   } finally {
     db.close();
   }
@@ -162,6 +176,7 @@ export async function backupTracker(db: string, outDir: string, opts: { force?: 
     // Order matters: the state first, then the log (see the comment at the top).
     await onlineCopy(statePath, partial.state);
     await onlineCopy(logPath, partial.log);
+    forgetLedEpoch(partial.log);
     const position = inspectPair(partial.state, partial.log);
     const manifest: BackupManifest = {
       format: 1,

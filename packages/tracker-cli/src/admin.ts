@@ -31,9 +31,11 @@ export interface TrackerMetrics {
   readonly observer: TrackerObserver;
   /** Where gauges are read from; set once the tracker is open (before that, only process metrics). */
   attach(source: MetricsSource): void;
+  /** The exposition text, with the gauges of the role the tracker has now. */
+  scrape(): Promise<string>;
 }
 
-/** Builds the registry with every tracker metric; role-specific gauges only for their role. */
+/** Builds the registry with every tracker metric; role-specific gauges have a series only while the tracker has that role. */
 export function createTrackerMetrics(role: Role, version: string): TrackerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -45,11 +47,11 @@ export function createTrackerMetrics(role: Role, version: string): TrackerMetric
     if (cached.at !== now) cached = { at: now, gauges: source?.gauges() };
     return cached.gauges;
   };
-  const gauge = (name: string, help: string, pick: (g: TrackerGauges) => number | boolean | undefined): void => {
-    new Gauge({
+  const gauge = (name: string, help: string, pick: (g: TrackerGauges) => number | boolean | undefined, registers: Registry[] = [registry]): Gauge => {
+    return new Gauge({
       name,
       help,
-      registers: [registry],
+      registers,
       collect() {
         const g = read();
         const value = g ? pick(g) : undefined;
@@ -59,10 +61,16 @@ export function createTrackerMetrics(role: Role, version: string): TrackerMetric
     });
   };
 
-  new Gauge({ name: 'tracker_info', help: 'Constant 1, labelled with the role and version of this tracker', labelNames: ['role', 'version'], registers: [registry] }).set(
-    { role, version },
-    1,
-  );
+  new Gauge({
+    name: 'tracker_info',
+    help: 'Constant 1, labelled with the current role (it changes on promotion and fencing) and version of this tracker',
+    labelNames: ['role', 'version'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ role: read()?.role ?? role, version }, 1);
+    },
+  });
   const requests = new Counter({
     name: 'tracker_requests_total',
     help: 'Client requests answered, by command and result (OK or the error code)',
@@ -82,8 +90,9 @@ export function createTrackerMetrics(role: Role, version: string): TrackerMetric
     labelNames: ['direction'],
     registers: [registry],
   });
-  // Present from the first scrape, at 0, so that rate() and alerts see the series.
-  snapshots.inc({ direction: role === 'primary' ? 'sent' : 'installed' }, 0);
+  // Present from the first scrape, at 0, so that rate() and alerts see the series (either role may come to use either).
+  snapshots.inc({ direction: 'sent' }, 0);
+  snapshots.inc({ direction: 'installed' }, 0);
 
   gauge('tracker_ready', '1 when /readyz answers 200', () => source?.readiness().ready ?? false);
   gauge('tracker_epoch', 'Current epoch (raised by promotion)', (g) => g.epoch);
@@ -95,16 +104,31 @@ export function createTrackerMetrics(role: Role, version: string): TrackerMetric
   gauge('tracker_shares', 'File shares held by live sessions', (g) => g.shares);
   gauge('tracker_state_file_lag', 'Changes in the log that the state file on disk does not hold yet (grows while it cannot be written)', (g) => g.stateFileLag);
   gauge('tracker_disk_full', '1 while the last commit found no room on the disk (writes are refused)', (g) => g.diskFull);
-  if (role === 'primary') {
-    gauge('tracker_replica_connected', '1 while a replica is linked', (g) => g.replicaConnected);
-    gauge('tracker_replica_seq', 'Last seq the replica acknowledged', (g) => g.replicaSeq);
-    gauge('tracker_replica_lag', 'Committed changes the replica has not acknowledged', (g) => g.replicaLag);
-    gauge('tracker_degraded', '1 while writes are answered without the replica (semi-sync suspended)', (g) => g.degraded);
-    gauge('tracker_sync_queue_depth', 'Committed changes not yet sent to the replica', (g) => g.syncUnsent);
-    gauge('tracker_sync_waiting_batches', 'Commit batches waiting for the replica\'s acknowledgement (semi-sync)', (g) => g.syncWaiting);
-  } else {
-    gauge('tracker_primary_connected', '1 while the link to the primary is streaming', (g) => g.primaryConnected);
-  }
+  // Each role's own gauges are registered only while the tracker has that role (promotion and fencing change it):
+  // a gauge without labels always has a series once registered.
+  type Spec = [name: string, help: string, pick: (g: TrackerGauges) => number | boolean | undefined];
+  const roleSpecs: Record<Role, Spec[]> = {
+    primary: [
+      ['tracker_replica_connected', '1 while a replica is linked', (g) => g.replicaConnected],
+      ['tracker_replica_seq', 'Last seq the replica acknowledged', (g) => g.replicaSeq],
+      ['tracker_replica_lag', 'Committed changes the replica has not acknowledged', (g) => g.replicaLag],
+      ['tracker_degraded', '1 while writes are answered without the replica (semi-sync suspended)', (g) => g.degraded],
+      ['tracker_sync_queue_depth', 'Committed changes not yet sent to the replica', (g) => g.syncUnsent],
+      ['tracker_sync_waiting_batches', 'Commit batches waiting for the replica\'s acknowledgement (semi-sync)', (g) => g.syncWaiting],
+    ],
+    replica: [['tracker_primary_connected', '1 while the link to the primary is streaming', (g) => g.primaryConnected]],
+  };
+  const roleGauges = (r: Role): Array<{ name: string; metric: Gauge }> =>
+    roleSpecs[r].map(([name, help, pick]) => ({ name, metric: gauge(name, help, pick, []) }));
+  const byRole: Record<Role, Array<{ name: string; metric: Gauge }>> = { primary: roleGauges('primary'), replica: roleGauges('replica') };
+  let shown: Role | undefined;
+  const showRole = (now: Role): void => {
+    if (shown === now) return;
+    if (shown !== undefined) for (const g of byRole[shown]) registry.removeSingleMetric(g.name);
+    for (const g of byRole[now]) registry.registerMetric(g.metric);
+    shown = now;
+  };
+  showRole(role);
 
   return {
     registry,
@@ -119,6 +143,10 @@ export function createTrackerMetrics(role: Role, version: string): TrackerMetric
     },
     attach(s) {
       source = s;
+    },
+    scrape() {
+      showRole(read()?.role ?? role);
+      return registry.metrics();
     },
   };
 }
@@ -159,7 +187,7 @@ export async function startAdminServer(opts: {
       const r = readiness();
       send(r.ready ? 200 : 503, `${r.ready ? 'ready' : 'not ready'}: ${r.reason}\n`);
     } else if (url === '/metrics') {
-      metrics.registry.metrics().then(
+      metrics.scrape().then(
         (text) => send(200, text, metrics.registry.contentType),
         (error: unknown) => {
           logger.error({ err: error }, 'collecting metrics failed');

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { TrackerError, encodeFrame, err, formatHostPort } from '@tracker-cluster/protocol';
 import { AdminServer } from './sync/admin.js';
 import { probePeer } from './sync/peer-probe.js';
+import { startingRole } from './sync/starting-role.js';
 import { SyncServer } from './sync/primary-link.js';
 import { ReplicaLink } from './sync/replica-link.js';
 import type { Clock, Entropy } from './clock.js';
@@ -149,12 +150,19 @@ export class Tracker {
       () => this.promote(),
       (remote) => this.logger.warn({ remote }, 'admin action refused: authentication failed (wrong secret?)'),
     );
-    if (options.role === 'primary') this.actAsPrimary();
+    const start = startingRole(options.role, this.log.epoch, this.logStore.ledEpoch());
+    if (start.reason !== undefined) {
+      this.logger.warn({ configured: options.role, role: start.role, epoch: this.log.epoch }, `starting as the ${start.role}, not as configured: ${start.reason}`);
+      this.setRole(start.role);
+    }
+    if (this.options.role === 'primary') this.actAsPrimary();
     else this.followPrimary();
   }
 
   /** Serves as the primary: answers replica links, and watches the peer for a higher epoch. */
   private actAsPrimary(): void {
+    // What the next start goes by (sync/starting-role.ts); in a promotion's batch, durable with it.
+    if (this.logStore.ledEpoch() !== this.log.epoch) this.logStore.setLedEpoch(this.log.epoch);
     this.sync = new SyncServer({
       secret: this.options.secret,
       log: this.log,

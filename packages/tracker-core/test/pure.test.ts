@@ -17,6 +17,7 @@ import {
   encodeChange,
   parseOptions,
   splitRequestId,
+  startingRole,
   verifyPassword,
 } from '@tracker-cluster/tracker-core';
 import type { OptionsInput } from '@tracker-cluster/tracker-core';
@@ -236,4 +237,17 @@ t.test('a change with a request record round-trips through its canonical text', 
   // A body field named like an envelope field (seq, epoch, req) would be lost: promoted carries its epoch in the envelope.
   const promoted = { seq: 9, epoch: 2, body: { type: 'promoted', history: 'h', at: 1 } as const };
   t.same(decodeChange(encodeChange(promoted)), promoted);
+});
+
+t.test('startingRole: the command line, unless the log knows better', async (t) => {
+  t.same(startingRole('primary', 1, undefined), { role: 'primary' }, 'nothing recorded (a new or older database): as configured');
+  t.same(startingRole('replica', 3, undefined), { role: 'replica' });
+  t.same(startingRole('primary', 2, 2), { role: 'primary' }, 'the primary of its own epoch');
+  t.same(startingRole('replica', 2, 1), { role: 'replica' }, 'a replica that once led an older epoch');
+  const followed = startingRole('primary', 2, 1);
+  t.equal(followed.role, 'replica', 'an old primary that has followed the primary of a later epoch');
+  t.match(followed.reason, /last primary of epoch 1 and has since followed the primary of epoch 2/);
+  const promoted = startingRole('replica', 2, 2);
+  t.equal(promoted.role, 'primary', 'a promoted tracker restarted with its tracker-replica line');
+  t.match(promoted.reason, /promoted to epoch 2/);
 });

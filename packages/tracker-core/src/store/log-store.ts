@@ -4,6 +4,9 @@ import { LOG_MIGRATIONS } from './schema.js';
 import { StoreOpenError, openDatabase } from './store.js';
 import { WalSync } from './wal-sync.js';
 
+/** The log meta key of the epoch this tracker last led (see `ledEpoch`). */
+export const LED_EPOCH_KEY = 'led_epoch';
+
 /** Where the log stands: the seq and rolling hash after some change. */
 export interface LogPosition {
   seq: number;
@@ -140,6 +143,27 @@ export class LogStore {
     const base = this.base();
     if (base && seq === base.seq) return base.hash;
     return (this.s.hashAt.get(seq) as { hash: string } | undefined)?.hash;
+  }
+
+  /**
+   * The epoch this tracker last acted as the primary of, if it ever did
+   * (`LED_EPOCH_KEY`). Kept in the log file's own meta, so neither the
+   * replication stream nor a snapshot carries it; a backup drops it.
+   */
+  ledEpoch(): number | undefined {
+    const value = (this.s.getMeta.get(LED_EPOCH_KEY) as { value: string } | undefined)?.value;
+    const epoch = Number(value);
+    return value !== undefined && Number.isSafeInteger(epoch) ? epoch : undefined;
+  }
+
+  /**
+   * Records that this tracker acts as the primary of `epoch`. Inside the open
+   * batch (a promotion) it commits and syncs with that batch; otherwise it is
+   * synced now.
+   */
+  setLedEpoch(epoch: number): void {
+    this.setMeta(LED_EPOCH_KEY, epoch);
+    if (!this.db.inTransaction) this.wal?.syncNow();
   }
 
   setHead(position: LogPosition): void {
