@@ -514,9 +514,10 @@ export class Download implements DownloadView {
       throw new Error(`the whole file's SHA-256 is ${sum}, expected ${this.meta.sha256}; partial data discarded`);
     }
     await publish(part, this.destination);
-    await removeDownloadState(this.destDir, this.file);
     const served = this.served as ServedFile;
+    // At once, before the next await: the piece server takes a missing path it still serves for a file gone (and stops sharing it).
     served.path = this.destination;
+    await removeDownloadState(this.destDir, this.file);
     if (!this.sharing) return;
     this.announced = true;
     await this.deps.completed(served);

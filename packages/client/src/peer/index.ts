@@ -8,6 +8,7 @@ export * from './file-peers.js';
 export * from './share-table.js';
 export * from './share-registry.js';
 export * from './rate-limiter.js';
+export * from './byte-budget.js';
 export * from './piece-server.js';
 export * from './frame-reader.js';
 export * from './peer-connection.js';

@@ -3,9 +3,11 @@ import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { encodeFrame, FrameDecoder } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
+import { ByteBudget } from './byte-budget.js';
+import type { BudgetRelease } from './byte-budget.js';
 import { pieceCount, pieceLength, pieceOffset } from './pieces.js';
 import { RateLimiter } from './rate-limiter.js';
-import type { ShareTable } from './share-table.js';
+import type { ServedFile, ShareTable } from './share-table.js';
 import { MAX_PEER_REQUEST, encodePieceAnswerHead, formatHaveAnswer, parsePeerRequest } from './wire.js';
 
 export interface PieceServerOptions {
@@ -17,9 +19,27 @@ export interface PieceServerOptions {
   maxQueued?: number;
   /** A connection with no request for this long is closed. Default 120 s. */
   idleTimeoutMs?: number;
+  /**
+   * Piece bytes read from disk and not yet taken by the peers' sockets, over
+   * all connections; a piece is read only once its length fits (one larger
+   * than this takes all of it). Default 64 MiB.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Called once when a shared file turns out to be gone (`missing`) or
+   * shorter than announced (`truncated`) while serving it; the file has
+   * then been removed from the `ShareTable`.
+   */
+  onFileGone?(served: ServedFile, reason: FileGoneReason): void;
 }
 
+export type FileGoneReason = 'missing' | 'truncated';
+
 export const DEFAULT_MAX_UPLOAD_CONNECTIONS = 32;
+export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
+/** A text answer, or a piece to send: `release` gives its bytes back to the budget once they left the socket. */
+export type PieceAnswer = { text: string } | { index: number; bytes: Buffer; release: BudgetRelease };
 
 export interface PieceServerStats {
   connections: number;
@@ -33,7 +53,10 @@ export interface PieceServerStats {
  * `ShareTable` over the peer protocol (./wire.ts). Each connection's
  * requests are answered one at a time, in order, reading only the piece
  * asked for from disk (`FileHandle.read` at its offset). Uploads are bounded
- * by the number of connections served at once.
+ * by the number of connections served at once, and the memory they take by
+ * a budget of piece bytes shared by all connections (`maxBufferedBytes`):
+ * one request at a time per connection does not bound it, since a peer
+ * that never reads leaves its piece in its socket's buffer.
  */
 export class PieceServer {
   private readonly table: ShareTable;
@@ -43,6 +66,8 @@ export class PieceServer {
   private readonly maxQueued: number;
   private readonly idleTimeoutMs: number;
   private readonly limiter: RateLimiter;
+  private readonly budget: ByteBudget;
+  private readonly onFileGone: PieceServerOptions['onFileGone'];
   private bound: HostPort | undefined;
   readonly stats: PieceServerStats = { connections: 0, piecesServed: 0, bytesServed: 0, refusedBusy: 0 };
 
@@ -52,6 +77,8 @@ export class PieceServer {
     this.maxQueued = options.maxQueued ?? 16;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
     this.limiter = new RateLimiter(options.uploadRate ?? 0);
+    this.budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
+    this.onFileGone = options.onFileGone;
     this.server = net.createServer((socket) => this.accept(socket));
   }
 
@@ -71,6 +98,16 @@ export class PieceServer {
 
   get address(): HostPort | undefined {
     return this.bound;
+  }
+
+  /** Piece bytes read and not yet taken by the peers' sockets (at most `maxBufferedBytes`). */
+  get bufferedBytes(): number {
+    return this.budget.held;
+  }
+
+  /** Piece requests waiting for room in the budget (one per connection at most). */
+  get waitingForBudget(): number {
+    return this.budget.waiting;
   }
 
   close(): Promise<void> {
@@ -99,9 +136,11 @@ export class PieceServer {
    * The answer to one request: a text payload, or a piece to stream. `files`
    * keeps the file opened for the previous request of the same connection,
    * so that a burst of pipelined requests opens the file once (the caller
-   * closes it when its queue runs empty).
+   * closes it when its queue runs empty). A piece holds its length in the
+   * budget until the caller calls its `release`. `undefined` when `signal`
+   * aborted (the connection closed) while the piece waited for the budget.
    */
-  async answer(payload: Buffer, files: OpenFiles = new OpenFiles()): Promise<{ text: string } | { index: number; bytes: Buffer }> {
+  async answer(payload: Buffer, files: OpenFiles = new OpenFiles(), signal?: AbortSignal): Promise<PieceAnswer | undefined> {
     const parsed = parsePeerRequest(payload.toString('utf8'));
     if (!parsed.ok) return { text: `ERR ${parsed.code} ${parsed.message}` };
     const { request } = parsed;
@@ -112,26 +151,64 @@ export class PieceServer {
     if (request.index >= count) return { text: `ERR BAD_REQUEST piece ${request.index} out of 0..${count - 1}` };
     if (!served.have.get(request.index)) return { text: `ERR NO_SUCH_PIECE this peer does not hold piece ${request.index} yet` };
     const length = pieceLength(served, request.index);
+    const release = await this.budget.acquire(length, signal);
+    if (!release) return undefined;
+    // Granted just as the connection closed: nothing will be sent.
+    if (signal?.aborted) {
+      release();
+      return undefined;
+    }
     const bytes = Buffer.allocUnsafe(length);
-    try {
-      const handle = await files.open(served.path);
-      let got = 0;
-      const offset = pieceOffset(served, request.index);
-      while (got < length) {
-        const { bytesRead } = await handle.read(bytes, got, length - got, offset + got);
-        if (bytesRead === 0) return { text: `ERR NO_SUCH_FILE the shared file is shorter than announced` };
-        got += bytesRead;
-      }
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { text: 'ERR NO_SUCH_FILE the shared file is gone' };
-      await files.close();
-      return { text: `ERR INTERNAL cannot read the file (${code ?? 'error'})` };
+    const failure = await this.readPiece(served, request.index, bytes, files);
+    if (failure !== undefined) {
+      release();
+      return { text: failure };
     }
     await this.limiter.take(length);
     this.stats.piecesServed++;
     this.stats.bytesServed += length;
-    return { index: request.index, bytes };
+    return { index: request.index, bytes, release };
+  }
+
+  /** Fills `bytes` with the piece; the error answer if it cannot. */
+  private async readPiece(served: ServedFile, index: number, bytes: Buffer, files: OpenFiles): Promise<string | undefined> {
+    const path = served.path;
+    try {
+      const handle = await files.open(path);
+      let got = 0;
+      const offset = pieceOffset(served, index);
+      while (got < bytes.length) {
+        const { bytesRead } = await handle.read(bytes, got, bytes.length - got, offset + got);
+        if (bytesRead === 0) {
+          this.fileGone(served, path, 'truncated');
+          return `ERR NO_SUCH_FILE the shared file is shorter than announced`;
+        }
+        got += bytesRead;
+      }
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        this.fileGone(served, path, 'missing');
+        return 'ERR NO_SUCH_FILE the shared file is gone';
+      }
+      await files.close();
+      return `ERR INTERNAL cannot read the file (${code ?? 'error'})`;
+    }
+    return undefined;
+  }
+
+  /** Stops offering a file that cannot be served any more, so that peers stop being sent there. */
+  private fileGone(served: ServedFile, path: string, reason: FileGoneReason): void {
+    // Only if the entry is still the one that was read: a completed download
+    // moves its entry to the renamed file, and a share may have been replaced
+    // meanwhile (and several connections may find the same file gone).
+    if (this.table.get(served.group, served.sha256) !== served || served.path !== path) return;
+    this.table.remove(served.group, served.sha256);
+    try {
+      this.onFileGone?.(served, reason);
+    } catch {
+      // The owner's failure must not take the answer (or the server) down with it.
+    }
   }
 }
 
@@ -173,6 +250,10 @@ class ServeConnection {
   private readonly decoder = new FrameDecoder({ maxPayload: MAX_PEER_REQUEST });
   private readonly queue: Buffer[] = [];
   private readonly files = new OpenFiles();
+  /** So that a connection that closes while waiting for the budget gives up its place at once. */
+  private readonly closing = new AbortController();
+  /** Pieces written and not yet taken by the socket: given back on close even if a write is never called back. */
+  private readonly unsent = new Set<BudgetRelease>();
   private working = false;
   private closed = false;
 
@@ -189,6 +270,10 @@ class ServeConnection {
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.once('close', () => {
       this.closed = true;
+      this.closing.abort();
+      // A destroyed socket may not call back every write; its buffers are let go now anyway.
+      for (const release of this.unsent) release();
+      this.unsent.clear();
     });
   }
 
@@ -214,16 +299,26 @@ class ServeConnection {
       while (!this.closed && this.queue.length > 0) {
         const payload = this.queue.shift() as Buffer;
         if (this.queue.length < this.maxQueued && this.socket.isPaused()) this.socket.resume();
-        const answer = await this.server.answer(payload, this.files);
-        if (this.closed) return;
+        const answer = await this.server.answer(payload, this.files, this.closing.signal);
+        if (answer === undefined || this.closed) {
+          // Closed while the piece was read or waited for the upload rate: it will not be sent.
+          if (answer !== undefined && 'release' in answer) answer.release();
+          return;
+        }
         let flushed: boolean;
         if ('text' in answer) {
           flushed = this.socket.write(encodeFrame(0n, answer.text));
         } else {
+          const { release } = answer;
+          this.unsent.add(release);
           // Header and piece leave together (one writev, no lone small segment), never copied into one buffer.
           this.socket.cork();
           this.socket.write(encodePieceAnswerHead(answer.index, answer.bytes.length));
-          flushed = this.socket.write(answer.bytes);
+          // Called once the piece is out of the socket's own buffer (in the kernel's, or dropped on error), not when merely queued.
+          flushed = this.socket.write(answer.bytes, () => {
+            this.unsent.delete(release);
+            release();
+          });
           this.socket.uncork();
         }
         if (!flushed) await this.drained();
