@@ -100,7 +100,13 @@ export class PeerNode {
     }
     const record: ShareRecord = { group, file: name, path: absolute, size: digest.size, mtimeMs, sha256: digest.sha256, pieceSize, hashes: digest.hashes };
     const answer = await this.announce(record);
-    if (parseResponse(answer).ok) await this.registry.put(user, record);
+    if (parseResponse(answer).ok) {
+      // Shared now whatever happens to the registry: keep the tracker's OK, say it is not remembered.
+      const failure = await registryFailure(this.registry.put(user, record));
+      if (failure !== undefined) {
+        return `${answer}\n[share] ${quote(name)} in ${group} is shared, but could not be remembered for the next login: ${failure}`;
+      }
+    }
     return answer;
   }
 
@@ -148,12 +154,19 @@ export class PeerNode {
     return [`ERR DOWNLOAD_FAILED ${failed} of ${list.length} downloads failed`, ...body.split('\n').slice(1)].join('\n');
   }
 
-  /** After the tracker answered `stop_share`: stop serving, forget the share. */
-  async stoppedSharing(group: string, file: string): Promise<void> {
+  /**
+   * After the tracker answered `stop_share`: stop serving, forget the share.
+   * Returns lines to show after the answer: a note if the registry could not
+   * be updated.
+   */
+  async stoppedSharing(group: string, file: string): Promise<string[]> {
     this.downloads.active(group, file)?.stopSharing();
     this.table.removeByName(group, file);
     const user = this.tracker.user();
-    if (user !== undefined) await this.registry.remove(user, group, file);
+    if (user === undefined) return [];
+    const failure = await registryFailure(this.registry.remove(user, group, file));
+    if (failure === undefined) return [];
+    return [`[share] ${quote(file)} in ${group} could not be forgotten (the next login shares it again): ${failure}`];
   }
 
   /**
@@ -162,7 +175,12 @@ export class PeerNode {
    * Returns lines to show, one per share.
    */
   async loggedIn(user: string): Promise<string[]> {
-    const records = await this.registry.load(user);
+    let records: ShareRecord[];
+    try {
+      records = await this.registry.load(user);
+    } catch (error) {
+      return [`[share] cannot read the share registry ${this.registry.fileFor(user)}: ${errorText(error)}`];
+    }
     const kept: ShareRecord[] = [];
     const lines: string[] = [];
     for (const old of records) {
@@ -191,7 +209,10 @@ export class PeerNode {
         lines.push(`[share] dropped ${label}: ${response.code} ${response.message}`);
       }
     }
-    if (records.length > 0) await this.registry.replace(user, kept);
+    if (records.length > 0) {
+      const failure = await registryFailure(this.registry.replace(user, kept));
+      if (failure !== undefined) lines.push(`[share] the share registry could not be updated: ${failure}`);
+    }
     return lines;
   }
 
@@ -253,10 +274,12 @@ export class PeerNode {
         if (user !== undefined && parseResponse(answer).ok) {
           const info = await stat(served.path);
           const d = this.downloads.list().find((x) => x.group === group && x.file === file && x.status === 'running');
-          await this.registry.put(user, {
+          const failure = await registryFailure(this.registry.put(user, {
             group, file, path: served.path, size: served.size, mtimeMs: info.mtimeMs, sha256: served.sha256,
             pieceSize: served.pieceSize, hashes: d?.meta.hashes ?? [],
-          });
+          }));
+          // The download itself succeeded: say so, but not as a failure of it.
+          if (failure !== undefined) this.notify(`share_not_remembered ${group} ${quote(file)} ${failure}`);
         }
       },
       ended: (download: Download) => {
@@ -282,6 +305,20 @@ export class PeerNode {
   describe(download: Download): string {
     return formatDownload(download);
   }
+}
+
+/** Waits for a registry change; `undefined` if it was saved, else why not. Never rejects. */
+async function registryFailure(change: Promise<void>): Promise<string | undefined> {
+  try {
+    await change;
+    return undefined;
+  } catch (error) {
+    return errorText(error);
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 async function exists(file: string): Promise<boolean> {

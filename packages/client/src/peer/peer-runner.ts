@@ -55,7 +55,10 @@ export class PeerRunner extends Runner {
         const outcome = await this.tracked(line);
         if (outcome.kind === 'reply' && words.length === 3) {
           const response = parseResponse(outcome.reply.payload);
-          if (response.ok || response.code === 'NO_SUCH_FILE') await this.peer.stoppedSharing(arg(1), arg(2));
+          if (response.ok || response.code === 'NO_SUCH_FILE') {
+            const lines = await this.peer.stoppedSharing(arg(1), arg(2));
+            if (lines.length > 0) return { ...outcome, reply: { ...outcome.reply, payload: [outcome.reply.payload, ...lines].join('\n') } };
+          }
         }
         return outcome;
       }

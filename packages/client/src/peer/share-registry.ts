@@ -1,5 +1,7 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import lockfile from 'proper-lockfile';
 
 /** One file this user shares, as remembered between runs. */
 export interface ShareRecord {
@@ -22,10 +24,31 @@ interface RegistryFile {
 }
 
 /**
+ * How long a registry lock may go without its holder refreshing it before
+ * another process takes it over (its holder was killed). proper-lockfile
+ * refreshes a held lock every `stale / 2` ms.
+ */
+const LOCK_STALE_MS = 10_000;
+
+/** Waiting for a lock: exponential back-off, 10-250 ms, about 25 s in all (longer than `LOCK_STALE_MS`). */
+const LOCK_RETRIES = { retries: 100, factor: 1.5, minTimeout: 10, maxTimeout: 250, randomize: true };
+
+/** Numbers this process's temporary files. */
+let tmpCounter = 0;
+
+/**
  * The shares a user made from this machine, in `<data-dir>/shares-<user>.json`,
- * so that the next `login` as that user re-announces them. Written
- * atomically (temporary file, rename), one write at a time. The data
+ * so that the next `login` as that user re-announces them. The data
  * directory is created on the first write only.
+ *
+ * Several client processes may share one data directory (a `--serve`
+ * seeder and a prompt, both logged in as the same user): every change is a
+ * read-modify-write under a lock on `shares-<user>.json.lock` (a directory,
+ * proper-lockfile: works on network file systems; a lock whose holder died
+ * is taken over after `LOCK_STALE_MS`), and one change at a time within a
+ * process. The file is written atomically: a temporary file with a name of
+ * its own (pid, counter, random), created exclusively, then renamed over
+ * the registry. Readers need no lock.
  */
 export class ShareRegistry {
   readonly dataDir: string;
@@ -39,14 +62,10 @@ export class ShareRegistry {
     return path.join(this.dataDir, `shares-${user}.json`);
   }
 
+  /** The user's shares; none when there is no registry yet (or it is not valid JSON). Rejects on other read errors. */
   async load(user: string): Promise<ShareRecord[]> {
     await this.chain.catch(() => undefined);
-    try {
-      const data = JSON.parse(await readFile(this.fileFor(user), 'utf8')) as Partial<RegistryFile>;
-      return Array.isArray(data.shares) ? data.shares.filter(isRecord) : [];
-    } catch {
-      return [];
-    }
+    return this.read(user);
   }
 
   /** Adds or replaces the share of `record.file` in `record.group`. */
@@ -63,23 +82,67 @@ export class ShareRegistry {
     return this.update(user, () => shares);
   }
 
+  private async read(user: string): Promise<ShareRecord[]> {
+    let text: string;
+    try {
+      text = await readFile(this.fileFor(user), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    try {
+      const data = JSON.parse(text) as Partial<RegistryFile>;
+      return Array.isArray(data.shares) ? data.shares.filter(isRecord) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** One change at a time in this process (the chain), and across processes (the lock). */
   private update(user: string, change: (shares: ShareRecord[]) => ShareRecord[]): Promise<void> {
-    const next = this.chain.catch(() => undefined).then(async () => {
-      let shares: ShareRecord[] = [];
-      try {
-        const data = JSON.parse(await readFile(this.fileFor(user), 'utf8')) as Partial<RegistryFile>;
-        if (Array.isArray(data.shares)) shares = data.shares.filter(isRecord);
-      } catch {
-        // none yet
-      }
-      const body: RegistryFile = { version: 1, user, shares: change(shares) };
-      await mkdir(this.dataDir, { recursive: true });
-      const target = this.fileFor(user);
-      await writeFile(`${target}.tmp`, `${JSON.stringify(body, null, 1)}\n`);
-      await rename(`${target}.tmp`, target);
-    });
+    const next = this.chain.catch(() => undefined).then(() => this.locked(user, change));
     this.chain = next;
     return next;
+  }
+
+  private async locked(user: string, change: (shares: ShareRecord[]) => ShareRecord[]): Promise<void> {
+    await mkdir(this.dataDir, { recursive: true });
+    const target = this.fileFor(user);
+    let compromised: Error | undefined;
+    const release = await lockfile.lock(target, {
+      realpath: false, // the registry may not exist yet
+      stale: LOCK_STALE_MS,
+      retries: LOCK_RETRIES,
+      // The default throws from a timer, which would crash the client.
+      onCompromised: (error) => {
+        compromised = error;
+      },
+    });
+    try {
+      const body: RegistryFile = { version: 1, user, shares: change(await this.read(user)) };
+      await writeAtomically(target, `${JSON.stringify(body, null, 1)}\n`);
+    } finally {
+      await release().catch(() => undefined); // a compromised lock is already released
+    }
+    if (compromised) throw compromised;
+  }
+}
+
+/** Writes `text` to a new temporary file next to `target` (exclusive create: never an existing file or a symlink), then renames it over `target`. */
+async function writeAtomically(target: string, text: string): Promise<void> {
+  const tmp = `${target}.${process.pid}.${++tmpCounter}.${randomBytes(4).toString('hex')}.tmp`;
+  const handle = await open(tmp, 'wx'); // fails (EEXIST) rather than touch what is there
+  try {
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, target);
+  } catch (error) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw error;
   }
 }
 
