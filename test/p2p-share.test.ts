@@ -5,7 +5,7 @@
  * and login resuming sharing, and the share quota. Partial and corrupt
  * seeders are small in-test fake peers (test/helpers/peers.ts).
  */
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { makeTempDir, startTracker } from './helpers/tracker.js';
@@ -40,6 +40,22 @@ t.test('file sharing', async (t) => {
     t.same(await readdir(dest), ['holiday photos.bin'], 'no part or state file left');
     const registry = JSON.parse(await readFile(path.join(dir, 'ann', 'shares-ann.json'), 'utf8')) as { shares: { file: string }[] };
     t.same(registry.shares.map((s) => s.file), ['holiday photos.bin'], 'the seeder remembers its share');
+  });
+
+  t.test('a shared file deleted on disk: the seeder stops sharing it with the tracker and says so', async (t) => {
+    const dir = await makeTempDir(t);
+    await makeGroup(t, tracker.port, 'gone', 'gil', ['hal']);
+    await makeFile(dir, 'old.bin', 3 * PIECE);
+    const seeder = spawnClient(t, [...base('gil', path.join(dir, 'gil')), '--serve', '--exec', 'login gil gil-pw; upload_file old.bin gone 64k'], dir);
+    await seeder.waitOut(/OK shared old\.bin seeders=1/);
+    await rm(path.join(dir, 'old.bin'));
+    const dest = await makeTempDir(t);
+    // The first piece request finds the file gone; the downloader then waits for other peers (killed in teardown).
+    spawnClient(t, [...base('hal', path.join(dir, 'hal')), '--exec', `login hal hal-pw; download_file gone old.bin ${dest}; wait_downloads`], dir);
+    await seeder.waitOut(/\[event\] share_stopped gone old\.bin the file is gone: /);
+    const after = await runClient(t, [...base('hal', path.join(dir, 'hal2')), '--exec', 'login hal hal-pw; list_files gone'], dir);
+    t.equal(after.code, 0, after.stderr);
+    t.notMatch(after.stdout, /old\.bin/, 'the tracker no longer lists it');
   });
 
   t.test('three partial seeders, each holding a third of the pieces', async (t) => {

@@ -13,6 +13,7 @@ import { formatDownload, formatDownloadList } from './format.js';
 import { hashFile } from './hashing.js';
 import type { FileDigest } from './hashing.js';
 import { PieceServer } from './piece-server.js';
+import type { FileGoneReason } from './piece-server.js';
 import { DEFAULT_PIECE_SIZE, parsePieceSize } from './pieces.js';
 import { ShareRegistry } from './share-registry.js';
 import type { ShareRecord } from './share-registry.js';
@@ -57,7 +58,7 @@ export class PeerNode {
     this.tracker = tracker;
     this.notify = notify;
     this.tuning = tuning;
-    this.server = new PieceServer(this.table, { uploadRate: options.uploadRate });
+    this.server = new PieceServer(this.table, { uploadRate: options.uploadRate, onFileGone: (served, reason) => void this.fileGone(served, reason) });
     this.registry = new ShareRegistry(options.dataDir);
     this.downloads = new DownloadQueue(options.maxDownloads);
   }
@@ -299,6 +300,19 @@ export class PeerNode {
     return formatCommand([
       'upload_file', served.group, served.file, String(served.size), served.sha256, String(served.pieceSize), this.announced ?? '', hashes,
     ]);
+  }
+
+  /**
+   * The piece server found a shared file gone or cut short and stopped serving
+   * it: the tracker stops listing it too (downloaders would wait on us for
+   * nothing), and the user is told. The next login drops or hashes it again.
+   */
+  private async fileGone(served: ServedFile, reason: FileGoneReason): Promise<void> {
+    const why = reason === 'missing' ? 'the file is gone' : 'the file is shorter than when it was shared';
+    if (this.tracker.user() !== undefined) {
+      await this.tracker.request(formatCommand(['stop_share', served.group, served.file])).catch(() => undefined);
+    }
+    this.notify(`share_stopped ${served.group} ${quote(served.file)} ${why}: ${served.path}`);
   }
 
   /** A line for a download that just ended, for notices. */
