@@ -659,3 +659,32 @@ t.test('with the primary gone, the replica answers writes PRIMARY_UNAVAILABLE an
   t.same(await r.request('whoami', bob), { session: bob, payload: 'OK bob sessions=1' }, 'sessions keep working');
   t.equal((await r.request('list_groups', bob)).payload, 'OK 1\nkept owner=bob members=1', 'reads keep working');
 });
+
+t.test('a replica stopped (SIGTERM) while forwarding pipelined writes gives each the primary\'s real answer', async (t) => {
+  const { primary, replica } = await startCluster(t);
+  await waitForConvergence(primary, replica, { timeoutMs: 20_000, acked: true });
+  const r = await connect(replica.port);
+  const alice = await signUp(r, 'alice');
+  const names = Array.from({ length: 400 }, (_, i) => `fw${i}`);
+  const answers = new Map<string, string>();
+  const sent = names.map((name) =>
+    r.request(`create_group ${name}`, alice).then(
+      (reply) => answers.set(name, reply.payload),
+      () => undefined, // never read before the stop: no answer, which is honest
+    ),
+  );
+  await waitFor(async () => (answers.size > 0 ? true : undefined), { timeoutMs: 20_000, message: 'a first forwarded answer' });
+  const stopped = await replica.stop('SIGTERM');
+  t.equal(stopped.code, 0, 'a graceful stop');
+  await Promise.all(sent);
+  const wrong = [...answers.entries()].filter(([, payload]) => payload !== 'OK group created');
+  t.same(wrong, [], 'every request the replica had read got the primary\'s answer, none a false PRIMARY_UNAVAILABLE');
+  t.ok(answers.size > 1, `${answers.size} answers`);
+  // Each OK is a group the primary holds.
+  const p = await connect(primary.port);
+  t.teardown(() => p.close());
+  const session = await login(p, 'alice', 'alice-pw');
+  const held = new Set(parseList((await send(p, ['list_groups'], session)).payload).map((row) => row.split(' ')[0]));
+  const ok = [...answers.entries()].filter(([, payload]) => payload === 'OK group created').map(([name]) => name);
+  t.same(ok.filter((name) => !held.has(name)), [], 'no OK for a write the primary does not hold');
+});

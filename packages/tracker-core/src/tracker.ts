@@ -468,9 +468,10 @@ export class Tracker {
     clearInterval(this.purgeTimer);
     clearInterval(this.retentionTimer);
     if (this.fenceTimer) clearInterval(this.fenceTimer);
-    this.replicaLink?.stop();
-    // Clients first: their pending answers may still wait for the replica.
+    // Clients first: their pending answers may still wait for the replica (semi-sync) or, on a
+    // replica, for the primary that runs their forwarded writes: its link stays up until they are answered.
     await Promise.all([...this.connections].filter((c) => !c.isLink).map((c) => c.shutdown()));
+    this.replicaLink?.stop();
     await this.log.drain();
     // Then the SyncQueue: the replica gets, and acknowledges, everything committed.
     await this.sync?.flush(this.options.syncTimeoutMs);
