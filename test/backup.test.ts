@@ -4,10 +4,11 @@
  * started from it serves exactly the backed-up history.
  */
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
+import type { Test } from 'tap';
 import { parseList, send, signUp, status } from './helpers/commands.js';
 import { ADMIN_BIN, childEnv, makeTempDir, startTracker } from './helpers/tracker.js';
 import { connect } from './helpers/wire.js';
@@ -19,13 +20,23 @@ interface Run {
   stderr: string;
 }
 
-function admin(args: string[], timeoutMs = 60_000): Promise<Run> {
+/** Runs tracker-admin; past `timeoutMs` it is SIGKILLed and `code` is null. `runAs` is a command prefix (e.g. setpriv …). */
+function admin(args: string[], timeoutMs = 60_000, runAs: string[] = []): Promise<Run> {
+  const argv = [...runAs, process.execPath, ADMIN_BIN, ...args];
   return new Promise((resolve) => {
-    execFile(process.execPath, [ADMIN_BIN, ...args], { env: childEnv(), timeout: timeoutMs }, (error, stdout, stderr) => {
+    execFile(argv[0] as string, argv.slice(1), { env: childEnv(), timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** An operator's mistake or a damaged file: exit 1 and one line `tracker-admin: …` matching `message`, no stack trace. */
+function failsPlainly(t: Test, run: Run, message: RegExp, what: string): void {
+  t.equal(run.code, 1, `${what}: exit 1`);
+  t.match(run.stderr, message, `${what}: says why`);
+  t.match(run.stderr, /^tracker-admin: [^\n]*\n$/, `${what}: one line`);
+  t.notMatch(run.stderr, /internal error|\n\s+at /, `${what}: not reported as a bug`);
 }
 
 async function listGroups(c: WireClient, session: bigint): Promise<string[]> {
@@ -143,6 +154,60 @@ t.test('restore refuses to overwrite a database without --force; verify catches 
   const bad = await admin(['verify', '--from', out]);
   t.equal(bad.code, 1);
   t.match(bad.stderr, /not the ones backup\.json describes/);
+});
+
+t.test('a bad --out or a damaged backup is one line and exit 1, not an internal error', async (t) => {
+  const tracker = await startTracker(t);
+  await signUp(await connect(tracker.port), 'carol');
+  await tracker.stop();
+  const dir = await makeTempDir(t);
+  const good = path.join(dir, 'good');
+  t.equal((await admin(['backup', '--db', tracker.dbPath, '--out', good])).code, 0);
+
+  // --out under a regular file: mkdir says ENOTDIR (for root too).
+  const file = path.join(dir, 'a-file');
+  await writeFile(file, 'x');
+  const underFile = await admin(['backup', '--db', tracker.dbPath, '--out', path.join(file, 'backup')]);
+  failsPlainly(t, underFile, /^tracker-admin: cannot create --out .*a-file\/backup: not a directory \(ENOTDIR\)$/m, 'backup --out under a file');
+
+  // A backup whose log file was cut short: SQLite finds it malformed.
+  const cut = path.join(dir, 'cut');
+  await cp(good, cut, { recursive: true });
+  await truncate(path.join(cut, `${path.basename(tracker.dbPath)}-log`), 2048);
+  const damagedLog = new RegExp(`^tracker-admin: the backup's log .*cut/${path.basename(tracker.dbPath)}-log is damaged: `, 'm');
+  failsPlainly(t, await admin(['verify', '--from', cut]), damagedLog, 'verify of a truncated log');
+  const target = path.join(dir, 'restored', 'r.db');
+  failsPlainly(t, await admin(['restore', '--from', cut, '--db', target]), damagedLog, 'restore of a truncated log');
+  failsPlainly(t, await admin(['restore', '--from', good, '--db', path.join(file, 'r.db')]), /cannot create the directory of --db .*a-file: /, 'restore --db under a file');
+});
+
+t.test('an --out the user may not write into is one line and exit 1', async (t) => {
+  // Root ignores mode bits: as root, run tracker-admin as nobody (setpriv); otherwise as ourselves.
+  const root = process.getuid?.() === 0;
+  // (tap's NODE_OPTIONS, re-added at each spawn, would have the child write under .tap/, which nobody may not.)
+  const runAs = root ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'env', '-u', 'NODE_OPTIONS'] : [];
+  if (root && (await admin(['--version'], 20_000, runAs)).code !== 0) return t.plan(0, 'skipped: root, and cannot run tracker-admin as nobody (setpriv)');
+  const dir = await makeTempDir(t);
+  await chmod(dir, 0o755);
+  // backup looks at --db before --out: two files by those names are enough to reach --out.
+  const db = path.join(dir, 'p.db');
+  await writeFile(db, '');
+  await writeFile(`${db}-log`, '');
+  const locked = path.join(dir, 'locked');
+  await mkdir(locked, { mode: 0o555 });
+  await chmod(locked, 0o555);
+  failsPlainly(
+    t,
+    await admin(['backup', '--db', db, '--out', path.join(locked, 'b')], 60_000, runAs),
+    /^tracker-admin: cannot create --out .*locked\/b: permission denied \(EACCES\)$/m,
+    'backup --out in a directory without write permission',
+  );
+  failsPlainly(
+    t,
+    await admin(['backup', '--db', db, '--out', locked], 60_000, runAs),
+    /^tracker-admin: cannot write into --out .*locked: permission denied \(EACCES\)$/m,
+    'backup --out that is a directory without write permission',
+  );
 });
 
 t.test('tracker-admin health asks /healthz or /readyz', async (t) => {

@@ -1,7 +1,9 @@
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { getSystemErrorMap } from 'node:util';
 import Database from 'better-sqlite3';
-import { DatabaseInUseError, DatabaseLock, GENESIS_HASH, LED_EPOCH_KEY, logPathFor } from '@tracker-cluster/tracker-core';
+import { DatabaseInUseError, DatabaseLock, GENESIS_HASH, LED_EPOCH_KEY, lockPathFor, logPathFor } from '@tracker-cluster/tracker-core';
 
 /**
  * Consistent online backup of a tracker's two SQLite files, and restore.
@@ -56,11 +58,53 @@ export class AdminError extends Error {
 const ALL_PAGES = 0x7fffffff;
 const SIDE_FILES = ['', '-wal', '-shm', '-journal'];
 
+/**
+ * A failed system call (errno error from node:fs) or SQLite call: the
+ * operator's environment (a path under a file, no permission, a full disk, a
+ * damaged file), not a bug in this tool.
+ */
+function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  const e = error as { code?: unknown; errno?: unknown; syscall?: unknown } | null;
+  return typeof e?.code === 'string' && typeof e.errno === 'number' && typeof e.syscall === 'string';
+}
+
+/** The cause of a system call's failure in words, e.g. `not a directory (ENOTDIR)`. */
+function cause(error: NodeJS.ErrnoException): string {
+  const words = error.errno === undefined ? undefined : getSystemErrorMap().get(error.errno)?.[1];
+  return words ? `${words} (${error.code})` : error.message;
+}
+
+/**
+ * Runs one file-system step; a failed system call becomes an AdminError
+ * `<what>: <cause> (<CODE>)` (exit 1, one line); anything else is a bug and
+ * goes on up as it is.
+ */
+async function fsStep<T>(what: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (isSystemError(error)) throw new AdminError(`${what}: ${cause(error)}`);
+    throw error;
+  }
+}
+
+/** Whether `file` exists; a path that cannot be looked at (no permission, …) is an AdminError, not "missing". */
 async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
+  try {
+    await stat(file);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    if (isSystemError(error)) throw new AdminError(`cannot look at ${file}: ${cause(error)}`);
+    throw error;
+  }
+}
+
+/** What SQLite said about a file it could not read, after `<file> …`. */
+function sqliteTrouble(error: InstanceType<typeof Database.SqliteError>): string {
+  if (error.code.startsWith('SQLITE_CORRUPT') || error.code === 'SQLITE_NOTADB') return `is damaged: ${error.message} (${error.code})`;
+  return `cannot be read: ${error.message} (${error.code})`;
 }
 
 /** Copies one live SQLite database to `target` with the online backup API, in one step. */
@@ -106,39 +150,63 @@ function meta(db: Database.Database, key: string): string | undefined {
  * Checks that a state file and a log file belong together the way a tracker
  * requires at start (the log covers the state's position with the same
  * hash) and that both pass SQLite's quick_check. Returns their positions.
+ * `names` are the files as messages call them (default `the state <path>`,
+ * `the log <path>`); a file SQLite cannot read is an AdminError naming it.
  */
-export function inspectPair(statePath: string, logPath: string): Omit<BackupManifest, 'format' | 'createdAt' | 'source' | 'files'> {
-  const open = (file: string): Database.Database => {
+export function inspectPair(
+  statePath: string,
+  logPath: string,
+  names: { state: string; log: string } = { state: `the state ${statePath}`, log: `the log ${logPath}` },
+): Omit<BackupManifest, 'format' | 'createdAt' | 'source' | 'files'> {
+  const open = (file: string, name: string): Database.Database => {
     try {
       return new Database(file, { fileMustExist: true, readonly: true });
     } catch (error) {
-      throw new AdminError(`cannot open ${file}: ${(error as Error).message}`);
+      throw new AdminError(`cannot open ${name}: ${(error as Error).message}`);
     }
   };
-  const state = open(statePath);
+  /** Reads from one file; SQLite's complaints (a damaged page, not a database) name that file. */
+  const read = <T>(name: string, query: () => T): T => {
+    try {
+      return query();
+    } catch (error) {
+      if (error instanceof Database.SqliteError) throw new AdminError(`${name} ${sqliteTrouble(error)}`);
+      throw error;
+    }
+  };
+  const state = open(statePath, names.state);
   let log: Database.Database | undefined;
   try {
-    log = open(logPath);
-    for (const [file, db] of [
-      [statePath, state],
-      [logPath, log],
+    log = open(logPath, names.log);
+    for (const [name, db] of [
+      [names.state, state],
+      [names.log, log],
     ] as const) {
-      const check = db.pragma('quick_check', { simple: true });
-      if (check !== 'ok') throw new AdminError(`${file} is damaged: quick_check says ${String(check)}`);
+      const check = read(name, () => db.pragma('quick_check', { simple: true }));
+      if (check !== 'ok') throw new AdminError(`${name} is damaged: quick_check says ${String(check)}`);
     }
-    const seq = Number(meta(state, 'seq') ?? 0);
-    const logHash = meta(state, 'log_hash') ?? GENESIS_HASH;
-    const head = { seq: Number(meta(log, 'seq') ?? NaN), hash: meta(log, 'log_hash') ?? '' };
-    const base = { seq: Number(meta(log, 'base_seq') ?? NaN), hash: meta(log, 'base_hash') ?? '' };
-    if (!Number.isInteger(head.seq) || !Number.isInteger(base.seq)) throw new AdminError(`${logPath} is not a tracker change log (no head or base)`);
-    if (head.seq < seq) throw new AdminError(`the log ${logPath} ends at seq ${head.seq} but the state ${statePath} is at seq ${seq}: not a consistent pair`);
-    if (base.seq > seq) throw new AdminError(`the log ${logPath} starts after seq ${base.seq} but the state ${statePath} is at seq ${seq}: not a consistent pair`);
-    const hashAtState =
-      seq === base.seq ? base.hash : (log.prepare('SELECT hash FROM sync_log WHERE seq = ?').get(seq) as { hash: string } | undefined)?.hash;
-    if (hashAtState !== logHash) throw new AdminError(`the log's hash at seq ${seq} differs from the state's: the files do not belong together`);
-    return {
+    const { seq, logHash, historyId, epoch } = read(names.state, () => ({
+      seq: Number(meta(state, 'seq') ?? 0),
+      logHash: meta(state, 'log_hash') ?? GENESIS_HASH,
       historyId: meta(state, 'history_id') ?? '',
       epoch: Number(meta(state, 'epoch') ?? 1),
+    }));
+    const logDb = log;
+    const { head, base } = read(names.log, () => ({
+      head: { seq: Number(meta(logDb, 'seq') ?? NaN), hash: meta(logDb, 'log_hash') ?? '' },
+      base: { seq: Number(meta(logDb, 'base_seq') ?? NaN), hash: meta(logDb, 'base_hash') ?? '' },
+    }));
+    if (!Number.isInteger(head.seq) || !Number.isInteger(base.seq)) throw new AdminError(`${names.log} is not a tracker change log (no head or base)`);
+    if (head.seq < seq) throw new AdminError(`${names.log} ends at seq ${head.seq} but ${names.state} is at seq ${seq}: not a consistent pair`);
+    if (base.seq > seq) throw new AdminError(`${names.log} starts after seq ${base.seq} but ${names.state} is at seq ${seq}: not a consistent pair`);
+    const hashAtState =
+      seq === base.seq
+        ? base.hash
+        : read(names.log, () => (logDb.prepare('SELECT hash FROM sync_log WHERE seq = ?').get(seq) as { hash: string } | undefined)?.hash);
+    if (hashAtState !== logHash) throw new AdminError(`the log's hash at seq ${seq} differs from the state's: the files do not belong together`);
+    return {
+      historyId,
+      epoch,
       state: { seq, logHash },
       log: { baseSeq: base.seq, seq: head.seq, logHash: head.hash },
     };
@@ -161,24 +229,30 @@ export async function backupTracker(db: string, outDir: string, opts: { force?: 
     if (!(await exists(file))) throw new AdminError(`${file} does not exist: --db must name a tracker's state file (its log ${path.basename(logPath)} beside it)`);
   }
   const dir = path.resolve(outDir);
-  await mkdir(dir, { recursive: true });
+  if (path.dirname(statePath) === dir) throw new AdminError(`--out must be another directory than the database's own (${dir})`);
+  await fsStep(`cannot create --out ${dir}`, () => mkdir(dir, { recursive: true }));
+  // Said here, in words, rather than as SQLite's "unable to open database file" for the copy.
+  await fsStep(`cannot write into --out ${dir}`, () => access(dir, fsConstants.W_OK | fsConstants.X_OK));
   const files = { state: path.basename(statePath), log: path.basename(logPath) };
   const targets = { state: path.join(dir, files.state), log: path.join(dir, files.log), manifest: path.join(dir, MANIFEST) };
-  if (path.dirname(statePath) === dir) throw new AdminError(`--out must be another directory than the database's own (${dir})`);
   if (!opts.force) {
     for (const file of Object.values(targets)) {
       if (await exists(file)) throw new AdminError(`${file} already exists; choose a new --out directory or pass --force to replace it`);
     }
   }
   const partial = { state: `${targets.state}.partial`, log: `${targets.log}.partial` };
-  try {
+  const removePartials = async (): Promise<void> => {
     for (const file of Object.values(partial)) await removeWithSideFiles(file);
+  };
+  let manifest: BackupManifest;
+  try {
+    await removePartials();
     // Order matters: the state first, then the log (see the comment at the top).
     await onlineCopy(statePath, partial.state);
     await onlineCopy(logPath, partial.log);
     forgetLedEpoch(partial.log);
-    const position = inspectPair(partial.state, partial.log);
-    const manifest: BackupManifest = {
+    const position = inspectPair(partial.state, partial.log, { state: `the copy of ${statePath} (${partial.state})`, log: `the copy of ${logPath} (${partial.log})` });
+    manifest = {
       format: 1,
       createdAt: (opts.now?.() ?? new Date()).toISOString(),
       source: statePath,
@@ -187,13 +261,16 @@ export async function backupTracker(db: string, outDir: string, opts: { force?: 
     };
     await removeWithSideFiles(targets.state);
     await removeWithSideFiles(targets.log);
-    await rename(partial.state, targets.state);
-    await rename(partial.log, targets.log);
-    await writeFile(targets.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
-    return manifest;
-  } finally {
-    for (const file of Object.values(partial)) await removeWithSideFiles(file);
+    await fsStep(`cannot rename ${partial.state} to ${targets.state}`, () => rename(partial.state, targets.state));
+    await fsStep(`cannot rename ${partial.log} to ${targets.log}`, () => rename(partial.log, targets.log));
+    await fsStep(`cannot write ${targets.manifest}`, () => writeFile(targets.manifest, `${JSON.stringify(manifest, null, 2)}\n`));
+  } catch (error) {
+    // The failure's own message matters more than a leftover copy's.
+    await removePartials().catch(() => undefined);
+    throw error;
   }
+  await removePartials();
+  return manifest;
 }
 
 /** Reads and checks a backup directory made by `backupTracker`. */
@@ -208,7 +285,7 @@ export async function readBackup(fromDir: string): Promise<{ manifest: BackupMan
   if (manifest.format !== 1 || !manifest.files?.state || !manifest.files.log) throw new AdminError(`${path.join(dir, MANIFEST)}: unknown backup format`);
   const state = path.join(dir, path.basename(manifest.files.state));
   const log = path.join(dir, path.basename(manifest.files.log));
-  const position = inspectPair(state, log);
+  const position = inspectPair(state, log, { state: `the backup's state ${state}`, log: `the backup's log ${log}` });
   if (position.log.seq !== manifest.log.seq || position.log.logHash !== manifest.log.logHash) {
     throw new AdminError(`the backup's files are not the ones ${MANIFEST} describes (log at seq ${position.log.seq}, manifest says ${manifest.log.seq})`);
   }
@@ -224,13 +301,15 @@ export async function restoreBackup(fromDir: string, db: string, opts: { force?:
   const backup = await readBackup(fromDir);
   const statePath = path.resolve(db);
   const logPath = logPathFor(statePath);
-  await mkdir(path.dirname(statePath), { recursive: true });
+  const dbDir = path.dirname(statePath);
+  await fsStep(`cannot create the directory of --db ${dbDir}`, () => mkdir(dbDir, { recursive: true }));
   // A tracker running on these files would go on writing over the restored ones.
   let lock: DatabaseLock;
   try {
     lock = DatabaseLock.acquire(statePath);
   } catch (error) {
     if (error instanceof DatabaseInUseError) throw new AdminError(`a tracker is running on ${statePath}: stop it before restoring`);
+    if (error instanceof Database.SqliteError) throw new AdminError(`cannot lock ${statePath} (${lockPathFor(statePath)}): ${error.message} (${error.code})`);
     throw error;
   }
   try {
@@ -251,7 +330,7 @@ async function restoreLocked(
   if (present.length > 0 && !opts.force) {
     throw new AdminError(`${present.join(', ')} already exist${present.length === 1 ? 's' : ''}; stop the tracker, then pass --force to replace its database`);
   }
-  for (const file of present) await rm(file, { force: true });
+  for (const file of present) await fsStep(`cannot remove ${file}`, () => rm(file, { force: true }));
   // Log first, then state: a restore cut short leaves no state without its log.
   await copyThenRename(backup.log, logPath);
   await copyThenRename(backup.state, statePath);
@@ -260,10 +339,10 @@ async function restoreLocked(
 
 async function copyThenRename(from: string, to: string): Promise<void> {
   const partial = `${to}.partial`;
-  await copyFile(from, partial);
-  await rename(partial, to);
+  await fsStep(`cannot copy ${from} to ${partial}`, () => copyFile(from, partial));
+  await fsStep(`cannot rename ${partial} to ${to}`, () => rename(partial, to));
 }
 
 async function removeWithSideFiles(file: string): Promise<void> {
-  for (const side of SIDE_FILES) await rm(file + side, { force: true });
+  for (const side of SIDE_FILES) await fsStep(`cannot remove ${file + side}`, () => rm(file + side, { force: true }));
 }
