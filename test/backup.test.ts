@@ -4,6 +4,7 @@
  * started from it serves exactly the backed-up history.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -207,6 +208,33 @@ t.test('an --out the user may not write into is one line and exit 1', async (t) 
     await admin(['backup', '--db', db, '--out', locked], 60_000, runAs),
     /^tracker-admin: cannot write into --out .*locked: permission denied \(EACCES\)$/m,
     'backup --out that is a directory without write permission',
+  );
+});
+
+t.test('a directory that cannot be made (under /proc) fails at once instead of spinning', async (t) => {
+  if (!existsSync('/proc/self')) return t.plan(0, 'skipped: no /proc');
+  const tracker = await startTracker(t);
+  await tracker.stop();
+  const good = path.join(await makeTempDir(t), 'good');
+  t.equal((await admin(['backup', '--db', tracker.dbPath, '--out', good])).code, 0);
+  // Node's recursive mkdir retried ENOENT there for ever (at full CPU); the deadline SIGKILLs it (code null).
+  const deadline = 20_000;
+  for (const out of ['/proc/tracker-admin-test', '/proc/tracker-admin-test/deeper']) {
+    failsPlainly(
+      t,
+      await admin(['backup', '--db', tracker.dbPath, '--out', out], deadline),
+      new RegExp(`^tracker-admin: cannot create --out ${out}: no such file or directory \\(ENOENT\\); /proc exists but takes no new directories$`, 'm'),
+      `backup --out ${out}`,
+    );
+  }
+  const file = path.join(path.dirname(good), 'a-file');
+  await writeFile(file, 'x');
+  failsPlainly(t, await admin(['backup', '--db', tracker.dbPath, '--out', file]), /^tracker-admin: cannot create --out .*a-file: .*a-file is a file, not a directory$/m, 'backup --out a file');
+  failsPlainly(
+    t,
+    await admin(['restore', '--from', good, '--db', '/proc/tracker-admin-test/r.db'], deadline),
+    /^tracker-admin: cannot create the directory of --db \/proc\/tracker-admin-test: no such file or directory \(ENOENT\)/m,
+    'restore --db under /proc',
   );
 });
 

@@ -101,6 +101,45 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
+/**
+ * Makes directory `dir` and any missing parents (as `mkdir -p`), one
+ * directory at a time, each with a plain mkdir. Node's `recursive: true`
+ * retries a parent that exists whenever a mkdir says ENOENT, which is what a
+ * pseudo file system such as /proc says: it spun there for ever. Here a
+ * mkdir under an existing directory that fails, fails: `<what> D: <cause>`.
+ */
+async function makeDirectory(dir: string, what: string): Promise<void> {
+  const missing: string[] = [];
+  for (let at = dir; ; ) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = (await stat(at)).isDirectory();
+    } catch (error) {
+      const parent = path.dirname(at);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && parent !== at) {
+        missing.push(at);
+        at = parent;
+        continue;
+      }
+      if (isSystemError(error)) throw new AdminError(`${what} ${dir}: ${cause(error)}`);
+      throw error;
+    }
+    if (!isDirectory) throw new AdminError(`${what} ${dir}: ${at} is a file, not a directory`);
+    break;
+  }
+  for (const at of missing.reverse()) {
+    try {
+      await mkdir(at);
+    } catch (error) {
+      // Made meanwhile by someone else: fine if it is a directory.
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && (await stat(at).then((s) => s.isDirectory(), () => false))) continue;
+      if (!isSystemError(error)) throw error;
+      const hint = error.code === 'ENOENT' ? `; ${path.dirname(at)} exists but takes no new directories` : '';
+      throw new AdminError(`${what} ${dir}: ${cause(error)}${hint}`);
+    }
+  }
+}
+
 /** What SQLite said about a file it could not read, after `<file> …`. */
 function sqliteTrouble(error: InstanceType<typeof Database.SqliteError>): string {
   if (error.code.startsWith('SQLITE_CORRUPT') || error.code === 'SQLITE_NOTADB') return `is damaged: ${error.message} (${error.code})`;
@@ -230,7 +269,7 @@ export async function backupTracker(db: string, outDir: string, opts: { force?: 
   }
   const dir = path.resolve(outDir);
   if (path.dirname(statePath) === dir) throw new AdminError(`--out must be another directory than the database's own (${dir})`);
-  await fsStep(`cannot create --out ${dir}`, () => mkdir(dir, { recursive: true }));
+  await makeDirectory(dir, 'cannot create --out');
   // Said here, in words, rather than as SQLite's "unable to open database file" for the copy.
   await fsStep(`cannot write into --out ${dir}`, () => access(dir, fsConstants.W_OK | fsConstants.X_OK));
   const files = { state: path.basename(statePath), log: path.basename(logPath) };
@@ -302,7 +341,7 @@ export async function restoreBackup(fromDir: string, db: string, opts: { force?:
   const statePath = path.resolve(db);
   const logPath = logPathFor(statePath);
   const dbDir = path.dirname(statePath);
-  await fsStep(`cannot create the directory of --db ${dbDir}`, () => mkdir(dbDir, { recursive: true }));
+  await makeDirectory(dbDir, 'cannot create the directory of --db');
   // A tracker running on these files would go on writing over the restored ones.
   let lock: DatabaseLock;
   try {

@@ -9,7 +9,7 @@ export const backup: AdminCommand = {
   builder: (y) =>
     y
       .option('db', { type: 'string', demandOption: true, describe: "the tracker's --db (state file; <db>-log beside it)" })
-      .option('out', { type: 'string', demandOption: true, describe: 'directory to write the backup into (created if missing)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'directory to write the backup into (created if missing, with its parents)' })
       .option('force', { type: 'boolean', default: false, describe: 'replace a backup already in --out' }),
   async run(argv, io) {
     const manifest = await backupTracker(stringOption(argv, 'db'), stringOption(argv, 'out'), { force: argv['force'] === true });
