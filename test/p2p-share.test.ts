@@ -44,16 +44,16 @@ t.test('file sharing', async (t) => {
 
   t.test('a shared file deleted on disk: the seeder stops sharing it with the tracker and says so', async (t) => {
     const dir = await makeTempDir(t);
-    await makeGroup(t, tracker.port, 'gone', 'gil', ['hal']);
+    await makeGroup(t, tracker.port, 'gone', 'gwen', ['hugo']);
     await makeFile(dir, 'old.bin', 3 * PIECE);
-    const seeder = spawnClient(t, [...base('gil', path.join(dir, 'gil')), '--serve', '--exec', 'login gil gil-pw; upload_file old.bin gone 64k'], dir);
+    const seeder = spawnClient(t, [...base('gwen', path.join(dir, 'gwen')), '--serve', '--exec', 'login gwen gwen-pw; upload_file old.bin gone 64k'], dir);
     await seeder.waitOut(/OK shared old\.bin seeders=1/);
     await rm(path.join(dir, 'old.bin'));
     const dest = await makeTempDir(t);
     // The first piece request finds the file gone; the downloader then waits for other peers (killed in teardown).
-    spawnClient(t, [...base('hal', path.join(dir, 'hal')), '--exec', `login hal hal-pw; download_file gone old.bin ${dest}; wait_downloads`], dir);
+    spawnClient(t, [...base('hugo', path.join(dir, 'hugo')), '--exec', `login hugo hugo-pw; download_file gone old.bin ${dest}; wait_downloads`], dir);
     await seeder.waitOut(/\[event\] share_stopped gone old\.bin the file is gone: /);
-    const after = await runClient(t, [...base('hal', path.join(dir, 'hal2')), '--exec', 'login hal hal-pw; list_files gone'], dir);
+    const after = await runClient(t, [...base('hugo', path.join(dir, 'hugo2')), '--exec', 'login hugo hugo-pw; list_files gone'], dir);
     t.equal(after.code, 0, after.stderr);
     t.notMatch(after.stdout, /old\.bin/, 'the tracker no longer lists it');
   });
