@@ -7,66 +7,14 @@
  * logging out, the history file recalled with Up after a restart (and no
  * password in it), and colours unless NO_COLOR.
  */
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { CLIENT_BIN, DEADLINE_MS, lines, runClient } from './helpers/client.js';
+import { lines, runClient } from './helpers/client.js';
 import { createUser, login } from './helpers/commands.js';
-import { childEnv, makeTempDir, ROOT, startTracker } from './helpers/tracker.js';
-import type { TeardownHost } from './helpers/tracker.js';
-import { connect, waitFor } from './helpers/wire.js';
-
-const PTY = path.join(ROOT, 'test/helpers/run_in_pty.py');
-
-interface Pty {
-  type(text: string): void;
-  /** Everything shown so far, escape sequences included. */
-  raw(): string;
-  /** What was shown, without escape sequences and carriage returns. */
-  screen(): string;
-  /** Waits until the screen (from `from` on) matches. Resolves with the index just after the match. */
-  waitScreen(pattern: string | RegExp, message: string, from?: number): Promise<number>;
-  exited: Promise<number | null>;
-}
-
-// eslint-disable-next-line no-control-regex -- escape sequences are what it removes
-const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
-
-async function spawnPty(t: TeardownHost, args: string[], env: Record<string, string>): Promise<Pty> {
-  const cwd = await makeTempDir(t, 'tracker-client-pty-');
-  const childEnvironment = childEnv(env);
-  // The test runner may set NO_COLOR; colours are what `env` says.
-  if (!('NO_COLOR' in env)) delete childEnvironment['NO_COLOR'];
-  const proc = spawn('python3', [PTY, process.execPath, CLIENT_BIN, ...args], { cwd, env: childEnvironment, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
-  proc.stderr?.setEncoding('utf8').on('data', (s: string) => (out += s));
-  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
-  t.teardown(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    await exited;
-  });
-  const screen = (): string => out.replace(ANSI, '').replace(/\r/g, '');
-  return {
-    type: (text) => proc.stdin?.write(text),
-    raw: () => out,
-    screen,
-    async waitScreen(pattern, message, from = 0) {
-      const find = (): number | undefined => {
-        const s = screen().slice(from);
-        if (typeof pattern === 'string') {
-          const at = s.indexOf(pattern);
-          return at < 0 ? undefined : from + at + pattern.length;
-        }
-        const m = pattern.exec(s);
-        return m ? from + m.index + m[0].length : undefined;
-      };
-      return waitFor(find, { timeoutMs: DEADLINE_MS, message: `${message}; screen:\n${screen().slice(from)}` });
-    },
-    exited,
-  };
-}
+import { spawnPty } from './helpers/pty.js';
+import { makeTempDir, startTracker } from './helpers/tracker.js';
+import { connect } from './helpers/wire.js';
 
 t.test('the interactive client in a terminal', async (t) => {
   const tracker = await startTracker(t);

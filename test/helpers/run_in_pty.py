@@ -8,6 +8,10 @@ writes to the terminal comes out on stdout, unchanged (escape sequences
 included). The terminal is 200 columns wide so lines do not wrap. When the
 program exits, so does this, with its exit status (128+N for signal N).
 Closing stdin does not end the program: type Ctrl-D (\\x04) for that.
+With RUN_IN_PTY_PID_FILE set, the program's process id is written there
+(for tests that signal the program itself, not this process). With
+RUN_IN_PTY_PLAIN_NODE=1, NODE_OPTIONS is removed from the program's
+environment (the test runner's hooks there catch signals such as SIGHUP).
 """
 import fcntl
 import os
@@ -20,7 +24,15 @@ import termios
 pid, fd = pty.fork()
 if pid == 0:
     fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    if os.environ.get("RUN_IN_PTY_PLAIN_NODE") == "1":
+        os.environ.pop("NODE_OPTIONS", None)
     os.execvp(sys.argv[1], sys.argv[1:])
+
+pid_file = os.environ.get("RUN_IN_PTY_PID_FILE")
+if pid_file:
+    with open(pid_file + ".tmp", "w") as f:
+        f.write(str(pid))
+    os.rename(pid_file + ".tmp", pid_file)
 
 inputs = [fd, 0]
 while True:
@@ -44,4 +56,6 @@ while True:
             inputs = [fd]
 
 _, status = os.waitpid(pid, 0)
-sys.exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
+if os.WIFSIGNALED(status):
+    sys.exit(128 + os.WTERMSIG(status))
+sys.exit(os.WEXITSTATUS(status))

@@ -27,7 +27,8 @@ a line.`;
 
 const EPILOG = `Exit status: 0 all commands answered OK, 1 a command was answered ERR
 (the script stops there unless --keep-going), 2 bad options, 3 no tracker
-could be reached.
+could be reached, 143/130/129 a script stopped by SIGTERM/SIGINT/SIGHUP
+(the client withdraws its shares first; at the prompt these leave like quit).
 Every option can also be set through TRACKER_<OPTION>, e.g. TRACKER_TRACKER="127.0.0.1:7001,127.0.0.1:7002".`;
 
 /** Parses `process.argv.slice(2)`. Never prints and never exits; the caller does. */

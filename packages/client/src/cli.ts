@@ -2,7 +2,7 @@ import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from './args.js';
 import type { CommandTable } from './commands.js';
-import { ClientError } from './errors.js';
+import { AbandonedError, ClientError, signalExitCode, stopSignalOf } from './errors.js';
 import type { ExitCode } from './errors.js';
 import { formatClientError, useColor } from './format.js';
 import type { View } from './format.js';
@@ -14,6 +14,8 @@ import type { Env } from './options.js';
 import { serveAfterScript, startPeer } from './peer/cli-support.js';
 import { PeerRunner } from './peer/peer-runner.js';
 import { runScript } from './script.js';
+import { listenForStopSignals } from './stop.js';
+import type { StopListener } from './stop.js';
 
 export interface CliIo {
   argv: readonly string[];
@@ -26,6 +28,12 @@ export interface CliIo {
    * to register client-side commands (`CommandTable.register`).
    */
   commands?: CommandTable;
+  /**
+   * Aborted (with a signal name such as `SIGTERM` as its reason) to make
+   * the client leave as it does on that signal. When absent, the process's
+   * SIGTERM, SIGINT and SIGHUP do it while `run` runs.
+   */
+  stop?: AbortSignal;
 }
 
 /** The whole `tracker-client` program, minus `process.exit`. Resolves to the exit status. */
@@ -53,27 +61,35 @@ export async function run(io: CliIo): Promise<ExitCode> {
     mode: options.json ? 'json' : interactive && io.stdout.isTTY === true ? 'pretty' : 'raw',
     color: !options.json && useColor(io.stdout.isTTY, io.env),
   };
-  const script = { stdout: io.stdout, stderr: io.stderr, view, keepGoing: options.keepGoing };
+  // SIGTERM, SIGINT and SIGHUP make the client leave like `quit` (below, `finally`), not die with its shares still listed.
+  let listener: StopListener | undefined;
+  const stop = io.stop ?? (listener = listenForStopSignals()).signal;
+  const script = { stdout: io.stdout, stderr: io.stderr, view, keepGoing: options.keepGoing, stop };
   try {
     await startPeer(runner, options.peer.listen); // peer
-    await runner.connect();
+    await runner.connect(stop);
     const serve = options.peer.serve; // peer: --serve keeps a script's client up
-    if (options.exec !== undefined) return await serveAfterScript(runner, serve, await runScript(runner, splitExec(options.exec), script), io.stderr);
-    if (!interactive) return await serveAfterScript(runner, serve, await runScript(runner, readScript(io.stdin), script), io.stderr);
+    if (options.exec !== undefined) return await serveAfterScript(runner, serve, await runScript(runner, splitExec(options.exec), script), io.stderr, stop);
+    if (!interactive) return await serveAfterScript(runner, serve, await runScript(runner, readScript(io.stdin), script), io.stderr, stop);
     return await runInteractive(runner, {
       input: io.stdin,
       output: io.stdout,
       terminal: io.stdout.isTTY === true || io.stdin.isTTY === true,
       view,
       historyFile: historyPath(io.env),
+      stop,
     });
   } catch (error) {
+    // Stopped before the first command (while connecting).
+    if (error instanceof AbandonedError && stop.aborted) return signalExitCode(stopSignalOf(stop));
     if (!(error instanceof ClientError)) throw error;
     io.stderr.write(`${formatClientError(error.message)}\n`);
     return error.exitCode;
   } finally {
+    // Leaving, however it happens (quit, end of a script, a stop signal): bounded in time.
     await runner.peer.close(); // peer: stop downloads and serving, withdraw shares
     await runner.close();
+    listener?.dispose();
   }
 }
 

@@ -29,6 +29,8 @@ export interface LocalContext {
   /** The client's options (e.g. `peerAddress` for file sharing); undefined when the runner was made without them. */
   readonly options: ClientOptions | undefined;
   readonly commands: CommandCatalogue;
+  /** Aborts when the user stops waiting for the command (Ctrl-C) or the client leaves; `request` then gives up by itself. */
+  readonly signal?: AbortSignal | undefined;
   /**
    * Sends one command line to the tracker, as a typed command would be:
    * with the current session and a fresh request id, failing over (and

@@ -3,7 +3,7 @@ import { encodeFrame, FrameDecoder, isEvent } from '@tracker-cluster/protocol';
 import type { SessionId } from '@tracker-cluster/protocol';
 import { formatAddress } from './address.js';
 import type { TrackerAddress } from './address.js';
-import { ConnectionLostError, RequestTimeoutError } from './errors.js';
+import { AbandonedError, ConnectionLostError, RequestTimeoutError } from './errors.js';
 import type { Reply, TrackerEvent } from './types.js';
 
 /** Default request timeout: how long to wait for one answer. */
@@ -43,6 +43,10 @@ interface Pending {
   resolve: (reply: Reply) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout | undefined;
+  /** The caller stopped waiting: the answer, when it comes, is dropped. */
+  abandoned: boolean;
+  /** Removes the abort listener. */
+  release: () => void;
 }
 
 /**
@@ -50,7 +54,11 @@ interface Pending {
  * matched to requests in order (PROTOCOL.md §2), so requests may be
  * pipelined; `EVENT` frames are passed to `onEvent` and never taken for
  * answers. When the connection drops, every pending request is rejected
- * with a `ConnectionLostError`.
+ * with a `ConnectionLostError`. A request whose caller stops waiting (its
+ * `AbortSignal`) keeps its place in the queue, so that its answer, when it
+ * comes, is matched to it and dropped rather than taken for the answer of
+ * a later request; its timeout still runs (an answer that never comes
+ * still means a dead connection).
  */
 export class TrackerConnection {
   readonly address: TrackerAddress;
@@ -133,17 +141,34 @@ export class TrackerConnection {
     return this.closedPromise;
   }
 
-  /** Sends one command line with a session and resolves with its answer. */
-  request(session: SessionId, line: string): Promise<Reply> {
+  /**
+   * Sends one command line with a session and resolves with its answer.
+   * When `signal` aborts first, rejects with an `AbandonedError` (`sent`
+   * true: the line was written) and drops the answer when it comes.
+   */
+  request(session: SessionId, line: string, signal?: AbortSignal): Promise<Reply> {
     if (!this.isOpen) {
       return Promise.reject(this.failure ?? new ConnectionLostError(this.name, `connection to ${this.name} is closed`));
     }
+    if (signal?.aborted === true) return Promise.reject(new AbandonedError(undefined, false));
     const frame = encodeFrame(session, line);
     return new Promise<Reply>((resolve, reject) => {
-      const entry: Pending = { resolve, reject, timer: undefined };
+      const onAbort = (): void => {
+        entry.abandoned = true;
+        entry.release();
+        reject(new AbandonedError(undefined, true));
+      };
+      const entry: Pending = {
+        resolve,
+        reject,
+        timer: undefined,
+        abandoned: false,
+        release: () => signal?.removeEventListener('abort', onAbort),
+      };
       if (this.requestTimeoutMs > 0) {
         entry.timer = setTimeout(() => this.fail(new RequestTimeoutError(this.name, this.requestTimeoutMs)), this.requestTimeoutMs);
       }
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.push(entry);
       this.socket.write(frame);
     });
@@ -190,7 +215,9 @@ export class TrackerConnection {
         continue;
       }
       clearTimeout(entry.timer);
-      entry.resolve({ session: frame.session, payload });
+      entry.release();
+      // The answer of an abandoned request: nobody waits for it any more.
+      if (!entry.abandoned) entry.resolve({ session: frame.session, payload });
     }
   }
 
@@ -205,7 +232,8 @@ export class TrackerConnection {
   private rejectPending(error: Error): void {
     for (const entry of this.pending.splice(0)) {
       clearTimeout(entry.timer);
-      entry.reject(error);
+      entry.release();
+      if (!entry.abandoned) entry.reject(error);
     }
   }
 

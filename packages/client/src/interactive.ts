@@ -1,10 +1,12 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import readline from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { untilAborted } from './abort.js';
 import { complete } from './completion.js';
-import { ClientError, EXIT } from './errors.js';
+import { AbandonedError, ClientError, EXIT } from './errors.js';
 import type { ExitCode } from './errors.js';
 import {
+  commandName,
   formatClientError,
   formatEvent,
   formatFailover,
@@ -28,6 +30,11 @@ export interface InteractiveIo {
   view?: View;
   /** The history file to read at start and keep up to date; none when undefined. */
   historyFile?: string;
+  /**
+   * Aborted (SIGTERM, SIGHUP, SIGINT sent to the process) to leave as
+   * `quit` does: the command running is abandoned, and the status is 0.
+   */
+  stop?: AbortSignal;
 }
 
 /**
@@ -39,6 +46,7 @@ export interface InteractiveIo {
  * typed is redrawn intact below them. Errors (no tracker to fail over to)
  * are reported and the prompt carries on: the next command tries again.
  * History is kept in `historyFile`, without the lines that carry passwords.
+ * `io.stop` leaves at once, as `quit` does.
  */
 export async function runInteractive(runner: Runner, io: InteractiveIo): Promise<ExitCode> {
   const terminal = io.terminal ?? true;
@@ -58,6 +66,13 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
   rl.on('close', () => {
     closed = true;
   });
+  const stop = io.stop;
+  // A stop signal ends the loop below like Ctrl-D: the caller then leaves as after `quit`.
+  const leave = (): void => {
+    if (!closed) rl.close();
+  };
+  if (stop?.aborted === true) leave();
+  else stop?.addEventListener('abort', leave, { once: true });
   rl.on('history', (lines: string[]) => {
     // The listener may change the array: lines with passwords never stay.
     if (lines.length > 0 && isSecretLine(lines[0] as string)) lines.shift();
@@ -105,20 +120,26 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
   prompt();
   for await (const line of rl) {
     busy = true;
+    // One signal per command, so that `wasSent` speaks of this command alone.
+    const signal = stop === undefined ? undefined : AbortSignal.any([stop]);
+    const abandoned = (): AbandonedError => new AbandonedError(commandName(line), signal !== undefined && runner.wasSent(signal));
     try {
-      const outcome = await runner.execute(line);
+      // Raced too: a client-side command may be busy with something other than a request (hashing a file).
+      const outcome = await untilAborted(runner.execute(line, signal), signal, abandoned);
       if (outcome.kind === 'quit') break;
       if (outcome.kind === 'local' && outcome.text !== undefined) io.output.write(`${formatLocal(outcome.ok, outcome.text, view)}\n`);
       else if (outcome.kind === 'reply') io.output.write(`${formatReply(outcome.reply.payload, view, outcome.command)}\n`);
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
-      io.output.write(`${formatClientError(error.message)}\n`);
+      // Leaving on a stop signal: nothing more to say about the command.
+      if (!(error instanceof AbandonedError && stop?.aborted === true)) io.output.write(`${formatClientError(error.message)}\n`);
     } finally {
       busy = false;
     }
     if (closed) break;
     prompt();
   }
+  stop?.removeEventListener('abort', leave);
   if (!closed) rl.close();
   else if (terminal) io.output.write('\n');
   return EXIT.OK;

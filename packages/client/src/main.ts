@@ -8,10 +8,13 @@ function flush(stream: NodeJS.WriteStream): Promise<void> {
   });
 }
 
-// A closed pipe (`tracker-client ... | head`) is not an error worth a stack trace.
-for (const stream of [process.stdout, process.stderr]) {
+// A closed pipe (`tracker-client ... | head`) or a terminal that went away
+// (EIO, with SIGHUP: the client is leaving, withdrawing its shares) is not an
+// error worth a stack trace.
+const READER_GONE = new Set(['EPIPE', 'EIO']);
+for (const stream of [process.stdout, process.stderr, process.stdin]) {
   stream.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
+    if (!READER_GONE.has(error.code ?? '')) throw error;
   });
 }
 

@@ -1,4 +1,5 @@
 import { NO_SESSION, parseResponse } from '@tracker-cluster/protocol';
+import { untilAborted } from './abort.js';
 import { formatAddress } from './address.js';
 import type { TrackerAddress } from './address.js';
 import { backoffDelay, tryOrder } from './backoff.js';
@@ -8,7 +9,7 @@ import type { CommandTable, LocalContext } from './commands.js';
 import { KnownNames } from './completion.js';
 import { errorReason, TrackerConnection } from './connection.js';
 import type { ConnectOptions } from './connection.js';
-import { ConnectionLostError, UnreachableError } from './errors.js';
+import { AbandonedError, ConnectionLostError, UnreachableError } from './errors.js';
 import type { ConnectAttempt } from './errors.js';
 import { commandName } from './format.js';
 import type { FailoverInfo } from './format.js';
@@ -95,6 +96,9 @@ interface Loss {
  *   the background, so events keep arriving.
  * - Requests are sent one at a time (in the order asked), since the
  *   trackers keep only the last write number per client id.
+ * - A request (or a whole command) given an `AbortSignal` is abandoned when
+ *   it aborts: it rejects at once with an `AbandonedError`, is never sent if
+ *   it had not been yet, and its answer, if it comes, is dropped.
  */
 export class Runner {
   readonly trackers: readonly TrackerAddress[];
@@ -114,6 +118,10 @@ export class Runner {
   private loss: Loss | undefined;
   private reconnecting: Promise<TrackerConnection> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Aborted by `close()`: stops connection attempts at once. */
+  private readonly closeController = new AbortController();
+  /** Signals under which a request was written to a tracker (see `wasSent`). */
+  private readonly sentUnder = new WeakSet<AbortSignal>();
 
   constructor(options: RunnerOptions, hooks: RunnerHooks = {}) {
     if (options.trackers.length === 0) throw new RangeError('a runner needs at least one tracker');
@@ -142,16 +150,29 @@ export class Runner {
     return this.current;
   }
 
-  /** Opens the first connection: each tracker once, in order. Throws `UnreachableError` when none accepts. */
-  async connect(): Promise<TrackerConnection> {
+  /**
+   * Opens the first connection: each tracker once, in order. Throws
+   * `UnreachableError` when none accepts, `AbandonedError` when `signal`
+   * aborts first.
+   */
+  async connect(signal?: AbortSignal): Promise<TrackerConnection> {
     if (this.current?.isOpen) return this.current;
-    const connection = await this.establish(0, 0);
+    const connection = await this.establish(0, 0, signal);
     this.everConnected = true;
     return connection;
   }
 
-  /** Runs one line. Throws `UnreachableError` when no tracker can be reached within the failover time. */
-  async execute(line: string): Promise<Outcome> {
+  /** Whether a request made under `signal` was written to a tracker (so the tracker may apply it even if its answer is dropped). */
+  wasSent(signal: AbortSignal): boolean {
+    return this.sentUnder.has(signal);
+  }
+
+  /**
+   * Runs one line. Throws `UnreachableError` when no tracker can be reached
+   * within the failover time, and `AbandonedError` when `signal` aborts
+   * while a tracker request of the line waits (see `request`).
+   */
+  async execute(line: string, signal?: AbortSignal): Promise<Outcome> {
     const action = classifyLine(line, this.commands);
     switch (action.kind) {
       case 'skip':
@@ -163,7 +184,8 @@ export class Runner {
           state: this.stateValue,
           options: this.options.clientOptions,
           commands: this.commands,
-          request: (requestLine) => this.request(requestLine),
+          signal,
+          request: (requestLine) => this.request(requestLine, signal),
           notice: (text) => this.hooks.onNotice?.(text),
         };
         const result = await action.spec.run(context);
@@ -171,7 +193,7 @@ export class Runner {
         return { kind: 'local', command: action.spec.name, text: result.text, ok: result.ok };
       }
       case 'remote': {
-        const reply = await this.request(action.line);
+        const reply = await this.request(action.line, signal);
         return { kind: 'reply', command: action.command, reply, ok: parseResponse(reply.payload).ok };
       }
     }
@@ -181,26 +203,49 @@ export class Runner {
    * Sends one command line to the tracker with the session and a new
    * request id; fails over and retries (same id) when the connection is
    * lost. The answer updates the session state.
+   *
+   * When `signal` aborts before the answer, rejects at once with an
+   * `AbandonedError`: a request still waiting its turn (or for a tracker to
+   * fail over to) is never sent, and the answer of one already sent is
+   * dropped when it comes (the tracker may still apply it).
    */
-  request(line: string): Promise<Reply> {
-    const run = this.queue.then(() => this.send(line));
+  request(line: string, signal?: AbortSignal): Promise<Reply> {
+    let started = false;
+    const run = this.queue.then(() => {
+      started = true;
+      return this.send(line, signal);
+    });
     this.queue = run.catch(() => undefined);
-    return run;
+    // A request still waiting its turn is let go at once; `send` then sees the abort and never sends it.
+    return untilAborted(run, signal, () => new AbandonedError(commandName(line), started && signal !== undefined && this.wasSent(signal)));
   }
 
-  private async send(line: string): Promise<Reply> {
+  private async send(line: string, signal: AbortSignal | undefined): Promise<Reply> {
+    const command = commandName(line);
+    if (isAborted(signal)) throw new AbandonedError(command, false);
     const id: RequestId = this.requestIds.next();
     const wire = withRequestId(id, line);
-    const command = commandName(line);
     let retrying: string | undefined;
+    let sent = false;
     for (let sends = 1; ; sends++) {
-      const connection = await this.ensure(retrying);
+      let connection: TrackerConnection;
+      try {
+        connection = await this.ensure(retrying, signal);
+      } catch (error) {
+        if (error instanceof AbandonedError) throw new AbandonedError(command, sent);
+        throw error;
+      }
       const before = this.stateValue;
       let reply: Reply;
       this.inFlight = true;
       try {
-        reply = await connection.request(before.session, wire);
+        if (!isAborted(signal)) {
+          sent = true;
+          if (signal !== undefined) this.sentUnder.add(signal);
+        }
+        reply = await connection.request(before.session, wire, signal);
       } catch (error) {
+        if (error instanceof AbandonedError) throw new AbandonedError(command, sent);
         if (!(error instanceof ConnectionLostError) || this.closing || sends >= MAX_SENDS_PER_REQUEST) throw error;
         this.dropCurrent(connection, { index: this.index, reason: error.message, skip: true });
         retrying = command;
@@ -218,25 +263,26 @@ export class Runner {
   }
 
   /** The open connection, or a new one (reconnecting or failing over). */
-  private async ensure(retrying: string | undefined): Promise<TrackerConnection> {
+  private async ensure(retrying: string | undefined, signal: AbortSignal | undefined): Promise<TrackerConnection> {
     if (this.current?.isOpen) return this.current;
     if (this.reconnecting !== undefined) {
       try {
-        const connection = await this.reconnecting;
+        const connection = await untilAborted(this.reconnecting, signal, () => new AbandonedError(undefined, false));
         if (connection.isOpen) return connection;
-      } catch {
+      } catch (error) {
+        if (error instanceof AbandonedError) throw error;
         // Reported by the background attempt; try once more for this command.
       }
     }
     if (this.current?.isOpen) return this.current;
-    if (!this.everConnected) return this.connect();
-    return this.reconnect(retrying);
+    if (!this.everConnected) return this.connect(signal);
+    return this.reconnect(retrying, signal);
   }
 
-  private async reconnect(retrying: string | undefined): Promise<TrackerConnection> {
+  private async reconnect(retrying: string | undefined, signal?: AbortSignal): Promise<TrackerConnection> {
     const loss = this.loss ?? { index: this.index, reason: `connection to ${formatAddress(this.trackerAt(this.index))} closed`, skip: false };
     const start = loss.skip ? loss.index + 1 : loss.index;
-    const connection = await this.establish(start, this.options.failoverTimeoutMs ?? 15_000);
+    const connection = await this.establish(start, this.options.failoverTimeoutMs ?? 15_000, signal);
     this.loss = undefined;
     if (retrying !== undefined || this.index !== loss.index) {
       this.hooks.onFailover?.({
@@ -256,32 +302,38 @@ export class Runner {
    * until `budgetMs` has passed (one round when 0). On each new connection
    * it sends `status` with the session: the answer gives the role, presents
    * the session (events follow it), and tells whether it is still alive.
+   * Stops at once when `signal` aborts (`AbandonedError`) or the runner
+   * closes (`UnreachableError`).
    */
-  private async establish(start: number, budgetMs: number): Promise<TrackerConnection> {
+  private async establish(start: number, budgetMs: number, signal?: AbortSignal): Promise<TrackerConnection> {
     const now = this.options.now ?? Date.now;
     const sleep = this.options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+    const stop = signal === undefined ? this.closeController.signal : AbortSignal.any([signal, this.closeController.signal]);
     const deadline = now() + budgetMs;
-    let attempts: ConnectAttempt[];
+    let attempts: ConnectAttempt[] = [];
+    const stopped = (): Error => (this.closing ? new UnreachableError(attempts) : new AbandonedError(undefined, false));
     for (let round = 0; ; round++) {
       const pause = Math.min(backoffDelay(round, this.options.backoff), Math.max(0, deadline - now()));
-      if (pause > 0) await sleep(pause);
+      if (pause > 0) await untilAborted(sleep(pause), stop, stopped);
       attempts = [];
       for (const index of tryOrder(this.trackers.length, start)) {
-        if (this.closing) throw new UnreachableError(attempts);
+        if (stop.aborted) throw stopped();
         const address = this.trackerAt(index);
         const name = formatAddress(address);
         let connection: TrackerConnection;
         try {
-          connection = await this.open(address, index);
+          connection = await untilAborted(this.open(address, index), stop, stopped, (late) => late.destroy());
         } catch (error) {
+          if (stop.aborted) throw stopped();
           attempts.push({ address: name, reason: errorReason(error) });
           continue;
         }
         let status: Reply;
         try {
-          status = await connection.request(this.stateValue.session, 'status');
+          status = await connection.request(this.stateValue.session, 'status', stop);
         } catch (error) {
           connection.destroy();
+          if (stop.aborted) throw stopped();
           attempts.push({ address: name, reason: error instanceof Error ? error.message : String(error) });
           continue;
         }
@@ -350,10 +402,16 @@ export class Runner {
   /** Closes the connection (without logging out) and stops reconnecting. */
   async close(): Promise<void> {
     this.closing = true;
+    this.closeController.abort();
     const connection = this.current;
     this.current = undefined;
     await this.reconnecting?.catch(() => undefined);
     await connection?.close();
     if (this.current !== undefined) await (this.current as TrackerConnection).close();
   }
+}
+
+/** A function, not `signal.aborted` inline: the type checker would take it as unchanged across `await`s. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }

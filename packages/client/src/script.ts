@@ -1,7 +1,8 @@
 import type { Writable } from 'node:stream';
-import { ClientError, EXIT } from './errors.js';
+import { untilAborted } from './abort.js';
+import { AbandonedError, ClientError, EXIT, signalExitCode, stopSignalOf } from './errors.js';
 import type { ExitCode } from './errors.js';
-import { formatClientError, formatEvent, formatFailover, formatLocal, formatReply, formatSessionEnded, PLAIN_VIEW } from './format.js';
+import { commandName, formatClientError, formatEvent, formatFailover, formatLocal, formatReply, formatSessionEnded, PLAIN_VIEW } from './format.js';
 import type { View } from './format.js';
 import type { Runner } from './runner.js';
 
@@ -12,6 +13,12 @@ export interface ScriptIo {
   view?: View;
   /** Run on after an `ERR` answer (the exit status still says a command failed). */
   keepGoing?: boolean;
+  /**
+   * Aborted (reason: a signal name) to stop the script: the command running
+   * is abandoned, no other one runs, and the status is 128 + the signal's
+   * number (143 for SIGTERM).
+   */
+  stop?: AbortSignal;
 }
 
 /**
@@ -21,7 +28,8 @@ export interface ScriptIo {
  * that ended) on stderr. Stops at the first `ERR` with `EXIT.COMMAND_FAILED`
  * unless `keepGoing`; `quit` stops early. A lost tracker is failed over
  * (see `Runner`); only when no tracker can be reached within the failover
- * time does the script stop, with `EXIT.UNREACHABLE`.
+ * time does the script stop, with `EXIT.UNREACHABLE`. `io.stop` stops it
+ * at once (see `ScriptIo.stop`).
  */
 export async function runScript(
   runner: Runner,
@@ -37,9 +45,22 @@ export async function runScript(
     onNotice: (text) => io.stderr.write(`${text}\n`),
   };
   let failed = false;
+  const stop = io.stop;
+  const lines = toAsyncIterator(commands);
+  let finished = false;
   try {
-    for await (const line of commands) {
-      const outcome = await runner.execute(line);
+    for (;;) {
+      const next = await untilAborted(Promise.resolve(lines.next()), stop, () => new AbandonedError(undefined, false));
+      if (next.done === true) {
+        finished = true;
+        break;
+      }
+      const line = next.value;
+      // One signal per command, so that `wasSent` speaks of this command alone.
+      const signal = stop === undefined ? undefined : AbortSignal.any([stop]);
+      const abandoned = (): AbandonedError => new AbandonedError(commandName(line), signal !== undefined && runner.wasSent(signal));
+      // Raced too: a client-side command may be busy with something other than a request (hashing a file).
+      const outcome = await untilAborted(runner.execute(line, signal), signal, abandoned);
       if (outcome.kind === 'quit') break;
       if (outcome.kind === 'skip') continue;
       if (outcome.kind === 'local') {
@@ -56,11 +77,23 @@ export async function runScript(
       }
     }
   } catch (error) {
+    if (error instanceof AbandonedError && stop?.aborted === true) {
+      const signal = stopSignalOf(stop);
+      io.stderr.write(`${formatClientError(`stopped by ${signal}${error.command !== undefined ? ` (${error.message})` : ''}`)}\n`);
+      return signalExitCode(signal);
+    }
     if (error instanceof ClientError) {
       io.stderr.write(`${formatClientError(error.message)}\n`);
       return error.exitCode;
     }
     throw error;
+  } finally {
+    // Ends the input (a stdin script's readline). Not awaited: after a stop, a read may still be pending on it.
+    if (!finished && lines.return !== undefined) Promise.resolve(lines.return(undefined)).catch(() => undefined);
   }
   return failed ? EXIT.COMMAND_FAILED : EXIT.OK;
+}
+
+function toAsyncIterator(commands: Iterable<string> | AsyncIterable<string>): AsyncIterator<string> | Iterator<string> {
+  return Symbol.asyncIterator in commands ? commands[Symbol.asyncIterator]() : commands[Symbol.iterator]();
 }

@@ -10,6 +10,7 @@ import type { Test } from 'tap';
 import { encodeFrame, FrameDecoder } from '@tracker-cluster/protocol';
 import type { Frame } from '@tracker-cluster/protocol';
 import {
+  AbandonedError,
   connectFirst,
   ConnectionLostError,
   RequestTimeoutError,
@@ -98,6 +99,29 @@ t.test('answers come back in request order, with their sessions', async (t) => {
   );
   t.equal(conn.pendingCount, 0);
   t.same(await conn.request(0n, 'é ünïcode ✓'), { session: 0n, payload: 'OK é ünïcode ✓ session=0' }, 'UTF-8 both ways');
+});
+
+t.test('an abandoned request keeps its place: its late answer is dropped, not given to the next request', async (t) => {
+  const server = await startServer(t);
+  const conn = await TrackerConnection.connect(server.address);
+  t.teardown(() => conn.close());
+  const socket = await server.accepted();
+  const controller = new AbortController();
+  const first = conn.request(0n, 'slow', controller.signal);
+  controller.abort();
+  await t.rejects(first, AbandonedError, 'the caller stops waiting at once');
+  await first.catch((error: unknown) => t.equal((error as AbandonedError).sent, true, 'it had been sent'));
+  const second = conn.request(0n, 'next');
+  t.equal(conn.pendingCount, 2, 'the abandoned request still holds its place');
+  socket.write(Buffer.concat([encodeFrame(0n, 'OK answer to slow'), encodeFrame(0n, 'OK answer to next')]));
+  t.same(await second, { session: 0n, payload: 'OK answer to next' });
+  t.equal(conn.pendingCount, 0);
+  t.ok(conn.isOpen, 'the connection stays open');
+  const early = new AbortController();
+  early.abort();
+  const never = await conn.request(0n, 'never', early.signal).then(() => undefined, (error: unknown) => error);
+  t.ok(never instanceof AbandonedError && !never.sent, 'aborted before: not sent');
+  t.equal(conn.pendingCount, 0);
 });
 
 t.test('events are told apart from answers, whichever way the bytes arrive', async (t) => {

@@ -2,6 +2,8 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { formatCommand, formatHostPort, isValidFileName, isValidName, parseResponse, quote } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
+import { untilAborted } from '../abort.js';
+import { AbandonedError } from '../errors.js';
 import { Bitfield } from './bitfield.js';
 import { Download } from './download.js';
 import type { DownloadTuning } from './download.js';
@@ -23,14 +25,21 @@ import type { PeerOptions } from './options.js';
 
 /** How the peer side talks to the tracker: through the client's connection and session. */
 export interface TrackerLink {
-  /** Sends one command line with the current session; resolves with the answer's payload. */
-  request(line: string): Promise<string>;
+  /**
+   * Sends one command line with the current session; resolves with the
+   * answer's payload. With a `signal`, gives up when it aborts (the command
+   * that asked was abandoned): never sent if it had not been yet.
+   */
+  request(line: string, signal?: AbortSignal): Promise<string>;
   /** The logged-in user, if any. */
   user(): string | undefined;
 }
 
 /** A client-side notice (download ended), shown like an event. */
 export type Notify = (text: string) => void;
+
+/** How long leaving waits for each `stop_share` answer: an unreachable tracker must not keep the client from exiting. */
+const STOP_SHARE_TIMEOUT_MS = 2000;
 
 /** The largest request the tracker takes by default (PROTOCOL.md §1): an `upload_file` line must fit. */
 const TRACKER_MAX_REQUEST = 1024 * 1024;
@@ -76,7 +85,7 @@ export class PeerNode {
   }
 
   /** `upload_file <path> <group> [piece_size]`: hash, register, serve, remember. */
-  async uploadFile(filePath: string, group: string, pieceSizeText?: string): Promise<string> {
+  async uploadFile(filePath: string, group: string, pieceSizeText?: string, signal?: AbortSignal): Promise<string> {
     const user = this.tracker.user();
     if (user === undefined) return 'ERR AUTH_REQUIRED upload_file needs a session: log in first';
     if (!isValidName(group)) return `ERR BAD_REQUEST invalid group name ${quote(group)}`;
@@ -100,7 +109,7 @@ export class PeerNode {
       return `ERR NO_SUCH_FILE cannot read ${quote(filePath)} (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
     }
     const record: ShareRecord = { group, file: name, path: absolute, size: digest.size, mtimeMs, sha256: digest.sha256, pieceSize, hashes: digest.hashes };
-    const answer = await this.announce(record);
+    const answer = await this.announce(record, signal);
     if (parseResponse(answer).ok) {
       // Shared now whatever happens to the registry: keep the tracker's OK, say it is not remembered.
       const failure = await registryFailure(this.registry.put(user, record));
@@ -112,7 +121,7 @@ export class PeerNode {
   }
 
   /** `download_file <group> <file> <dest_dir>`: checks, asks the tracker, queues. */
-  async downloadFile(group: string, file: string, destDir: string): Promise<string> {
+  async downloadFile(group: string, file: string, destDir: string, signal?: AbortSignal): Promise<string> {
     if (this.tracker.user() === undefined) return 'ERR AUTH_REQUIRED download_file needs a session: log in first';
     if (!isValidName(group)) return `ERR BAD_REQUEST invalid group name ${quote(group)}`;
     if (!isValidFileName(file)) return `ERR BAD_REQUEST invalid file name ${quote(file)}`;
@@ -125,7 +134,7 @@ export class PeerNode {
     }
     const target = path.join(dir, file);
     if (await exists(target)) return `ERR BAD_REQUEST ${quote(target)} already exists`;
-    const answer = await this.tracker.request(formatCommand(['file_peers', group, file]));
+    const answer = await this.tracker.request(formatCommand(['file_peers', group, file]), signal);
     const meta = parseFilePeers(answer);
     if (!meta) return parseResponse(answer).ok ? `ERR PROTOCOL unexpected file_peers answer` : answer.split('\n', 1)[0] ?? answer;
     const download = new Download(group, file, dir, meta, this.downloadDeps(group, file), this.tuning);
@@ -136,6 +145,8 @@ export class PeerNode {
       if (error instanceof WorkingFileError) return `ERR BAD_REQUEST ${error.message}`;
       throw error;
     }
+    // Abandoned while it looked at the working files: the download is not started.
+    if (signal?.aborted === true) throw new AbandonedError('download_file', true);
     const position = this.downloads.add(download);
     const where = position > 0 ? `queued position=${position}` : 'started';
     return `OK download ${where} ${quote(file)} size=${meta.size} pieces=${download.pieces} have=${resumed} peers=${meta.peers.length}`;
@@ -145,9 +156,9 @@ export class PeerNode {
     return formatDownloadList(this.downloads.list());
   }
 
-  /** Waits until no download is queued or running; `ERR` if any of them failed. */
-  async waitDownloads(): Promise<string> {
-    await this.downloads.whenIdle();
+  /** Waits until no download is queued or running; `ERR` if any of them failed. The downloads go on when `signal` aborts the wait. */
+  async waitDownloads(signal?: AbortSignal): Promise<string> {
+    await untilAborted(this.downloads.whenIdle(), signal, () => new AbandonedError('wait_downloads', false));
     const list = this.downloads.list();
     const failed = list.filter((d) => d.status === 'failed').length;
     const body = formatDownloadList(list);
@@ -175,7 +186,7 @@ export class PeerNode {
    * file is still on disk (hashed again if its size or time changed).
    * Returns lines to show, one per share.
    */
-  async loggedIn(user: string): Promise<string[]> {
+  async loggedIn(user: string, signal?: AbortSignal): Promise<string[]> {
     let records: ShareRecord[];
     try {
       records = await this.registry.load(user);
@@ -198,7 +209,7 @@ export class PeerNode {
         lines.push(`[share] dropped ${label}: ${old.path} is gone`);
         continue;
       }
-      const answer = await this.announce(record);
+      const answer = await this.announce(record, signal);
       const response = parseResponse(answer);
       if (response.ok) {
         kept.push(record);
@@ -230,14 +241,14 @@ export class PeerNode {
     this.table.clear();
     if (this.tracker.user() !== undefined) {
       await Promise.all(
-        served.map((s) => withTimeout(this.tracker.request(formatCommand(['stop_share', s.group, s.file])), 2000).catch(() => undefined)),
+        served.map((s) => withTimeout(this.tracker.request(formatCommand(['stop_share', s.group, s.file])), STOP_SHARE_TIMEOUT_MS).catch(() => undefined)),
       );
     }
     await this.server.close();
   }
 
   /** Sends `upload_file` for a record and serves it when the tracker says OK. */
-  private async announce(record: ShareRecord): Promise<string> {
+  private async announce(record: ShareRecord, signal?: AbortSignal): Promise<string> {
     const hashes = record.hashes.length === 0 ? '-' : record.hashes.join(',');
     const line = formatCommand([
       'upload_file', record.group, record.file, String(record.size), record.sha256, String(record.pieceSize), this.announced ?? '', hashes,
@@ -245,7 +256,7 @@ export class PeerNode {
     if (Buffer.byteLength(line) > TRACKER_MAX_REQUEST) {
       return `ERR BAD_REQUEST ${record.hashes.length} pieces do not fit in one request; use a larger piece size`;
     }
-    const answer = await this.tracker.request(line);
+    const answer = await this.tracker.request(line, signal);
     if (parseResponse(answer).ok) {
       this.table.removeByName(record.group, record.file);
       this.table.set({ ...record, have: Bitfield.full(record.hashes.length) });
@@ -289,7 +300,8 @@ export class PeerNode {
       },
       withdraw: async (served: ServedFile) => {
         this.table.remove(served.group, served.sha256);
-        if (this.tracker.user() !== undefined) await this.tracker.request(formatCommand(['stop_share', group, file])).catch(() => undefined);
+        // Bounded, like close(): a download stopped as the client leaves must not hold it up.
+        if (this.tracker.user() !== undefined) await withTimeout(this.tracker.request(formatCommand(['stop_share', group, file])), STOP_SHARE_TIMEOUT_MS).catch(() => undefined);
       },
     };
   }

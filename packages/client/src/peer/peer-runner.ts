@@ -21,7 +21,7 @@ export class PeerRunner extends Runner {
       options,
       {
         // Through the runner: the session, a request id, failover.
-        request: async (line) => (await this.request(line)).payload,
+        request: async (line, signal) => (await this.request(line, signal)).payload,
         user: () => (this.state.session !== 0n ? this.state.user : undefined),
       },
       // Client-side notices are shown like events: `[event] download_complete <group> <file>`.
@@ -29,30 +29,30 @@ export class PeerRunner extends Runner {
     );
   }
 
-  override async execute(line: string): Promise<Outcome> {
+  override async execute(line: string, signal?: AbortSignal): Promise<Outcome> {
     const action = classifyLine(line, this.commands);
-    if (action.kind !== 'remote') return super.execute(line);
+    if (action.kind !== 'remote') return super.execute(line, signal);
     let words: string[];
     try {
       words = tokenize(action.line);
     } catch {
-      return super.execute(line);
+      return super.execute(line, signal);
     }
     const { command } = action;
     const arg = (i: number): string => words[i] as string;
     switch (command) {
       case 'upload_file':
-        if (words.length === 3 || words.length === 4) return this.answer(command, await this.peer.uploadFile(arg(1), arg(2), words[3]));
+        if (words.length === 3 || words.length === 4) return this.answer(command, await this.peer.uploadFile(arg(1), arg(2), words[3], signal));
         break;
       case 'download_file':
         if (words.length !== 4) return this.answer(command, 'ERR BAD_REQUEST usage: download_file <group> <file> <dest_dir>');
-        return this.answer(command, await this.peer.downloadFile(arg(1), arg(2), arg(3)));
+        return this.answer(command, await this.peer.downloadFile(arg(1), arg(2), arg(3), signal));
       case 'show_downloads':
         return this.answer(command, this.peer.showDownloads());
       case 'wait_downloads':
-        return this.answer(command, await this.peer.waitDownloads());
+        return this.answer(command, await this.peer.waitDownloads(signal));
       case 'stop_share': {
-        const outcome = await this.tracked(line);
+        const outcome = await this.tracked(line, signal);
         if (outcome.kind === 'reply' && words.length === 3) {
           const response = parseResponse(outcome.reply.payload);
           if (response.ok || response.code === 'NO_SUCH_FILE') {
@@ -63,22 +63,22 @@ export class PeerRunner extends Runner {
         return outcome;
       }
       case 'login': {
-        const outcome = await this.tracked(line);
+        const outcome = await this.tracked(line, signal);
         const user = this.state.user;
         if (outcome.kind === 'reply' && outcome.ok && user !== undefined) {
-          const lines = await this.peer.loggedIn(user);
+          const lines = await this.peer.loggedIn(user, signal);
           if (lines.length > 0) return { ...outcome, reply: { ...outcome.reply, payload: [outcome.reply.payload, ...lines].join('\n') } };
         }
         return outcome;
       }
     }
-    return this.tracked(line);
+    return this.tracked(line, signal);
   }
 
   /** Runs a tracker command; when it ends the session (logout, expiry), sharing pauses. */
-  private async tracked(line: string): Promise<Outcome> {
+  private async tracked(line: string, signal: AbortSignal | undefined): Promise<Outcome> {
     const before = this.state.session;
-    const outcome = await super.execute(line);
+    const outcome = await super.execute(line, signal);
     if (before !== 0n && this.state.session === 0n) await this.peer.loggedOut();
     return outcome;
   }

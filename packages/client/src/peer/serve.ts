@@ -1,12 +1,10 @@
-/** Resolves at the first SIGTERM or SIGINT (the `--serve` mode's end). */
-export function waitForStopSignal(): Promise<NodeJS.Signals> {
+import { stopSignalOf } from '../errors.js';
+import type { StopSignal } from '../errors.js';
+
+/** Resolves when `stop` aborts (the `--serve` mode's end), with the signal that stopped it. */
+export function waitForStop(stop: AbortSignal): Promise<StopSignal> {
   return new Promise((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve(signal);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    if (stop.aborted) resolve(stopSignalOf(stop));
+    else stop.addEventListener('abort', () => resolve(stopSignalOf(stop)), { once: true });
   });
 }
