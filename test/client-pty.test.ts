@@ -101,3 +101,39 @@ t.test('the interactive client in a terminal', async (t) => {
   second.type('\x04');
   t.equal(await second.exited, 0);
 });
+
+t.test('Ctrl-C while a command waits abandons it; its late answer is dropped', async (t) => {
+  const tracker = await startTracker(t);
+  const wire = await connect(tracker.port);
+  t.teardown(() => wire.close());
+  await createUser(wire, 'dora', 'dora-pw');
+  const home = await makeTempDir(t, 'tracker-client-home-');
+  const term = await spawnPty(t, ['--tracker', tracker.address], { HOME: home, NO_COLOR: '1', TRACKER_CLIENT_HISTORY: '' });
+  const prompt = `dora@${tracker.address} (primary)> `;
+  let at = await term.waitScreen(`${tracker.address} (primary)> `, 'the prompt');
+  term.type('login dora dora-pw\r');
+  at = await term.waitScreen(prompt, 'logged in', at);
+
+  // The tracker stops answering (its connections stay open): whoami waits.
+  tracker.proc.kill('SIGSTOP');
+  t.teardown(() => tracker.proc.kill('SIGCONT'));
+  term.type('whoami\r');
+  at = await term.waitScreen('whoami\n', 'the line taken', at);
+  term.type('\x03');
+  at = await term.waitScreen(`^C (whoami abandoned; it was sent, so the tracker may still apply it)\n${prompt}`, 'abandoned, the prompt back at once', at);
+
+  // The next command waits behind the abandoned one on the same connection; the tracker answers both.
+  term.type('ping\r');
+  await term.waitScreen('ping\n', 'ping taken', at);
+  tracker.proc.kill('SIGCONT');
+  at = await term.waitScreen(`OK PONG\n${prompt}`, "ping's own answer", at);
+  t.notMatch(term.screen(), /OK dora sessions=/, "whoami's late answer was dropped, not shown as ping's");
+
+  // A second Ctrl-C at the (empty) prompt: a fresh prompt, as always; the client carries on.
+  term.type('\x03');
+  at = await term.waitScreen(`^C\n${prompt}`, 'a fresh prompt', at);
+  term.type('whoami\r');
+  await term.waitScreen('OK dora sessions=1', 'whoami works', at);
+  term.type('\x04');
+  t.equal(await term.exited, 0);
+});

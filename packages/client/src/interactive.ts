@@ -40,7 +40,8 @@ export interface InteractiveIo {
 /**
  * The prompt: reads a line, runs it, prints the answer, until `quit`,
  * `exit` or Ctrl-D (none of which logs out). Ctrl-C clears the line being
- * typed. Tab completes command names, and group and user names the client
+ * typed; while a command waits, Ctrl-C abandons it (see `Runner.request`:
+ * its answer, if it comes, is dropped) and gives the prompt back. Tab completes command names, and group and user names the client
  * has seen. Events and the client's notices (a failover, a session that
  * ended) are printed above the prompt as they arrive, and the line being
  * typed is redrawn intact below them. Errors (no tracker to fail over to)
@@ -63,6 +64,8 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
   });
   let busy = false;
   let closed = false;
+  /** Aborts the command running now (Ctrl-C). */
+  let current: AbortController | undefined;
   rl.on('close', () => {
     closed = true;
   });
@@ -105,7 +108,11 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
     onNotice: (text) => printAbove(text),
   };
   rl.on('SIGINT', () => {
-    if (busy) return;
+    if (busy) {
+      // Ctrl-C while a command waits: stop waiting for it; the loop says so and gives the prompt back.
+      current?.abort();
+      return;
+    }
     // Like a shell: Ctrl-C drops the line being typed and gives a fresh prompt.
     rl.write(null, { ctrl: true, name: 'e' });
     rl.write(null, { ctrl: true, name: 'u' });
@@ -120,9 +127,11 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
   prompt();
   for await (const line of rl) {
     busy = true;
-    // One signal per command, so that `wasSent` speaks of this command alone.
-    const signal = stop === undefined ? undefined : AbortSignal.any([stop]);
-    const abandoned = (): AbandonedError => new AbandonedError(commandName(line), signal !== undefined && runner.wasSent(signal));
+    // One signal per command (so that `wasSent` speaks of this command alone), aborted by Ctrl-C or a stop signal.
+    const controller = new AbortController();
+    current = controller;
+    const signal = stop === undefined ? controller.signal : AbortSignal.any([stop, controller.signal]);
+    const abandoned = (): AbandonedError => new AbandonedError(commandName(line), runner.wasSent(signal));
     try {
       // Raced too: a client-side command may be busy with something other than a request (hashing a file).
       const outcome = await untilAborted(runner.execute(line, signal), signal, abandoned);
@@ -131,10 +140,12 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
       else if (outcome.kind === 'reply') io.output.write(`${formatReply(outcome.reply.payload, view, outcome.command)}\n`);
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
-      // Leaving on a stop signal: nothing more to say about the command.
-      if (!(error instanceof AbandonedError && stop?.aborted === true)) io.output.write(`${formatClientError(error.message)}\n`);
+      if (!(error instanceof AbandonedError)) io.output.write(`${formatClientError(error.message)}\n`);
+      // Ctrl-C: `^C (whoami abandoned; it was sent, so the tracker may still apply it)`. Leaving on a stop signal: nothing to say.
+      else if (stop?.aborted !== true) io.output.write(`^C (${error.message})\n`);
     } finally {
       busy = false;
+      current = undefined;
     }
     if (closed) break;
     prompt();
