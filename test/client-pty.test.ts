@@ -10,11 +10,12 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { lines, runClient } from './helpers/client.js';
+import { DEADLINE_MS, lines, runClient } from './helpers/client.js';
 import { createUser, login } from './helpers/commands.js';
+import { startProxy } from './helpers/proxy.js';
 import { spawnPty } from './helpers/pty.js';
 import { makeTempDir, startTracker } from './helpers/tracker.js';
-import { connect } from './helpers/wire.js';
+import { connect, waitFor } from './helpers/wire.js';
 
 t.test('the interactive client in a terminal', async (t) => {
   const tracker = await startTracker(t);
@@ -134,6 +135,43 @@ t.test('Ctrl-C while a command waits abandons it; its late answer is dropped', a
   at = await term.waitScreen(`^C\n${prompt}`, 'a fresh prompt', at);
   term.type('whoami\r');
   await term.waitScreen('OK dora sessions=1', 'whoami works', at);
+  term.type('\x04');
+  t.equal(await term.exited, 0);
+});
+
+t.test('no tracker for a waiting command: it fails, the prompt comes back, and it is not sent later', async (t) => {
+  const tracker = await startTracker(t);
+  const proxy = await startProxy(t, tracker);
+  const wire = await connect(tracker.port);
+  t.teardown(() => wire.close());
+  await createUser(wire, 'erin', 'erin-pw');
+  const home = await makeTempDir(t, 'tracker-client-home-');
+  const term = await spawnPty(t, ['--tracker', proxy.address, '--failover-timeout-ms', '3000'], { HOME: home, NO_COLOR: '1', TRACKER_CLIENT_HISTORY: '' });
+  let at = await term.waitScreen(`${proxy.address} (primary)> `, 'the prompt');
+  term.type('login erin erin-pw\r');
+  at = await term.waitScreen(`erin@${proxy.address} (primary)> `, 'logged in', at);
+
+  // The tracker goes away between commands; the client starts reconnecting in the background.
+  const before = proxy.accepted();
+  proxy.setDown(true);
+  await waitFor(() => proxy.accepted() > before, { timeoutMs: DEADLINE_MS, message: 'a reconnection attempt' });
+  // A write typed meanwhile waits for that reconnection, which gives up: so does the write.
+  term.type('create_group late\r');
+  const typed = at;
+  await term.waitScreen(`tracker-client: cannot reach any tracker: ${proxy.address} (`, 'the client gives up', typed);
+  // The tracker is back at once: the write that was given up must not be sent now.
+  proxy.setDown(false);
+  at = await term.waitScreen(
+    /tracker-client: cannot reach any tracker: [^\n]*; create_group was not sent; the next command tries again\nerin@\(disconnected\)> /,
+    'the write failed, saying so, and the prompt back',
+    typed,
+  );
+  term.type('list_groups\r');
+  await term.waitScreen(/OK 0\n/, 'the next command reconnects; no group', at);
+  t.notMatch(term.screen(), 'OK group created', 'the write was never applied');
+  t.notMatch(term.screen(), /the next command tries again[\s\S]*the next command tries again/, 'one message, not a notice and an error');
+  const session = await login(wire, 'erin', 'erin-pw');
+  t.equal((await wire.request('list_groups', session)).payload, 'OK 0', 'no group at the tracker');
   term.type('\x04');
   t.equal(await term.exited, 0);
 });

@@ -5,6 +5,8 @@
  *   proxy.dropAnswersAfter('create_group team');  // from that request on, nothing comes back
  *   ... the tracker applies the write, the client waits for its answer ...
  *   await proxy.close();                           // the client's connection drops; nothing listens any more
+ *   proxy.setDown(true);                           // or: connections dropped at once, as a tracker that is down
+ *   proxy.setDown(false);                          // ... and back
  *
  * Closed in the test's teardown.
  */
@@ -21,6 +23,14 @@ export interface Proxy {
   dropAnswersAfter(text: string): void;
   /** Stops listening and closes every connection (both sides). */
   close(): Promise<void>;
+  /**
+   * While down, open connections are closed and new ones are accepted and
+   * closed at once (counted by `accepted()`): the tracker looks gone, at the
+   * same address, until `setDown(false)`.
+   */
+  setDown(down: boolean): void;
+  /** Connections accepted so far, dropped ones included. */
+  accepted(): number;
 }
 
 export async function startProxy(t: TeardownHost, target: { port: number; host?: string }): Promise<Proxy> {
@@ -28,7 +38,14 @@ export async function startProxy(t: TeardownHost, target: { port: number; host?:
   let sent = '';
   let trigger: string | undefined;
   let dropping = false;
+  let down = false;
+  let accepted = 0;
   const server = net.createServer((client) => {
+    accepted++;
+    if (down) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect({ port: target.port, host: target.host ?? '127.0.0.1' });
     sockets.add(client);
     sockets.add(upstream);
@@ -69,5 +86,10 @@ export async function startProxy(t: TeardownHost, target: { port: number; host?:
       trigger = text;
     },
     close,
+    setDown(value) {
+      down = value;
+      if (down) for (const s of sockets) s.destroy();
+    },
+    accepted: () => accepted,
   };
 }

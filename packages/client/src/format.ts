@@ -198,6 +198,15 @@ export function formatFailover(info: FailoverInfo): string {
   return formatClientError(`${info.reason}; ${where}${session}${retry}`);
 }
 
+/**
+ * A command that failed for want of a tracker (`cannot reach any tracker …`,
+ * a connection lost for good), with its fate: never sent, or sent and not
+ * answered — then the tracker may have applied it.
+ */
+export function formatUnanswered(message: string, command: string, sent: boolean): string {
+  return `${message}; ${command} ${sent ? 'got no answer (it was sent, so the tracker may have applied it)' : 'was not sent'}`;
+}
+
 /** The session the client held is no longer known to the tracker (expired, or logged out elsewhere). */
 export function formatSessionEnded(user: string | undefined): string {
   const whose = user !== undefined ? `${user}'s session` : 'the session';

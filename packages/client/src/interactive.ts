@@ -15,6 +15,7 @@ import {
   formatReply,
   formatSessionEnded,
   formatTracker,
+  formatUnanswered,
   PLAIN_VIEW,
 } from './format.js';
 import type { View } from './format.js';
@@ -140,7 +141,11 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
       else if (outcome.kind === 'reply') io.output.write(`${formatReply(outcome.reply.payload, view, outcome.command)}\n`);
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
-      if (!(error instanceof AbandonedError)) io.output.write(`${formatClientError(error.message)}\n`);
+      if (!(error instanceof AbandonedError)) {
+        // No tracker: the command failed, and is not sent later; the prompt carries on.
+        const text = error.exitCode === EXIT.UNREACHABLE ? `${formatUnanswered(error.message, commandName(line), runner.wasSent(signal))}; the next command tries again` : error.message;
+        io.output.write(`${formatClientError(text)}\n`);
+      }
       // Ctrl-C: `^C (whoami abandoned; it was sent, so the tracker may still apply it)`. Leaving on a stop signal: nothing to say.
       else if (stop?.aborted !== true) io.output.write(`^C (${error.message})\n`);
     } finally {

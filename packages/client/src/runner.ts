@@ -39,7 +39,11 @@ export interface RunnerHooks {
    * is not reported.)
    */
   onFailover?: (info: FailoverInfo) => void;
-  /** A reconnection started in the background (no command waiting) gave up; the next command tries again. */
+  /**
+   * A reconnection started in the background (no command waiting) gave up;
+   * the next command tries again. Not called when a command was waiting for
+   * that reconnection: the command fails with the error instead.
+   */
   onReconnectFailed?: (error: UnreachableError) => void;
   /** The tracker no longer knows the session the client held (expired, or logged out elsewhere). */
   onSessionEnded?: (user: string | undefined) => void;
@@ -117,6 +121,8 @@ export class Runner {
   private closing = false;
   private loss: Loss | undefined;
   private reconnecting: Promise<TrackerConnection> | undefined;
+  /** Commands waiting for the background reconnection: its failure is theirs to report. */
+  private waitingForReconnect = 0;
   private queue: Promise<unknown> = Promise.resolve();
   /** Aborted by `close()`: stops connection attempts at once. */
   private readonly closeController = new AbortController();
@@ -266,13 +272,16 @@ export class Runner {
   private async ensure(retrying: string | undefined, signal: AbortSignal | undefined): Promise<TrackerConnection> {
     if (this.current?.isOpen) return this.current;
     if (this.reconnecting !== undefined) {
+      // When the background attempt gives up (UnreachableError), so does this command: it fails now,
+      // and is not sent by a second attempt when a tracker comes back later.
+      this.waitingForReconnect++;
+      let connection: TrackerConnection;
       try {
-        const connection = await untilAborted(this.reconnecting, signal, () => new AbandonedError(undefined, false));
-        if (connection.isOpen) return connection;
-      } catch (error) {
-        if (error instanceof AbandonedError) throw error;
-        // Reported by the background attempt; try once more for this command.
+        connection = await untilAborted(this.reconnecting, signal, () => new AbandonedError(undefined, false));
+      } finally {
+        this.waitingForReconnect--;
       }
+      if (connection.isOpen) return connection;
     }
     if (this.current?.isOpen) return this.current;
     if (!this.everConnected) return this.connect(signal);
@@ -383,7 +392,8 @@ export class Runner {
       },
       (error: unknown) => {
         if (this.reconnecting === attempt) this.reconnecting = undefined;
-        if (error instanceof UnreachableError && !this.closing) this.hooks.onReconnectFailed?.(error);
+        // A command waiting for this attempt fails with the error and says so itself.
+        if (error instanceof UnreachableError && !this.closing && this.waitingForReconnect === 0) this.hooks.onReconnectFailed?.(error);
       },
     );
   }

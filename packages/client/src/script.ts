@@ -2,7 +2,17 @@ import type { Writable } from 'node:stream';
 import { untilAborted } from './abort.js';
 import { AbandonedError, ClientError, EXIT, signalExitCode, stopSignalOf } from './errors.js';
 import type { ExitCode } from './errors.js';
-import { commandName, formatClientError, formatEvent, formatFailover, formatLocal, formatReply, formatSessionEnded, PLAIN_VIEW } from './format.js';
+import {
+  commandName,
+  formatClientError,
+  formatEvent,
+  formatFailover,
+  formatLocal,
+  formatReply,
+  formatSessionEnded,
+  formatUnanswered,
+  PLAIN_VIEW,
+} from './format.js';
 import type { View } from './format.js';
 import type { Runner } from './runner.js';
 
@@ -48,6 +58,8 @@ export async function runScript(
   const stop = io.stop;
   const lines = toAsyncIterator(commands);
   let finished = false;
+  /** The command running, and its signal, for the message if it fails. */
+  let running: { line: string; signal: AbortSignal } | undefined;
   try {
     for (;;) {
       const next = await untilAborted(Promise.resolve(lines.next()), stop, () => new AbandonedError(undefined, false));
@@ -57,8 +69,9 @@ export async function runScript(
       }
       const line = next.value;
       // One signal per command, so that `wasSent` speaks of this command alone.
-      const signal = stop === undefined ? undefined : AbortSignal.any([stop]);
-      const abandoned = (): AbandonedError => new AbandonedError(commandName(line), signal !== undefined && runner.wasSent(signal));
+      const signal = stop === undefined ? new AbortController().signal : AbortSignal.any([stop]);
+      const abandoned = (): AbandonedError => new AbandonedError(commandName(line), runner.wasSent(signal));
+      running = { line, signal };
       // Raced too: a client-side command may be busy with something other than a request (hashing a file).
       const outcome = await untilAborted(runner.execute(line, signal), signal, abandoned);
       if (outcome.kind === 'quit') break;
@@ -83,7 +96,11 @@ export async function runScript(
       return signalExitCode(signal);
     }
     if (error instanceof ClientError) {
-      io.stderr.write(`${formatClientError(error.message)}\n`);
+      const text =
+        error.exitCode === EXIT.UNREACHABLE && running !== undefined
+          ? formatUnanswered(error.message, commandName(running.line), runner.wasSent(running.signal))
+          : error.message;
+      io.stderr.write(`${formatClientError(text)}\n`);
       return error.exitCode;
     }
     throw error;
