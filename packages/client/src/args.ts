@@ -86,6 +86,12 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
     .option('serve', { type: 'boolean', describe: 'after the script, keep serving shared files until SIGTERM or SIGINT' })
     .option('upload-rate', { type: 'string', requiresArg: true, describe: 'upload limit in bytes per second (0 = none)', defaultDescription: '0' })
     .option('max-downloads', { type: 'string', requiresArg: true, describe: 'downloads run at once; more wait their turn', defaultDescription: '2' })
+    .option('keepalive-ms', {
+      type: 'string',
+      requiresArg: true,
+      describe: "with --serve, how often to present the session (whoami) so that it and the shares do not expire; under the trackers' --session-ttl (0 = never)",
+      defaultDescription: '60000',
+    })
     // end peer
     .strict()
     .help()
@@ -128,6 +134,7 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
           serve: args.serve as boolean | undefined,
           uploadRate: args.uploadRate as string | undefined,
           maxDownloads: args.maxDownloads as string | undefined,
+          keepaliveMs: args['keepaliveMs'] as string | undefined,
         },
         env,
       );

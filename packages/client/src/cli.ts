@@ -63,12 +63,15 @@ export async function run(io: CliIo): Promise<ExitCode> {
   };
   // SIGTERM, SIGINT and SIGHUP make the client leave like `quit` (below, `finally`), not die with its shares still listed.
   let listener: StopListener | undefined;
+  let stopKeepAlive: (() => void) | undefined;
   const stop = io.stop ?? (listener = listenForStopSignals()).signal;
   const script = { stdout: io.stdout, stderr: io.stderr, view, keepGoing: options.keepGoing, stop };
   try {
     await startPeer(runner, options.peer.listen); // peer
     await runner.connect(stop);
     const serve = options.peer.serve; // peer: --serve keeps a script's client up
+    // peer: ... and its session alive, so that its shares do not expire while it serves.
+    if (serve && options.peer.keepaliveMs > 0) stopKeepAlive = runner.keepSessionAlive(options.peer.keepaliveMs);
     if (options.exec !== undefined) return await serveAfterScript(runner, serve, await runScript(runner, splitExec(options.exec), script), io.stderr, stop);
     if (!interactive) return await serveAfterScript(runner, serve, await runScript(runner, readScript(io.stdin), script), io.stderr, stop);
     return await runInteractive(runner, {
@@ -87,6 +90,7 @@ export async function run(io: CliIo): Promise<ExitCode> {
     return error.exitCode;
   } finally {
     // Leaving, however it happens (quit, end of a script, a stop signal): bounded in time.
+    stopKeepAlive?.();
     await runner.peer.close(); // peer: stop downloads and serving, withdraw shares
     await runner.close();
     listener?.dispose();

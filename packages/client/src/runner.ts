@@ -261,9 +261,7 @@ export class Runner {
       }
       this.stateValue = applyReply(before, command, reply);
       this.known.learnFromReply(line, reply.payload);
-      if (before.session !== NO_SESSION && reply.session === NO_SESSION && command !== 'logout') {
-        this.hooks.onSessionEnded?.(before.user);
-      }
+      if (before.session !== NO_SESSION && reply.session === NO_SESSION && command !== 'logout') this.sessionEnded(before.user);
       return reply;
     }
   }
@@ -355,7 +353,7 @@ export class Runner {
         this.roleValue = /(?:^|\s)role=([^\s]+)/.exec(status.payload)?.[1];
         const before = this.stateValue;
         this.stateValue = applyReply(before, 'status', status);
-        if (before.session !== NO_SESSION && status.session === NO_SESSION) this.hooks.onSessionEnded?.(before.user);
+        if (before.session !== NO_SESSION && status.session === NO_SESSION) this.sessionEnded(before.user);
         return connection;
       }
       if (now() >= deadline) throw new UnreachableError(attempts);
@@ -380,6 +378,34 @@ export class Runner {
       },
     });
     return connection;
+  }
+
+  /** The tracker no longer knows the session the client held (found out by any request). */
+  protected sessionEnded(user: string | undefined): void {
+    this.hooks.onSessionEnded?.(user);
+  }
+
+  /**
+   * Keeps the session alive while the client has nothing else to say: every
+   * `intervalMs`, when logged in, a `whoami` (any request that presents a
+   * session extends it, PROTOCOL.md §3). If the session has ended anyway,
+   * that request finds out (`sessionEnded`). Returns the function that stops it.
+   */
+  keepSessionAlive(intervalMs: number): () => void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.closing || this.stateValue.session === NO_SESSION) return;
+      busy = true;
+      // A tracker down is reported by the failover machinery; the next tick tries again.
+      this.request('whoami')
+        .catch(() => undefined)
+        .finally(() => {
+          busy = false;
+        });
+    }, intervalMs);
+    // The piece server keeps the process up; this timer alone must not.
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   private reconnectInBackground(): void {

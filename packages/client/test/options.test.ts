@@ -103,6 +103,17 @@ t.test('--json, --keep-going, --listen, --failover-timeout-ms, and their environ
   t.throws(() => resolveOptions({ listen: 'nowhere' }), { message: /bad --listen value/ });
 });
 
+t.test('--keepalive-ms: a minute by default, 0 turns it off, TRACKER_KEEPALIVE_MS', async (t) => {
+  t.equal(resolveOptions({}).peer.keepaliveMs, 60_000);
+  t.equal(resolveOptions({ keepaliveMs: '0' }).peer.keepaliveMs, 0);
+  t.equal(resolveOptions({}, { TRACKER_KEEPALIVE_MS: '5000' }).peer.keepaliveMs, 5000);
+  t.equal(resolveOptions({ keepaliveMs: '1000' }, { TRACKER_KEEPALIVE_MS: '5000' }).peer.keepaliveMs, 1000, 'the command line wins');
+  const parsed = parseArgs(['--serve', '--keepalive-ms', '2500']);
+  t.equal(parsed.kind === 'run' && parsed.options.peer.keepaliveMs, 2500);
+  t.throws(() => resolveOptions({ keepaliveMs: 'often' }), { message: /bad --keepalive-ms value "often"/ });
+  t.throws(() => resolveOptions({ keepaliveMs: String(2 ** 31) }), { message: /at most/ });
+});
+
 t.test('the classic form: <own_ip>:<own_port> tracker_info.txt', async (t) => {
   const text = '# trackers\n127.0.0.1:7001\n\n127.0.0.1 7002\n[::1]:7003\n';
   const o = resolveOptions({ ownAddress: '192.168.1.20:6000', trackerInfo: { path: 'tracker_info.txt', text } });

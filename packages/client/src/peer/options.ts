@@ -16,6 +16,11 @@ export interface PeerOptions {
   uploadRate: number;
   /** Downloads run at once. */
   maxDownloads: number;
+  /**
+   * With `serve`: milliseconds between two `whoami`s that keep the session
+   * (and with it the shares) alive while the client serves; 0 = never.
+   */
+  keepaliveMs: number;
 }
 
 export interface RawPeerOptions {
@@ -24,6 +29,7 @@ export interface RawPeerOptions {
   serve?: boolean | string | undefined;
   uploadRate?: string | number | undefined;
   maxDownloads?: string | number | undefined;
+  keepaliveMs?: string | number | undefined;
 }
 
 export const PEER_ENV_VARS = {
@@ -32,7 +38,19 @@ export const PEER_ENV_VARS = {
   serve: 'TRACKER_SERVE',
   uploadRate: 'TRACKER_UPLOAD_RATE',
   maxDownloads: 'TRACKER_MAX_DOWNLOADS',
+  keepaliveMs: 'TRACKER_KEEPALIVE_MS',
 } as const;
+
+/**
+ * Default for `--keepalive-ms`: a `whoami` a minute. It keeps a session
+ * alive whenever the trackers' `--session-ttl` is above about 67 s (a
+ * tracker writes a session's new expiry once it moved by a tenth of the TTL,
+ * at most a minute); below that, set `--keepalive-ms` under nine tenths of it.
+ */
+export const DEFAULT_KEEPALIVE_MS = 60_000;
+
+/** setTimeout's largest delay. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
 
 export const DEFAULT_LISTEN: HostPort = { host: '127.0.0.1', port: 0 };
 
@@ -61,14 +79,16 @@ export function resolvePeerOptions(raw: RawPeerOptions, env: Readonly<Record<str
     serve,
     uploadRate: wholeNumber('--upload-rate', raw.uploadRate ?? env[PEER_ENV_VARS.uploadRate], 0, 0),
     maxDownloads: wholeNumber('--max-downloads', raw.maxDownloads ?? env[PEER_ENV_VARS.maxDownloads], 2, 1),
+    keepaliveMs: wholeNumber('--keepalive-ms', raw.keepaliveMs ?? env[PEER_ENV_VARS.keepaliveMs], DEFAULT_KEEPALIVE_MS, 0, MAX_DELAY_MS),
   };
 }
 
-function wholeNumber(option: string, value: string | number | undefined, fallback: number, min: number): number {
+function wholeNumber(option: string, value: string | number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   const text = String(value).trim();
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) {
-    throw new UsageError(`bad ${option} value "${String(value)}": expected a whole number${min > 0 ? ` of at least ${min}` : ''}`);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min || Number(text) > max) {
+    const range = `${min > 0 ? ` of at least ${min}` : ''}${max < Number.MAX_SAFE_INTEGER ? ` and at most ${max}` : ''}`;
+    throw new UsageError(`bad ${option} value "${String(value)}": expected a whole number${range}`);
   }
   return Number(text);
 }

@@ -1,4 +1,4 @@
-import { parseResponse, tokenize } from '@tracker-cluster/protocol';
+import { parseResponse, quote, tokenize } from '@tracker-cluster/protocol';
 import { classifyLine } from '../commands.js';
 import { Runner } from '../runner.js';
 import type { Outcome, RunnerHooks, RunnerOptions } from '../runner.js';
@@ -73,6 +73,19 @@ export class PeerRunner extends Runner {
       }
     }
     return this.tracked(line, signal);
+  }
+
+  /**
+   * The session ended at the tracker (expired, or logged out elsewhere),
+   * found out by any request — a command, a download's, or the `--serve`
+   * keep-alive: the tracker ended its shares, so stop serving them, and say
+   * so, one line per share.
+   */
+  protected override sessionEnded(user: string | undefined): void {
+    super.sessionEnded(user);
+    const served = this.peer.table.list();
+    for (const s of served) this.hooks.onNotice?.(`[share] session ended: ${quote(s.file)} in ${s.group} is no longer shared; log in again to share it`);
+    void this.peer.loggedOut().catch(() => undefined);
   }
 
   /** Runs a tracker command; when it ends the session (logout, expiry), sharing pauses. */
