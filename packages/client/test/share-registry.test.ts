@@ -104,7 +104,7 @@ t.test('a registry that cannot be written: the command answers, the share is not
   await writeFile(blocker, '');
   const sent: string[] = [];
   const peer = new PeerNode(
-    { listen: { host: '127.0.0.1', port: 0 }, dataDir: path.join(blocker, 'data'), serve: false, uploadRate: 0, maxDownloads: 1 },
+    { listen: { host: '127.0.0.1', port: 0 }, dataDir: path.join(blocker, 'data'), serve: false, uploadRate: 0, maxDownloads: 1, keepaliveMs: 0 },
     {
       request: async (line) => {
         sent.push(line);
