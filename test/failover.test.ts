@@ -6,7 +6,7 @@
 import t from 'tap';
 import { promote, promoteWithCode, startCluster, waitForConvergence } from './helpers/cluster.js';
 import { expectAnswer, login, parseList, signUp, status } from './helpers/commands.js';
-import type { TeardownHost } from './helpers/tracker.js';
+import type { RunningTracker, TeardownHost } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 import type { WireClient } from './helpers/wire.js';
 
@@ -126,7 +126,8 @@ t.test('the old primary comes back, is fenced, drops its unreplicated tail and f
   t.equal((await status(n))['seq'], (await status(o))['seq'], 'its writes are forwarded to the new primary');
 });
 
-t.test('an old primary that has followed the new one is still its replica when restarted with its old command line', async (t) => {
+/** A pair with alice signed up and replicated; then the primary is killed (SIGKILL) and the replica promoted. */
+async function failOver(t: TeardownHost & { match: (found: unknown, wanted: RegExp) => void }): Promise<{ primary: RunningTracker; replica: RunningTracker; alice: bigint }> {
   const { primary, replica } = await startCluster(t);
   const p = await open(t, primary);
   const alice = await signUp(p, 'alice');
@@ -134,6 +135,11 @@ t.test('an old primary that has followed the new one is still its replica when r
   await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
   await primary.kill9();
   t.match(await promote(replica), /^OK promoted epoch=2 /);
+  return { primary, replica, alice };
+}
+
+t.test('an old primary that has followed the new one is still its replica when restarted with its old command line', async (t) => {
+  const { primary, replica, alice } = await failOver(t);
   const old = await primary.restart(['--replica', replica.address]);
   t.match(old.description, /^role=replica /, 'fenced at its first start');
   await waitForConvergence(replica, old, { timeoutMs: DEADLINE_MS, acked: true });
@@ -153,13 +159,7 @@ t.test('an old primary that has followed the new one is still its replica when r
 });
 
 t.test('a promoted tracker restarted with its old tracker-replica command line is still the primary', async (t) => {
-  const { primary, replica } = await startCluster(t);
-  const p = await open(t, primary);
-  const alice = await signUp(p, 'alice');
-  await p.close();
-  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
-  await primary.kill9();
-  t.match(await promote(replica), /^OK promoted epoch=2 /);
+  const { primary, replica, alice } = await failOver(t);
   const n = await connect(replica.port);
   await expectAnswer(n, 'create_group before_crash', 'OK group created', alice);
   await n.close();
