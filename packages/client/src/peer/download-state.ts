@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { lstat, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomically } from './atomic-file.js';
 import { Bitfield } from './bitfield.js';
 
 /**
@@ -11,7 +12,7 @@ import { Bitfield } from './bitfield.js';
  * so that running `download_file` again (after a restart) resumes it. The
  * state is written after the pieces it names (a crash loses at most the
  * last second of pieces, never claims a piece that is not on disk) and
- * replaced atomically (write a temporary file, rename).
+ * replaced atomically (`writeFileAtomically`).
  *
  * These working files are only ever replaced when a state file of ours names
  * them: a file or a symlink of the same name that is not ours is refused,
@@ -107,16 +108,7 @@ export async function inspectWorkingFiles(
 }
 
 export async function saveDownloadState(destDir: string, state: DownloadState): Promise<void> {
-  const target = statePath(destDir, state.file);
-  // A name of its own, created exclusively: two writers never share it, and nothing planted there is followed.
-  const tmp = `${target}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(state)}\n`, { flag: 'wx' });
-  try {
-    await rename(tmp, target);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
+  await writeFileAtomically(statePath(destDir, state.file), `${JSON.stringify(state)}\n`);
 }
 
 export async function removeDownloadState(destDir: string, file: string): Promise<void> {

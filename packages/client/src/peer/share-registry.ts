@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
+import { writeFileAtomically } from './atomic-file.js';
 
 /** One file this user shares, as remembered between runs. */
 export interface ShareRecord {
@@ -33,9 +33,6 @@ const LOCK_STALE_MS = 10_000;
 /** Waiting for a lock: exponential back-off, 10-250 ms, about 25 s in all (longer than `LOCK_STALE_MS`). */
 const LOCK_RETRIES = { retries: 100, factor: 1.5, minTimeout: 10, maxTimeout: 250, randomize: true };
 
-/** Numbers this process's temporary files. */
-let tmpCounter = 0;
-
 /**
  * The shares a user made from this machine, in `<data-dir>/shares-<user>.json`,
  * so that the next `login` as that user re-announces them. The data
@@ -46,9 +43,8 @@ let tmpCounter = 0;
  * read-modify-write under a lock on `shares-<user>.json.lock` (a directory,
  * proper-lockfile: works on network file systems; a lock whose holder died
  * is taken over after `LOCK_STALE_MS`), and one change at a time within a
- * process. The file is written atomically: a temporary file with a name of
- * its own (pid, counter, random), created exclusively, then renamed over
- * the registry. Readers need no lock.
+ * process. The file is replaced atomically (`writeFileAtomically`).
+ * Readers need no lock.
  */
 export class ShareRegistry {
   readonly dataDir: string;
@@ -120,29 +116,11 @@ export class ShareRegistry {
     });
     try {
       const body: RegistryFile = { version: 1, user, shares: change(await this.read(user)) };
-      await writeAtomically(target, `${JSON.stringify(body, null, 1)}\n`);
+      await writeFileAtomically(target, `${JSON.stringify(body, null, 1)}\n`);
     } finally {
       await release().catch(() => undefined); // a compromised lock is already released
     }
     if (compromised) throw compromised;
-  }
-}
-
-/** Writes `text` to a new temporary file next to `target` (exclusive create: never an existing file or a symlink), then renames it over `target`. */
-async function writeAtomically(target: string, text: string): Promise<void> {
-  const tmp = `${target}.${process.pid}.${++tmpCounter}.${randomBytes(4).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx'); // fails (EEXIST) rather than touch what is there
-  try {
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, target);
-  } catch (error) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw error;
   }
 }
 
