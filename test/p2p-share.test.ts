@@ -123,6 +123,17 @@ t.test('file sharing', async (t) => {
     t.match((await socket.request('GET /')).payload, /^ERR UNKNOWN_COMMAND/);
   });
 
+  t.test('a file named . or .. is refused for what it is, before the tracker is asked', async (t) => {
+    const dir = await makeTempDir(t);
+    await makeGroup(t, tracker.port, 'dots', 'ned', ['ola']);
+    const dest = await makeTempDir(t);
+    const run = await runClient(t, [...base('ola', path.join(dir, 'ola')), '--keep-going', '--exec', `login ola ola-pw; download_file dots . ${dest}; download_file dots .. ${dest}`], dir);
+    t.equal(run.code, 1);
+    t.match(run.stdout, /^ERR BAD_REQUEST \. names a directory, not a file: it cannot be downloaded$/m);
+    t.match(run.stdout, /^ERR BAD_REQUEST \.\. names a directory, not a file: it cannot be downloaded$/m);
+    t.notMatch(run.stdout, /already exists/);
+  });
+
   t.test('the empty file', async (t) => {
     const dir = await makeTempDir(t);
     await makeGroup(t, tracker.port, 'zero', 'jon', ['kim']);

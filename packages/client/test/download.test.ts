@@ -4,12 +4,14 @@
  * says when its only peer answers that the file is gone, and the queue's
  * positions and retries.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { Bitfield, Download, DownloadQueue, PieceServer, ShareTable, partPath, statePath } from '@tracker-cluster/client';
+import { Bitfield, Download, DownloadQueue, PieceServer, ShareTable, partPath, saveDownloadState, statePath } from '@tracker-cluster/client';
 import type { DownloadDeps, FilePeers } from '@tracker-cluster/client';
 
 /** What a test needs of tap's `t` to clean up after itself. */
@@ -182,6 +184,78 @@ function fakeDownload(group: string, file: string): Download & { settleAs(ok: bo
   };
   return fake as unknown as Download & { settleAs(ok: boolean): void };
 }
+
+/** Another client process holding the lock on `file`'s working files in `dest` until its stdin closes (`release`) or it is killed. */
+async function lockHolder(t: Teardown, dest: string, file: string): Promise<{ pid: number; release(): Promise<void>; kill(): Promise<void> }> {
+  const script = `
+    import { lockWorkingFiles } from '@tracker-cluster/client';
+    const release = await lockWorkingFiles(process.argv[1], process.argv[2], () => {});
+    process.stdout.write('locked\\n');
+    process.stdin.on('end', async () => { await release(); process.exit(0); });
+    process.stdin.resume();`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, dest, file], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const exited = once(child, 'exit');
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: string) => {
+      out += d;
+      if (out.includes('locked')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`lock holder exited ${code} before taking the lock`)));
+  });
+  return {
+    pid: child.pid as number,
+    release: async () => {
+      child.stdin.end();
+      await exited;
+    },
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+t.test('the working files of a download in another client process are refused, never written', async (t) => {
+  const { meta, data } = await seed(t, 'notes.txt');
+  const dest = await tempDir(t);
+  const holder = await lockHolder(t, dest, 'notes.txt');
+
+  const refused = new Download('g', 'notes.txt', dest, meta, deps(meta), quick);
+  await t.rejects(refused.peekResume(), /another tracker-client is downloading "notes\.txt" into .*; let it finish or choose another folder/);
+  await refused.run(); // a queued download that starts while the other process still runs
+  t.equal(refused.status, 'failed');
+  t.match(refused.reason, /another tracker-client is downloading "notes\.txt"/);
+  t.same((await readdir(dest)).sort(), ['.notes.txt.part.lock'], 'nothing of ours was written beside the other process\'s lock');
+
+  await holder.release();
+  const download = new Download('g', 'notes.txt', dest, meta, deps(meta), quick);
+  t.equal(await download.peekResume(), 0);
+  await download.run();
+  t.equal(download.status, 'complete', download.reason);
+  t.same(await readFile(path.join(dest, 'notes.txt')), data);
+  t.same(await readdir(dest), ['notes.txt'], 'its own lock is gone with the working files');
+});
+
+t.test('the lock of a client process killed on this host is taken over at once, not after it goes stale', async (t) => {
+  const { meta, data } = await seed(t, 'notes.txt');
+  const dest = await tempDir(t);
+  const holder = await lockHolder(t, dest, 'notes.txt');
+  // As the killed client's download left it: a state naming its process, no piece yet.
+  const state = { version: 1 as const, group: 'g', file: 'notes.txt', size: meta.size, sha256: meta.sha256, pieceSize: meta.pieceSize, have: new Bitfield(10).toHex() };
+  await saveDownloadState(dest, { ...state, owner: { host: os.hostname(), pid: holder.pid } });
+  await t.rejects(new Download('g', 'notes.txt', dest, meta, deps(meta), quick).peekResume(), /another tracker-client/, 'refused while that process runs');
+
+  await holder.kill();
+  const download = new Download('g', 'notes.txt', dest, meta, deps(meta), quick);
+  t.equal(await download.peekResume(), 0);
+  await download.run(); // without the takeover it would fail at once: the lock is not stale yet
+  t.equal(download.status, 'complete', download.reason);
+  t.same(await readFile(path.join(dest, 'notes.txt')), data);
+  t.same(await readdir(dest), ['notes.txt']);
+});
 
 t.test('queue positions: 0 for a download that starts, then 1, 2 … in line', async (t) => {
   const queue = new DownloadQueue(2);

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { lstat, readFile, rm } from 'node:fs/promises';
+import { lstat, readFile, rm, rmdir } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import lockfile from 'proper-lockfile';
 import { writeFileAtomically } from './atomic-file.js';
 import { Bitfield } from './bitfield.js';
 
@@ -27,6 +29,18 @@ export interface DownloadState {
   pieceSize: number;
   /** Verified pieces, as Bitfield hex. */
   have: string;
+  /** The client process that runs it: a lock left by a process that died on this host is not waited for. */
+  owner?: DownloadOwner;
+}
+
+export interface DownloadOwner {
+  host: string;
+  pid: number;
+}
+
+/** This process, as a download state names its owner. */
+export function thisProcess(): DownloadOwner {
+  return { host: os.hostname(), pid: process.pid };
 }
 
 /**
@@ -105,6 +119,77 @@ export async function inspectWorkingFiles(
   const intact = partInfo !== undefined && partInfo.size === expect.size;
   const resume = same && intact && typeof state.have === 'string' ? Bitfield.fromHex(expect.pieces, state.have) : undefined;
   return { resume, stalePart: resume === undefined && partInfo !== undefined };
+}
+
+/**
+ * How long a download's lock may go without its holder refreshing it before
+ * another process takes it over (its holder was killed). proper-lockfile
+ * refreshes a held lock every `stale / 2` ms.
+ */
+const DOWNLOAD_LOCK_STALE_MS = 10_000;
+
+function lockOptions(destDir: string, file: string): { realpath: false; stale: number; lockfilePath: string } {
+  // `realpath: false`: the part file may not exist yet.
+  return { realpath: false, stale: DOWNLOAD_LOCK_STALE_MS, lockfilePath: `${partPath(destDir, file)}.lock` };
+}
+
+function heldElsewhere(destDir: string, file: string): WorkingFileError {
+  return new WorkingFileError(`another tracker-client is downloading ${JSON.stringify(file)} into ${destDir}; let it finish or choose another folder`);
+}
+
+/**
+ * Takes the lock on a download's working files for as long as it runs:
+ * two client processes downloading one file into one folder would write
+ * the same part file and remove each other's. The lock is a directory
+ * beside them (`.<file>.part.lock`, proper-lockfile). A lock whose holder
+ * is gone is taken over: at once when the download state names a process
+ * of this host that no longer runs (a client killed and started again
+ * resumes without waiting), else once it has not been refreshed for
+ * `DOWNLOAD_LOCK_STALE_MS`. Throws `WorkingFileError` when another process
+ * holds it. `onLost` is told if the lock is lost while held (its directory
+ * removed, or not refreshed in time). Resolves with the release.
+ */
+export async function lockWorkingFiles(destDir: string, file: string, onLost: (error: Error) => void): Promise<() => Promise<void>> {
+  // The default onCompromised throws from a timer, which would crash the client.
+  const options = { ...lockOptions(destDir, file), onCompromised: onLost };
+  try {
+    return await lockfile.lock(partPath(destDir, file), options);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+    if (!(await heldByDeadProcess(destDir, file))) throw heldElsewhere(destDir, file);
+  }
+  await rmdir(options.lockfilePath).catch(() => undefined);
+  try {
+    return await lockfile.lock(partPath(destDir, file), options);
+  } catch (error) {
+    // Another process took it over first.
+    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw heldElsewhere(destDir, file);
+    throw error;
+  }
+}
+
+/** Throws `WorkingFileError` when another running process holds the lock of `lockWorkingFiles`. */
+export async function checkWorkingFilesFree(destDir: string, file: string): Promise<void> {
+  if (!(await lockfile.check(partPath(destDir, file), lockOptions(destDir, file)))) return;
+  if (!(await heldByDeadProcess(destDir, file))) throw heldElsewhere(destDir, file);
+}
+
+/** The download state names an owner on this host that is not running (a client killed mid-download). */
+async function heldByDeadProcess(destDir: string, file: string): Promise<boolean> {
+  let owner: Partial<DownloadOwner> | undefined;
+  try {
+    owner = (JSON.parse(await readFile(statePath(destDir, file), 'utf8')) as Partial<DownloadState>).owner;
+  } catch {
+    return false;
+  }
+  const self = thisProcess();
+  if (owner?.host !== self.host || typeof owner.pid !== 'number' || !Number.isInteger(owner.pid) || owner.pid <= 0 || owner.pid === self.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false; // running (or a reused pid: the lock then goes stale in time)
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 export async function saveDownloadState(destDir: string, state: DownloadState): Promise<void> {

@@ -3,7 +3,7 @@ import { link, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { formatHostPort } from '@tracker-cluster/protocol';
 import { Bitfield } from './bitfield.js';
-import { inspectWorkingFiles, lstatOrUndefined, partPath, removeDownloadState, saveDownloadState } from './download-state.js';
+import { checkWorkingFilesFree, inspectWorkingFiles, lockWorkingFiles, lstatOrUndefined, partPath, removeDownloadState, saveDownloadState, thisProcess } from './download-state.js';
 import type { FilePeers } from './file-peers.js';
 import type { DownloadView } from './format.js';
 import { stallReason } from './format.js';
@@ -134,6 +134,8 @@ export class Download implements DownloadView {
   private ended = false;
   /** False once the user stopped sharing this file: the download goes on, and is neither served nor announced. */
   private sharing = true;
+  /** Releases the lock on the working files, held from `prepare` to the end of `run`. */
+  private unlock: (() => Promise<void>) | undefined;
 
   constructor(group: string, file: string, destDir: string, meta: FilePeers, deps: DownloadDeps, tuning: Partial<DownloadTuning> = {}) {
     this.group = group;
@@ -190,6 +192,8 @@ export class Download implements DownloadView {
       this.reason ||= error instanceof Error ? error.message : String(error);
       await this.cleanUpAfterFailure();
     } finally {
+      await this.unlock?.().catch(() => undefined); // a lost lock is already released
+      this.unlock = undefined;
       this.endedAt = Date.now();
       this.ended = true;
       this.deps.ended?.(this);
@@ -215,15 +219,18 @@ export class Download implements DownloadView {
   /**
    * The verified pieces of an earlier attempt, if any (read without starting).
    * Throws `WorkingFileError` when the working files' names are taken by
-   * files that are not this client's.
+   * files that are not this client's, or another client process is
+   * downloading into them.
    */
   async peekResume(): Promise<number> {
+    await checkWorkingFilesFree(this.destDir, this.file);
     const files = await inspectWorkingFiles(this.destDir, this.file, { ...this.meta, pieces: this.pieces });
     return files.resume?.count ?? 0;
   }
 
   private async prepare(): Promise<void> {
     const part = partPath(this.destDir, this.file);
+    this.unlock = await lockWorkingFiles(this.destDir, this.file, (error) => this.fail(`lost the lock on ${part}: ${error.message}`));
     const files = await inspectWorkingFiles(this.destDir, this.file, { ...this.meta, pieces: this.pieces });
     if (files.resume) this.have = files.resume;
     this.resumedPieces = this.have.count;
@@ -492,6 +499,7 @@ export class Download implements DownloadView {
       sha256: this.meta.sha256,
       pieceSize: this.meta.pieceSize,
       have: this.have.toHex(),
+      owner: thisProcess(),
     };
     this.saving = this.saving.catch(() => undefined).then(() => saveDownloadState(this.destDir, state));
     return this.saving;

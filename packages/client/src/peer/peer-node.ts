@@ -125,6 +125,8 @@ export class PeerNode {
     if (this.tracker.user() === undefined) return 'ERR AUTH_REQUIRED download_file needs a session: log in first';
     if (!isValidName(group)) return `ERR BAD_REQUEST invalid group name ${quote(group)}`;
     if (!isValidFileName(file)) return `ERR BAD_REQUEST invalid file name ${quote(file)}`;
+    // Valid on the wire (PROTOCOL.md §2), but no file on disk can have these names.
+    if (file === '.' || file === '..') return `ERR BAD_REQUEST ${quote(file)} names a directory, not a file: it cannot be downloaded`;
     if (this.downloads.active(group, file)) return `ERR BAD_REQUEST ${quote(file)} of ${group} is already being downloaded`;
     const dir = path.resolve(destDir);
     try {
