@@ -8,9 +8,11 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { FrameDecoder, encodeFrame } from '@tracker-cluster/protocol';
 import { Bitfield, Download, DownloadQueue, PieceServer, ShareTable, partPath, saveDownloadState, statePath } from '@tracker-cluster/client';
 import type { DownloadDeps, FilePeers } from '@tracker-cluster/client';
 
@@ -255,6 +257,45 @@ t.test('the lock of a client process killed on this host is taken over at once, 
   t.equal(download.status, 'complete', download.reason);
   t.same(await readFile(path.join(dest, 'notes.txt')), data);
   t.same(await readdir(dest), ['notes.txt']);
+});
+
+/** A peer that says it holds every piece of a 10-piece file and never answers a PIECE request (hung, not gone). */
+async function hungPeer(t: Teardown): Promise<{ port: number; asked: () => number }> {
+  let asked = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of decoder.push(chunk)) {
+        if (frame.payload.toString('utf8').startsWith('HAVE ')) socket.write(encodeFrame(0n, 'OK 10 ffc0'));
+        else asked++;
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { port: (server.address() as net.AddressInfo).port, asked: () => asked };
+}
+
+t.test('end game: pieces asked of a hung peer come from another, long before its connection times out', async (t) => {
+  const { meta, data } = await seed(t, 'notes.txt');
+  const hung = await hungPeer(t);
+  const both: FilePeers = { ...meta, peers: [...meta.peers, { user: 'hung', address: { host: '127.0.0.1', port: hung.port }, text: `127.0.0.1:${hung.port}` }] };
+  const dest = await tempDir(t);
+  const download = new Download('g', 'notes.txt', dest, both, deps(both), quick);
+  t.teardown(() => download.abort('test over'));
+  // Well inside the 30 s after which a peer connection with requests outstanding and no byte is closed.
+  const deadline = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), 20_000).unref());
+  t.equal(await Promise.race([download.run().then(() => 'ended' as const), deadline]), 'ended');
+  t.equal(download.status, 'complete', download.reason);
+  t.ok(hung.asked() > 0, `the hung peer was asked for pieces (${hung.asked()})`);
+  t.same([...download.sources], [`127.0.0.1:${meta.peers[0]?.address.port}`], 'every piece came from the live peer');
+  t.same(await readFile(path.join(dest, 'notes.txt')), data);
 });
 
 t.test('queue positions: 0 for a download that starts, then 1, 2 … in line', async (t) => {

@@ -110,6 +110,32 @@ t.test('picker: rarest first, ties random, one request per piece, release and co
   t.ok(orders.size > 1, 'ties are broken at random');
 });
 
+t.test('picker: the end game asks a second peer for pieces outstanding elsewhere, once every piece was asked for', async (t) => {
+  const picker = new PiecePicker(3);
+  const all = Bitfield.full(3);
+  picker.addPeer(all);
+  picker.addPeer(all);
+  const slow = [picker.pick(all), picker.pick(all)];
+  t.equal(picker.pickAgain(all, () => false), -1, 'not while a piece was never asked for');
+  const last = picker.pick(all);
+  t.equal(picker.unrequested, 0);
+  const mine = new Set([last]);
+  const again = [picker.pickAgain(all, (i) => mine.has(i)), picker.pickAgain(all, (i) => mine.has(i))];
+  t.same([...again].sort(), [...slow].sort(), 'the pieces outstanding at the other peer, not its own');
+  t.equal(picker.pickAgain(all, (i) => mine.has(i)), -1, 'at most two copies of a piece');
+  const [a, b] = again as [number, number];
+  picker.release(a);
+  t.equal(picker.unrequested, 0, 'one copy of a failed: the other is still in play');
+  picker.release(a);
+  t.equal(picker.unrequested, 1, 'both failed: needed again');
+  t.equal(picker.pick(all), a);
+  picker.complete(b);
+  picker.release(b);
+  t.equal(picker.remaining, 2, 'a late copy of a done piece changes nothing');
+  const third = picker.pickAgain(all, () => false);
+  t.ok(third === a || third === last, 'a piece still outstanding is asked again, never one done');
+});
+
 t.test('picker: with blocks, equally rare pieces come block by block, random within each', async (t) => {
   let x = 12345;
   const random = (): number => ((x = (x * 16807) % 2147483647) / 2147483647);

@@ -70,7 +70,8 @@ interface PeerSlot {
   key: string;
   conn: PeerConnection;
   have: Bitfield;
-  inFlight: number;
+  /** Pieces asked of this peer and not yet answered. */
+  pending: Set<number>;
   pausedUntil: number;
 }
 
@@ -89,6 +90,9 @@ interface PeerSlot {
  *   back to be fetched from another;
  * - a peer that fails (connection lost, stall) gives its outstanding pieces
  *   back and is retried later if the tracker still lists it;
+ * - once every missing piece has been asked for, peers with room are asked
+ *   for the pieces still outstanding at others too (end game): the first
+ *   copy verified is written, the other dropped;
  * - verified pieces are recorded in `.<file>.part.json` (resume); the sink
  *   hashes the whole file in piece order as pieces become contiguous; once
  *   every piece is in, that SHA-256 is checked and the part file is renamed
@@ -128,6 +132,8 @@ export class Download implements DownloadView {
   private lastRefresh = 0;
   private refreshing = false;
   private writes = 0;
+  /** Pieces handed to the sink and not yet verified: a second copy of one of them is dropped. */
+  private readonly writing = new Set<number>();
   private saveTimer: NodeJS.Timeout | undefined;
   private saving: Promise<void> = Promise.resolve();
   private lastPeerError = '';
@@ -279,7 +285,7 @@ export class Download implements DownloadView {
 
   /** True when no request is outstanding anywhere. */
   private idle(): boolean {
-    for (const p of this.peers.values()) if (p.inFlight > 0) return false;
+    for (const p of this.peers.values()) if (p.pending.size > 0) return false;
     return true;
   }
 
@@ -321,7 +327,7 @@ export class Download implements DownloadView {
         conn.close();
         return;
       }
-      const slot: PeerSlot = { key, conn, have, inFlight: 0, pausedUntil: 0 };
+      const slot: PeerSlot = { key, conn, have, pending: new Set(), pausedUntil: 0 };
       this.peers.set(key, slot);
       this.picker?.addPeer(have);
       conn.onClose((error) => this.drop(slot, error.message, this.tuning.retryMs));
@@ -347,7 +353,13 @@ export class Download implements DownloadView {
     }
   }
 
-  /** Issues requests to every peer with room in its pipeline. */
+  /**
+   * Issues requests to every peer with room in its pipeline. Once every
+   * missing piece has been asked for, a peer with room is also asked for
+   * pieces outstanding at another (the end game, `PiecePicker.pickAgain`):
+   * one slow or hung peer then no longer holds the download's last pieces
+   * until its connection times out.
+   */
   private pump(): void {
     const picker = this.picker;
     if (this.settle === undefined || picker === undefined) return;
@@ -358,8 +370,9 @@ export class Download implements DownloadView {
     const now = Date.now();
     for (const slot of this.peers.values()) {
       if (slot.pausedUntil > now) continue;
-      while (slot.inFlight < this.tuning.pipeline) {
-        const index = picker.pick(slot.have);
+      while (slot.pending.size < this.tuning.pipeline) {
+        let index = picker.pick(slot.have);
+        if (index < 0) index = picker.pickAgain(slot.have, (i) => slot.pending.has(i) || this.writing.has(i));
         if (index < 0) break;
         this.request(slot, index);
       }
@@ -369,23 +382,31 @@ export class Download implements DownloadView {
   private request(slot: PeerSlot, index: number): void {
     const picker = this.picker as PiecePicker;
     const length = pieceLength(this.meta, index);
-    slot.inFlight++;
+    slot.pending.add(index);
     slot.conn.piece(this.group, this.meta.sha256, index, length).then(
       async (data) => {
+        slot.pending.delete(index);
+        // The end game's other copy came first: this one is not needed.
+        if (picker.isDone(index) || this.writing.has(index)) {
+          picker.release(index);
+          this.pump();
+          return;
+        }
         // Checked against its SHA-256 and written by the sink, off this thread.
         this.writes++;
+        this.writing.add(index);
         let verdict;
         try {
           verdict = await (this.sink as PieceSink).put(index, data);
         } catch (error) {
           this.writes--;
-          slot.inFlight--;
+          this.writing.delete(index);
           picker.release(index);
           this.fail(`cannot write ${partPath(this.destDir, this.file)}: ${(error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error))}`);
           return;
         }
         this.writes--;
-        slot.inFlight--;
+        this.writing.delete(index);
         if (verdict === 'bad') {
           picker.release(index);
           this.ban(slot, `piece ${index} failed its SHA-256 check`);
@@ -397,7 +418,7 @@ export class Download implements DownloadView {
         this.pump();
       },
       (error: unknown) => {
-        slot.inFlight--;
+        slot.pending.delete(index);
         picker.release(index);
         this.onRequestError(slot, index, error);
         this.pump();

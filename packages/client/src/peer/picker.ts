@@ -4,6 +4,8 @@ import type { Bitfield } from './bitfield.js';
 const NEEDED = 0;
 const REQUESTED = 1;
 const DONE = 2;
+/** Most copies of one piece asked for at once: the first, and one more in the end game. */
+const MAX_COPIES = 2;
 
 /**
  * Chooses which piece to ask a peer for: **rarest first** (the piece held by
@@ -11,9 +13,12 @@ const DONE = 2;
  * download starts, so that downloaders spread over the pieces instead of all
  * asking for piece 0. With `block` > 0, the random order is within blocks
  * of that many pieces, taken in file order (block 0 before block 1 …), so
- * that pieces of equal rarity come nearly in file order. A piece is requested from one peer at a time; a piece
- * whose request failed (peer gone, bad hash) goes back to "needed". Pure:
- * the randomness is injected.
+ * that pieces of equal rarity come nearly in file order. A piece is requested from one peer at a time
+ * until every missing piece has been asked for: then (**end game**) `pickAgain`
+ * hands a piece already asked of a peer that may be slow or hung to a
+ * second peer, and the first copy verified wins. A piece whose every
+ * request failed (peer gone, bad hash) goes back to "needed". Pure: the
+ * randomness is injected.
  *
  * Cost: `pick` scans the pieces still missing in rarity order, skipping
  * requested ones and those the peer lacks — O(missing) at worst, a few
@@ -22,6 +27,8 @@ const DONE = 2;
 export class PiecePicker {
   readonly count: number;
   private readonly state: Uint8Array;
+  /** Copies of each requested piece in play: asked for, or arrived and being written. */
+  private readonly copies: Uint8Array;
   private readonly availability: Uint32Array;
   private readonly tieBreak: Float64Array;
   private order: number[] = [];
@@ -33,6 +40,7 @@ export class PiecePicker {
   constructor(count: number, done?: Bitfield, random: () => number = Math.random, block = 0) {
     this.count = count;
     this.state = new Uint8Array(count);
+    this.copies = new Uint8Array(count);
     this.availability = new Uint32Array(count);
     this.tieBreak = new Float64Array(count);
     for (let i = 0; i < count; i++) {
@@ -92,6 +100,7 @@ export class PiecePicker {
     for (const index of this.order) {
       if (this.state[index] === NEEDED && peerHas.get(index)) {
         this.state[index] = REQUESTED;
+        this.copies[index] = 1;
         this.requestedCount++;
         return index;
       }
@@ -99,9 +108,30 @@ export class PiecePicker {
     return -1;
   }
 
-  /** A requested piece came back unusable, or its peer went away: ask again (someone else). */
+  /**
+   * End game: once no missing piece is left unrequested, a piece already
+   * asked of another peer, for a peer holding `peerHas` (rarest first), one
+   * more copy counted; -1 before the end game, or when there is none.
+   * `skip` excludes the pieces this peer is already fetching.
+   */
+  pickAgain(peerHas: Bitfield, skip: (index: number) => boolean): number {
+    if (this.unrequested > 0) return -1;
+    if (this.dirty) this.reorder();
+    for (const index of this.order) {
+      if (this.state[index] === REQUESTED && (this.copies[index] as number) < MAX_COPIES && peerHas.get(index) && !skip(index)) {
+        this.copies[index] = (this.copies[index] as number) + 1;
+        return index;
+      }
+    }
+    return -1;
+  }
+
+  /** A copy of a requested piece came back unusable, or its peer went away: when it was the last copy in play, ask again (someone else). */
   release(index: number): void {
     if (this.state[index] !== REQUESTED) return;
+    const left = (this.copies[index] as number) - 1;
+    this.copies[index] = Math.max(0, left);
+    if (left > 0) return;
     this.state[index] = NEEDED;
     this.requestedCount--;
   }
@@ -112,6 +142,7 @@ export class PiecePicker {
     if (s === DONE || s === undefined) return;
     if (s === REQUESTED) this.requestedCount--;
     this.state[index] = DONE;
+    this.copies[index] = 0;
     this.doneCount++;
     // Done pieces are dropped from the scan order at the next reorder.
     if (this.doneCount % 256 === 0) this.dirty = true;
