@@ -70,7 +70,7 @@ interface PeerSlot {
   key: string;
   conn: PeerConnection;
   have: Bitfield;
-  /** Pieces asked of this peer and not yet answered. */
+  /** Pieces asked of this peer and not yet answered, or answered and not yet written. */
   pending: Set<number>;
   pausedUntil: number;
 }
@@ -385,14 +385,15 @@ export class Download implements DownloadView {
     slot.pending.add(index);
     slot.conn.piece(this.group, this.meta.sha256, index, length).then(
       async (data) => {
-        slot.pending.delete(index);
         // The end game's other copy came first: this one is not needed.
         if (picker.isDone(index) || this.writing.has(index)) {
+          slot.pending.delete(index);
           picker.release(index);
           this.pump();
           return;
         }
-        // Checked against its SHA-256 and written by the sink, off this thread.
+        // Checked against its SHA-256 and written by the sink, off this thread. The piece
+        // counts in the peer's pipeline until it is written: a slow disk slows the requests.
         this.writes++;
         this.writing.add(index);
         let verdict;
@@ -401,12 +402,14 @@ export class Download implements DownloadView {
         } catch (error) {
           this.writes--;
           this.writing.delete(index);
+          slot.pending.delete(index);
           picker.release(index);
           this.fail(`cannot write ${partPath(this.destDir, this.file)}: ${(error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error))}`);
           return;
         }
         this.writes--;
         this.writing.delete(index);
+        slot.pending.delete(index);
         if (verdict === 'bad') {
           picker.release(index);
           this.ban(slot, `piece ${index} failed its SHA-256 check`);
