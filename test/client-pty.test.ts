@@ -5,12 +5,14 @@
  * arriving while a line is half typed (the line is redrawn intact below
  * it), Ctrl-C clearing the line, Ctrl-D leaving with exit 0 and without
  * logging out, the history file recalled with Up after a restart (and no
- * password in it), and colours unless NO_COLOR.
+ * password in it), and colours unless NO_COLOR; the role in the prompt
+ * after the tracker was promoted under an open connection.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { DEADLINE_MS, lines, runClient } from './helpers/client.js';
+import { promote, startCluster } from './helpers/cluster.js';
 import { createUser, login } from './helpers/commands.js';
 import { startProxy } from './helpers/proxy.js';
 import { spawnPty } from './helpers/pty.js';
@@ -172,6 +174,19 @@ t.test('no tracker for a waiting command: it fails, the prompt comes back, and i
   t.notMatch(term.screen(), /the next command tries again[\s\S]*the next command tries again/, 'one message, not a notice and an error');
   const session = await login(wire, 'erin', 'erin-pw');
   t.equal((await wire.request('list_groups', session)).payload, 'OK 0', 'no group at the tracker');
+  term.type('\x04');
+  t.equal(await term.exited, 0);
+});
+
+t.test('the prompt shows the role status tells, after a promotion under an open connection', async (t) => {
+  const { replica } = await startCluster(t);
+  const home = await makeTempDir(t, 'tracker-client-home-');
+  const term = await spawnPty(t, ['--tracker', replica.address], { HOME: home, NO_COLOR: '1', TRACKER_CLIENT_HISTORY: '' });
+  let at = await term.waitScreen(`${replica.address} (replica)> `, 'the prompt on the replica');
+  t.match(await promote(replica), /^OK promoted epoch=2 /);
+  term.type('status\r');
+  at = await term.waitScreen(/OK role=primary [^\n]*\n/, 'status says primary', at);
+  await term.waitScreen(`${replica.address} (primary)> `, 'and so does the prompt', at);
   term.type('\x04');
   t.equal(await term.exited, 0);
 });

@@ -261,6 +261,8 @@ export class Runner {
       }
       this.stateValue = applyReply(before, command, reply);
       this.known.learnFromReply(line, reply.payload);
+      // The tracker's role changes under an open connection when it is promoted: `status` tells it afresh.
+      if (command === 'status' && connection === this.current) this.roleValue = roleOf(reply.payload) ?? this.roleValue;
       if (before.session !== NO_SESSION && reply.session === NO_SESSION && command !== 'logout') this.sessionEnded(before.user);
       return reply;
     }
@@ -350,7 +352,7 @@ export class Runner {
         }
         this.current = connection;
         this.index = index;
-        this.roleValue = /(?:^|\s)role=([^\s]+)/.exec(status.payload)?.[1];
+        this.roleValue = roleOf(status.payload);
         const before = this.stateValue;
         this.stateValue = applyReply(before, 'status', status);
         if (before.session !== NO_SESSION && status.session === NO_SESSION) this.sessionEnded(before.user);
@@ -450,4 +452,9 @@ export class Runner {
 /** A function, not `signal.aborted` inline: the type checker would take it as unchanged across `await`s. */
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
+}
+
+/** The `role=` of a `status` answer. */
+function roleOf(payload: string): string | undefined {
+  return /(?:^|\s)role=([^\s]+)/.exec(payload)?.[1];
 }
