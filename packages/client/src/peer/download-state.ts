@@ -183,9 +183,10 @@ async function heldByDeadProcess(destDir: string, file: string): Promise<boolean
     return false;
   }
   const self = thisProcess();
-  if (owner?.host !== self.host || typeof owner.pid !== 'number' || !Number.isInteger(owner.pid) || owner.pid <= 0 || owner.pid === self.pid) return false;
+  const pid = owner?.pid;
+  if (owner?.host !== self.host || typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0 || pid === self.pid) return false;
   try {
-    process.kill(owner.pid, 0);
+    process.kill(pid, 0);
     return false; // running (or a reused pid: the lock then goes stale in time)
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'ESRCH';

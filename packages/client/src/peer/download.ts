@@ -131,8 +131,7 @@ export class Download implements DownloadView {
   private lastProgress = 0;
   private lastRefresh = 0;
   private refreshing = false;
-  private writes = 0;
-  /** Pieces handed to the sink and not yet verified: a second copy of one of them is dropped. */
+  /** Pieces handed to the sink and not yet verified: a second copy of one of them is dropped; the download ends only once none is left. */
   private readonly writing = new Set<number>();
   private saveTimer: NodeJS.Timeout | undefined;
   private saving: Promise<void> = Promise.resolve();
@@ -364,7 +363,7 @@ export class Download implements DownloadView {
     const picker = this.picker;
     if (this.settle === undefined || picker === undefined) return;
     if (picker.remaining === 0) {
-      if (this.writes === 0) this.settleWith();
+      if (this.writing.size === 0) this.settleWith();
       return;
     }
     const now = Date.now();
@@ -394,20 +393,17 @@ export class Download implements DownloadView {
         }
         // Checked against its SHA-256 and written by the sink, off this thread. The piece
         // counts in the peer's pipeline until it is written: a slow disk slows the requests.
-        this.writes++;
         this.writing.add(index);
         let verdict;
         try {
           verdict = await (this.sink as PieceSink).put(index, data);
         } catch (error) {
-          this.writes--;
           this.writing.delete(index);
           slot.pending.delete(index);
           picker.release(index);
           this.fail(`cannot write ${partPath(this.destDir, this.file)}: ${(error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error))}`);
           return;
         }
-        this.writes--;
         this.writing.delete(index);
         slot.pending.delete(index);
         if (verdict === 'bad') {

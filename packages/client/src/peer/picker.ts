@@ -129,8 +129,8 @@ export class PiecePicker {
   /** A copy of a requested piece came back unusable, or its peer went away: when it was the last copy in play, ask again (someone else). */
   release(index: number): void {
     if (this.state[index] !== REQUESTED) return;
-    const left = (this.copies[index] as number) - 1;
-    this.copies[index] = Math.max(0, left);
+    const left = (this.copies[index] as number) - 1; // a requested piece has at least one copy in play
+    this.copies[index] = left;
     if (left > 0) return;
     this.state[index] = NEEDED;
     this.requestedCount--;
