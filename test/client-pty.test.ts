@@ -190,3 +190,39 @@ t.test('the prompt shows the role status tells, after a promotion under an open 
   term.type('\x04');
   t.equal(await term.exited, 0);
 });
+
+t.test('an event while a line that wraps is typed: the whole line moves below it, no row of it stays above', async (t) => {
+  const tracker = await startTracker(t);
+  const wire = await connect(tracker.port);
+  t.teardown(() => wire.close());
+  await createUser(wire, 'alice', 'alice-pw');
+  await createUser(wire, 'bob', 'bob-pw');
+  const aliceWire = await login(wire, 'alice', 'alice-pw');
+  t.equal((await wire.request('create_group climbers', aliceWire)).payload, 'OK group created');
+
+  const home = await makeTempDir(t, 'tracker-client-home-');
+  const cols = 40;
+  const term = await spawnPty(t, ['--tracker', tracker.address], { HOME: home, NO_COLOR: '1', TRACKER_CLIENT_HISTORY: '' }, { cols });
+  const prompt = `alice@${tracker.address} (primary)> `;
+  let at = await term.waitScreen('type "help" for the commands', 'the banner');
+  term.type('login alice alice-pw\r');
+  at = await term.waitScreen(`OK logged in as alice sessions=2\n${prompt}`, 'logged in', at);
+
+  // Three rows and more at 40 columns; the cursor ends on the last of them.
+  const typed = 'x'.repeat(90);
+  t.ok(prompt.length + typed.length > 2 * cols, 'the line wraps');
+  term.type(typed);
+  await term.waitScreen(typed, 'the typed line echoed', at);
+  t.equal((await wire.request('join_group climbers', await login(wire, 'bob', 'bob-pw'))).payload, 'OK request sent');
+
+  const event = '[event] join_request climbers bob';
+  const rows = await waitFor(async () => {
+    const now = await term.rendered();
+    const eventRow = now.indexOf(event);
+    return eventRow >= 0 && now.slice(eventRow + 1).join('') === prompt + typed ? now : undefined;
+  }, { timeoutMs: DEADLINE_MS, message: 'the event, then the prompt and the whole typed line below it' });
+  const shown = rows.join('\n');
+  t.equal(shown.split('x').length - 1, typed.length, `the typed text shows once, no stale row above the event:\n${shown}`);
+  term.type('\x03\x04');
+  t.equal(await term.exited, 0);
+});

@@ -12,6 +12,7 @@
  * in the test's teardown. Nothing sleeps: waits poll with deadlines.
  */
 import { spawn } from 'node:child_process';
+import xterm from '@xterm/headless';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CLIENT_BIN, DEADLINE_MS } from './client.js';
@@ -27,6 +28,11 @@ export interface Pty {
   raw(): string;
   /** What was shown, without escape sequences and carriage returns. */
   screen(): string;
+  /**
+   * The terminal's rows as a terminal would show them now (cursor moves and
+   * clears applied; scrolled-off rows first), trailing blanks removed.
+   */
+  rendered(): Promise<string[]>;
   /** Waits until the screen (from `from` on) matches. Resolves with the index just after the match. */
   waitScreen(pattern: string | RegExp, message: string, from?: number): Promise<number>;
   /** The client's exit status (128+N when signal N ended it), once it exited, as the pty reports it. */
@@ -54,12 +60,30 @@ function running(pid: number): boolean {
 export interface PtyOptions {
   /** Run the client without the test runner's NODE_OPTIONS hooks (which catch signals): for tests of signal handling. */
   plainNode?: boolean;
+  /** The terminal's width (default 200: lines do not wrap). */
+  cols?: number;
+}
+
+const ROWS = 50;
+const DEFAULT_COLS = 200;
+
+/** Plays what a program wrote through a headless terminal emulator, and reads its rows back. */
+async function render(output: string, cols: number): Promise<string[]> {
+  const term = new xterm.Terminal({ cols, rows: ROWS, scrollback: 10_000, allowProposedApi: true });
+  await new Promise<void>((resolve) => term.write(output, resolve));
+  const buffer = term.buffer.active;
+  const rows: string[] = [];
+  for (let i = 0; i < buffer.length; i++) rows.push(buffer.getLine(i)?.translateToString(true) ?? '');
+  term.dispose();
+  while (rows.length > 0 && rows[rows.length - 1] === '') rows.pop();
+  return rows;
 }
 
 export async function spawnPty(t: TeardownHost, args: string[], env: Record<string, string>, opts: PtyOptions = {}): Promise<Pty> {
   const cwd = await makeTempDir(t, 'tracker-client-pty-');
   const pidFile = path.join(cwd, 'client.pid');
-  const childEnvironment = childEnv({ ...env, RUN_IN_PTY_PID_FILE: pidFile });
+  const cols = opts.cols ?? DEFAULT_COLS;
+  const childEnvironment = childEnv({ ...env, RUN_IN_PTY_PID_FILE: pidFile, RUN_IN_PTY_COLS: String(cols) });
   // The test runner may set NO_COLOR; colours are what `env` says.
   if (!('NO_COLOR' in env)) delete childEnvironment['NO_COLOR'];
   // tap loads a process-info hook into node child processes (NODE_OPTIONS,
@@ -94,6 +118,7 @@ export async function spawnPty(t: TeardownHost, args: string[], env: Record<stri
     type: (text) => proc.stdin?.write(text),
     raw: () => out,
     screen,
+    rendered: () => render(out, cols),
     async waitScreen(pattern, message, from = 0) {
       const find = (): number | undefined => {
         const s = screen().slice(from);

@@ -5,7 +5,8 @@
 
 Bytes on this process's stdin are typed into the terminal; what the program
 writes to the terminal comes out on stdout, unchanged (escape sequences
-included). The terminal is 200 columns wide so lines do not wrap. When the
+included). The terminal is 200 columns wide so lines do not wrap (RUN_IN_PTY_COLS
+sets another width, for tests of wrapping). When the
 program exits, so does this, with its exit status (128+N for signal N).
 Closing stdin does not end the program: type Ctrl-D (\\x04) for that.
 With RUN_IN_PTY_PID_FILE set, the program's process id is written there
@@ -23,7 +24,8 @@ import termios
 
 pid, fd = pty.fork()
 if pid == 0:
-    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    cols = int(os.environ.get("RUN_IN_PTY_COLS", "200"))
+    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 50, cols, 0, 0))
     if os.environ.get("RUN_IN_PTY_PLAIN_NODE") == "1":
         os.environ.pop("NODE_OPTIONS", None)
     os.execvp(sys.argv[1], sys.argv[1:])

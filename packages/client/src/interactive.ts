@@ -91,6 +91,8 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
   /** Prints a line above the prompt and redraws the prompt and what is being typed, cursor included. */
   const printAbove = (text: string): void => {
     if (terminal && !busy) {
+      // A prompt and line longer than the terminal is wide wraps: clear from its first row, not the cursor's.
+      readline.moveCursor(io.output, 0, -rl.getCursorPos().rows);
       readline.cursorTo(io.output, 0);
       readline.clearScreenDown(io.output);
     }
