@@ -4,9 +4,10 @@
  * reach a client that only talks to the replica.
  */
 import t from 'tap';
-import { signUp } from './helpers/commands.js';
+import { createUser, signUp } from './helpers/commands.js';
 import { startCluster, waitForConvergence } from './helpers/cluster.js';
 import { connect, waitFor } from './helpers/wire.js';
+import type { WireClient } from './helpers/wire.js';
 
 t.test('activity on the replica alone keeps a session alive on both trackers, past its TTL', async (t) => {
   const ttl = ['--session-ttl', '3000ms'];
@@ -48,4 +49,25 @@ t.test('events reach a client that only talks to the replica', async (t) => {
     message: 'the join_request event at the replica',
   });
   t.pass('the owner heard it at the replica, with the session in the frame');
+});
+
+t.test('failed logins through the replica count per client connection, not once for all its clients', async (t) => {
+  const limit = ['--max-login-failures', '2', '--login-window', '1m'];
+  const { primary, replica } = await startCluster(t, { primary: { args: limit }, replica: { args: limit } });
+  const p = await connect(primary.port);
+  const clients = await Promise.all(Array.from({ length: 4 }, () => connect(replica.port)));
+  t.teardown(() => Promise.all([p.close(), ...clients.map((c) => c.close())]));
+  await createUser(p, 'victim', 'right');
+  const [first, second, third, fourth] = clients as [WireClient, WireClient, WireClient, WireClient];
+  const refused = 'ERR INVALID_CREDENTIALS unknown user or wrong password';
+
+  // Three failures, each by another client of the replica and for another name: no one is over the limit.
+  t.equal((await first.request('login nobody1 wrong')).payload, refused);
+  t.equal((await second.request('login nobody2 wrong')).payload, refused);
+  t.equal((await third.request('login nobody3 wrong')).payload, refused);
+  t.equal((await fourth.request('login victim right')).payload, 'OK logged in as victim sessions=1', 'another client logs in through the replica');
+
+  // The limit still holds for one client of the replica.
+  t.equal((await first.request('login nobody4 wrong')).payload, refused);
+  t.match((await first.request('login victim right')).payload, /^ERR RATE_LIMITED too many failed logins/, 'the client that failed twice is limited');
 });

@@ -21,7 +21,7 @@ export interface Services {
   /** Rendered answers that only change with state; dropped on every relevant change. */
   cache: AnswerCache;
   /** On a replica: has the primary run a write, answering once its change is applied here. */
-  forward?: (session: bigint, payload: Buffer) => Promise<Reply>;
+  forward?: (session: bigint, payload: Buffer, origin: string) => Promise<Reply>;
   /** On a replica: asks the primary to extend a session's expiry (activity here counts too). */
   touch?: (sessionKey: string, expires: number) => void;
   /** Writes with a request id that are running now: a retry waits for the first attempt. */
@@ -51,7 +51,8 @@ export class AnswerCache {
 /** The per-request view a handler gets. */
 export interface RequestContext {
   services: Services;
-  connectionId: number;
+  /** The client connection that asked (`Request.origin`). */
+  origin: string;
   /** The frame's session when it is live, with its user. */
   session: { id: bigint; key: string; user: string } | undefined;
   /** The client's request id (`@<client>:<n>`), when it named one. */

@@ -180,8 +180,8 @@ export class Tracker {
           this.log.append({ type: 'sessions_touched', sessions: [[key, capped]] });
         }
       },
-      runForwarded: async (session, payload, connectionId) => {
-        const outcome = dispatch(this.services, { connectionId, session, payload });
+      runForwarded: async (session, payload, origin) => {
+        const outcome = dispatch(this.services, { origin, session, payload });
         return outcome instanceof OrderedReply ? outcome.reply : outcome;
       },
       onHigherEpoch: (epoch, kept) => this.stepDown(kept === undefined ? `a replica dialled in with epoch ${epoch}` : `the replica was promoted to epoch ${epoch}`, kept),
@@ -213,7 +213,7 @@ export class Tracker {
       },
     });
     this.replicaLink = link;
-    this.services.forward = (session, payload) => link.forward(session, payload);
+    this.services.forward = (session, payload, origin) => link.forward(session, payload, origin);
     this.services.touch = (key, expires) => link.touch(key, expires, touchGranularity(this.options.sessionTtlMs));
     link.start();
   }
@@ -357,12 +357,12 @@ export class Tracker {
           return this.observer?.onRequest ? this.observed('sync', performance.now(), answer) : answer;
         }
         if (!this.observer?.onRequest) {
-          return dispatch(this.services, { connectionId: conn.id, session: frame.session, payload: frame.payload, rateLimited }, (key) =>
+          return dispatch(this.services, { origin: String(conn.id), session: frame.session, payload: frame.payload, rateLimited }, (key) =>
             this.services.hub.present(conn, key),
           );
         }
         const started = performance.now();
-        const outcome = dispatch(this.services, { connectionId: conn.id, session: frame.session, payload: frame.payload, rateLimited }, (key) =>
+        const outcome = dispatch(this.services, { origin: String(conn.id), session: frame.session, payload: frame.payload, rateLimited }, (key) =>
           this.services.hub.present(conn, key),
         );
         return this.observed(commandLabel(frame.payload, COMMAND_NAMES), started, outcome);

@@ -26,7 +26,7 @@ export const createUser: Command = {
 };
 
 function throttleKeys(ctx: RequestContext, user: string): [string, string] {
-  return [`user:${user}`, `conn:${ctx.connectionId}`];
+  return [`user:${user}`, `conn:${ctx.origin}`];
 }
 
 function refuseIfThrottled(services: Services, keys: readonly string[], now: number): void {

@@ -47,7 +47,12 @@ export const SYNC_PREFIX = 'SYNC:';
 
 /** The request as dispatch sees it, before a handler runs. */
 export interface Request {
-  connectionId: number;
+  /**
+   * The client connection that asked, as failed logins are counted per
+   * connection: this tracker's connection id, or for a write a replica
+   * forwarded, the link's and the replica's own connection id.
+   */
+  origin: string;
   session: bigint;
   payload: Buffer;
   /** The connection is over its request rate: answer RATE_LIMITED without running anything. */
@@ -64,7 +69,7 @@ export interface Request {
  */
 export function dispatch(services: Services, request: Request, onSession?: (key: string) => void): Outcome {
   const now = services.clock.now();
-  const ctx: RequestContext = { services, connectionId: request.connectionId, session: undefined };
+  const ctx: RequestContext = { services, origin: request.origin, session: undefined };
   let answerSession = NO_SESSION;
   let expiresAt = 0;
   try {
@@ -103,7 +108,7 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
       if (!services.forward) throw new TrackerError('PRIMARY_UNAVAILABLE', `this tracker is a replica with no primary: send ${spec.name} to the primary`);
       // Held like a late-deciding command: later requests on this connection see its effect.
       return new OrderedReply(
-        services.forward(request.session, request.payload).then((r) => {
+        services.forward(request.session, request.payload, request.origin).then((r) => {
           if (r.session !== undefined && r.session !== NO_SESSION && r.session !== answerSession) onSession?.(formatSessionId(r.session));
           return r;
         }, failure(services, answerSession)),

@@ -17,7 +17,8 @@ const MAX_RECENT_CHANGES = 10_000;
 export const HEARTBEAT_MS = 5000;
 
 /** Runs a request a replica forwarded, as the given session; resolves to the answer. */
-export type ForwardRunner = (session: bigint, payload: Buffer, connectionId: number) => Promise<Reply>;
+/** `origin` names the client connection for the per-connection limits (`Request.origin`). */
+export type ForwardRunner = (session: bigint, payload: Buffer, origin: string) => Promise<Reply>;
 
 /** Extends a session on behalf of the replica, where it was used. */
 export type TouchRunner = (sessionKey: string, expires: number) => void;
@@ -475,20 +476,23 @@ class PrimaryLink {
   }
 
   /**
-   * `SYNC:FORWARD <id> <session>` and the client's request line: run it as
-   * that session, answer `SYNC:RESULT <id> <seq> <session>` and the answer,
-   * where `seq` is committed here and covers the request's change.
+   * `SYNC:FORWARD <id> <session> <origin>` and the client's request line: run
+   * it as that session, answer `SYNC:RESULT <id> <seq> <session>` and the
+   * answer, where `seq` is committed here and covers the request's change.
+   * `origin` is the replica's connection id of the client: failed logins are
+   * counted per client connection, not once for every client of the replica.
    */
   private onForward(text: string): void {
     const nl = text.indexOf('\n');
-    const head = /^SYNC:FORWARD (\d+) (\d+)$/.exec(nl < 0 ? text : text.slice(0, nl));
+    const head = /^SYNC:FORWARD (\d+) (\d+) (\d+)$/.exec(nl < 0 ? text : text.slice(0, nl));
     if (!head || nl < 0) {
       this.logger.warn({ message: text.slice(0, 80) }, 'malformed SYNC:FORWARD; closing the link');
       this.connection.destroy();
       return;
     }
     const id = head[1] as string;
-    void this.runForwarded(BigInt(head[2] as string), Buffer.from(text.slice(nl + 1), 'utf8'), this.connection.id).then((reply) =>
+    const origin = `${this.connection.id}/${head[3] as string}`;
+    void this.runForwarded(BigInt(head[2] as string), Buffer.from(text.slice(nl + 1), 'utf8'), origin).then((reply) =>
       this.send(`SYNC:RESULT ${id} ${this.log.committed} ${reply.session ?? 0n}\n${reply.payload}`),
     );
   }

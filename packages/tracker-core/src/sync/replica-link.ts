@@ -174,7 +174,7 @@ export class ReplicaLink {
    * §6), and resolves to the primary's answer once the change it made has
    * been applied here, so that the client reads its own write at once.
    */
-  forward(session: bigint, payload: Buffer): Promise<Reply> {
+  forward(session: bigint, payload: Buffer, origin: string): Promise<Reply> {
     if (this.state.kind !== 'streaming') {
       return Promise.reject(new TrackerError('PRIMARY_UNAVAILABLE', 'the primary cannot be reached; reads and sessions still work here'));
     }
@@ -189,7 +189,7 @@ export class ReplicaLink {
       }, FORWARD_TIMEOUT_MS);
       timer.unref();
       this.forwards.set(id, { resolve, reject, timer });
-      this.send(`SYNC:FORWARD ${id} ${session}\n${payload.toString('utf8')}`);
+      this.send(`SYNC:FORWARD ${id} ${session} ${origin}\n${payload.toString('utf8')}`);
     });
   }
 
