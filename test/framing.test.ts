@@ -356,6 +356,56 @@ t.test('a client that asks for large answers and reads none: the tracker holds i
   await stillServing(t, tracker, { c: witness, session });
 });
 
+t.test('answers held back while a client reads slowly: no frame timeout, and a half-close or a fault still gets them all', async (t) => {
+  // A frame timeout far shorter than the time the clients below read nothing.
+  const { tracker, witness, session } = await setUp(t, ['--frame-timeout', '300ms']);
+  const pieces = 2_000;
+  const hashes = Array.from({ length: pieces }, (_, i) => createHash('sha256').update(String(i)).digest('hex')).join(',');
+  t.match((await witness.request(`upload_file keepers big.bin ${pieces} ${'a'.repeat(64)} 1 127.0.0.1:9 ${hashes}`, session)).payload, /^OK shared /);
+  const answer = (await witness.request('file_peers keepers big.bin', session)).payload;
+  // Padded requests: 200 of them are more than one read, so a frame is cut in two when the tracker stops reading.
+  const request = encodeFrame(session, 'file_peers keepers big.bin' + ' '.repeat(1000));
+  const count = 200;
+  const many = Buffer.concat(Array.from({ length: count }, () => request));
+
+  const reading = async (name: string): Promise<WireClient> => {
+    const c = await connect(tracker.port, '127.0.0.1', { maxPayload: 2 * 1024 * 1024 });
+    t.teardown(() => c.close());
+    c.socket.pause(); // reads nothing for now: the tracker's answers back up and it stops reading the requests
+    t.comment(`${name}: ${count} requests of ~${answer.length} bytes of answer each`);
+    return c;
+  };
+  const pipelined = await reading('pipelined');
+  pipelined.sendRaw(many);
+  const halfClosed = await reading('half-closed');
+  halfClosed.socket.end(many);
+  const faulted = await reading('faulted');
+  faulted.sendRaw(Buffer.concat([many, header(3)]));
+
+  // Longer than the frame timeout, and than the 5 s a closing connection has once its side is ended.
+  // (Time passing is the condition here.)
+  const quiet = Date.now() + 6_000;
+  while (Date.now() < quiet) {
+    if ((await witness.request('ping')).payload !== 'OK PONG') t.fail('the tracker serves others meanwhile');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+
+  const readAll = async (c: WireClient, what: string): Promise<void> => {
+    c.socket.resume();
+    let whole = 0;
+    for (let i = 0; i < count; i++) if (text(await c.nextFrame(30_000)) === answer) whole++;
+    t.equal(whole, count, `${what}: every request answered`);
+  };
+  await readAll(pipelined, 'pipelined');
+  t.notOk(pipelined.isClosed, 'pipelined: still open, no frame timeout for a frame the tracker had not read');
+  t.equal((await pipelined.request('ping')).payload, 'OK PONG', 'and it still answers');
+  await readAll(halfClosed, 'half-closed');
+  t.ok(await settlesWithin(halfClosed.closed, 10_000), 'half-closed: then closed');
+  await readAll(faulted, 'faulted');
+  await expectFatal(t, faulted, 'PROTOCOL');
+  await stillServing(t, tracker, { c: witness, session });
+});
+
 t.test('a client that leaves its answers unread for the idle timeout is closed, pending requests or not', async (t) => {
   const { tracker, witness, session } = await setUp(t, ['--idle-timeout', '500ms']);
   const hashes = Array.from({ length: 15_000 }, (_, i) => createHash('sha256').update(String(i)).digest('hex')).join(',');

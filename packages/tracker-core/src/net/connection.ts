@@ -31,7 +31,13 @@ const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
  * One answer always goes out whole, so the most held is this plus one answer.
  */
 const MAX_PENDING_ANSWER_BYTES = 1024 * 1024;
-/** How long a closing connection may take to flush before it is destroyed. */
+/**
+ * How long the peer may take to close its side once ours is ended, and how
+ * long a tracker shutting down waits for a connection's answers to go out.
+ * A connection closing for any other reason (the peer's half-close, a framing
+ * fault) first answers everything pending, however long that takes, as long
+ * as the peer reads: one that does not is dropped after the idle timeout.
+ */
 const CLOSE_GRACE_MS = 5000;
 
 interface Slot {
@@ -144,9 +150,10 @@ export class Connection implements EventSink {
     this.stream.destroy();
   }
 
-  /** Stops reading, answers what is pending, then closes (graceful shutdown). */
+  /** Stops reading, answers what is pending, then closes (graceful shutdown): within CLOSE_GRACE_MS. */
   shutdown(): Promise<void> {
     this.closeAfterFlush();
+    this.destroyAfterGrace();
     return this.closed;
   }
 
@@ -276,6 +283,8 @@ export class Connection implements EventSink {
     if (this.queue.length + this.held.length >= this.limits.maxPipeline || this.stream.writableNeedDrain) {
       this.paused = true;
       this.stream.pause();
+      // The rest of a frame begun may be waiting unread in the socket: while this side does not read, it is not late.
+      this.clearFrameTimer();
     }
   }
 
@@ -284,6 +293,7 @@ export class Connection implements EventSink {
     if (this.queue.length + this.held.length < Math.max(1, this.limits.maxPipeline / 2) && !this.stream.writableNeedDrain) {
       this.paused = false;
       this.stream.resume();
+      this.updateFrameTimer(false);
     }
   }
 
@@ -305,11 +315,16 @@ export class Connection implements EventSink {
     this.paused = false;
     this.stream.resume();
     this.flush();
-    setTimeout(() => this.stream.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   private endNow(): void {
-    if (!this.stream.writableEnded) this.stream.end();
+    if (this.stream.writableEnded) return;
+    this.stream.end();
+    this.destroyAfterGrace();
+  }
+
+  private destroyAfterGrace(): void {
+    setTimeout(() => this.stream.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   private updateFrameTimer(completedAny: boolean): void {
