@@ -49,6 +49,16 @@ t.test('logs go to stderr as JSON lines and never carry the secret', async (t) =
   t.notMatch(tracker.stderr(), 'INSECURE', 'no development-secret warning when a secret is set');
 });
 
+t.test('a primary without --replica warns that nothing can fence it; with it, no such warning', async (t) => {
+  const alone = await startTracker(t);
+  t.match(alone.stderr(), /no --replica: this primary does not ask its replica for its role/);
+  t.same(await alone.stop(), { code: 0, signal: null });
+  // The replica's address need not answer: the primary starts without it and keeps asking.
+  const paired = await startTracker(t, { args: ['--replica', `127.0.0.1:${alone.port}`] });
+  t.notMatch(paired.stderr(), /no --replica/);
+  t.same(await paired.stop(), { code: 0, signal: null });
+});
+
 t.test('without a secret it warns loudly and does not log the development secret', async (t) => {
   const dir = await makeTempDir(t);
   const tracker = await startTracker(t, {

@@ -71,3 +71,11 @@ t.test('failed logins through the replica count per client connection, not once 
   t.equal((await first.request('login nobody4 wrong')).payload, refused);
   t.match((await first.request('login victim right')).payload, /^ERR RATE_LIMITED too many failed logins/, 'the client that failed twice is limited');
 });
+
+t.test('a write sent to the replica as soon as it says it is ready is forwarded, not refused while its link is set up', async (t) => {
+  const { replica } = await startCluster(t);
+  const r = await connect(replica.port);
+  t.teardown(() => r.close());
+  t.equal((await r.request('create_user early pw')).payload, 'OK user created', 'the first write, right after the ready line');
+  t.match((await r.request('login early pw')).payload, /^OK logged in as early sessions=1$/);
+});

@@ -92,6 +92,13 @@ async function serve(role: Role, argv: string[]): Promise<number> {
         'Anyone who knows it can act as a tracker. Never run like this outside development.',
     );
   }
+  if (config.options.role === 'primary' && config.options.peer === undefined) {
+    // Without the probe, a promotion this primary did not hear about (it was down) cannot fence it on restart.
+    logger.warn(
+      'no --replica: this primary does not ask its replica for its role, so after a promotion it missed it would ' +
+        'take writes beside the new primary. Give the replica\'s address (--replica HOST:PORT) outside development.',
+    );
+  }
   if (config.unknownEnv.length > 0) {
     logger.warn({ variables: config.unknownEnv }, 'ignoring environment variables that name no option');
   }

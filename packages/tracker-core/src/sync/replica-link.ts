@@ -43,6 +43,12 @@ const BACKOFF_MAX_MS = 5000;
 const SILENCE_MS = 3 * HEARTBEAT_MS;
 /** Longest wait for a forwarded write's answer, and then for its change to arrive here. */
 export const FORWARD_TIMEOUT_MS = 10_000;
+/**
+ * Longest wait of a write for a link being set up (connecting, handshaking):
+ * a client that writes just after the replica's ready line, or during a
+ * reconnect, is not refused for the link's few milliseconds of set-up.
+ */
+export const LINK_SETUP_WAIT_MS = 3000;
 /** Room for the SYNC:FORWARD header inside the primary's frame limit. */
 const FORWARD_HEADER_ROOM = 64;
 const LINK_MAX_PAYLOAD = 1024 * 1024;
@@ -96,6 +102,8 @@ export class ReplicaLink {
   /** Answered writes waiting for their change to be applied here (read-your-writes). */
   private awaiting: AwaitingApply[] = [];
   private incoming: IncomingSnapshot | undefined;
+  /** Called at the link's next change of state (writes waiting for its set-up). */
+  private stateWaiters: Array<() => void> = [];
   /** Frames that arrived while a snapshot was being installed, handled after it. */
   private queued: string[] | undefined;
   /** Snapshots installed since start (a metric). */
@@ -174,12 +182,14 @@ export class ReplicaLink {
    * §6), and resolves to the primary's answer once the change it made has
    * been applied here, so that the client reads its own write at once.
    */
-  forward(session: bigint, payload: Buffer, origin: string): Promise<Reply> {
-    if (this.state.kind !== 'streaming') {
-      return Promise.reject(new TrackerError('PRIMARY_UNAVAILABLE', 'the primary cannot be reached; reads and sessions still work here'));
-    }
+  async forward(session: bigint, payload: Buffer, origin: string): Promise<Reply> {
     if (payload.length + FORWARD_HEADER_ROOM > LINK_MAX_PAYLOAD) {
-      return Promise.reject(new TrackerError('BAD_REQUEST', 'request too large to forward to the primary; send it there directly'));
+      throw new TrackerError('BAD_REQUEST', 'request too large to forward to the primary; send it there directly');
+    }
+    const deadline = Date.now() + LINK_SETUP_WAIT_MS;
+    while (this.settingUp() && Date.now() < deadline) await this.nextState(deadline - Date.now());
+    if (this.state.kind !== 'streaming') {
+      throw new TrackerError('PRIMARY_UNAVAILABLE', 'the primary cannot be reached; reads and sessions still work here');
     }
     const id = ++this.nextForwardId;
     return new Promise<Reply>((resolve, reject) => {
@@ -193,9 +203,28 @@ export class ReplicaLink {
     });
   }
 
+  /** Connecting or handshaking: streaming, or a failure, is a moment away. */
+  private settingUp(): boolean {
+    return this.state.kind === 'idle' || this.state.kind === 'connecting' || this.state.kind === 'handshaking';
+  }
+
+  /** Resolves at the link's next change of state, or after `ms`. */
+  private nextState(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.stateWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   private setState(next: LinkState): void {
     const from = this.state.kind;
     this.state = next;
+    const waiters = this.stateWaiters;
+    this.stateWaiters = [];
+    for (const wake of waiters) wake();
     const level = next.kind === 'waiting' ? 'warn' : 'info';
     this.log[level]({ from, to: next.kind, ...next }, `replica link: ${from} -> ${next.kind}`);
   }
