@@ -11,23 +11,32 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
+import type { Test } from 'tap';
 import { DEADLINE_MS, lines, runClient } from './helpers/client.js';
 import { promote, startCluster } from './helpers/cluster.js';
 import { createUser, login } from './helpers/commands.js';
 import { startProxy } from './helpers/proxy.js';
 import { spawnPty } from './helpers/pty.js';
 import { makeTempDir, startTracker } from './helpers/tracker.js';
+import type { RunningTracker } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
+import type { WireClient } from './helpers/wire.js';
 
-t.test('the interactive client in a terminal', async (t) => {
+/** A tracker where alice owns the group climbers and bob may ask to join it; `wire` is a plain connection to it. */
+async function climbers(t: Test): Promise<{ tracker: RunningTracker; wire: WireClient; aliceWire: bigint }> {
   const tracker = await startTracker(t);
-  const at = ['--tracker', tracker.address];
   const wire = await connect(tracker.port);
   t.teardown(() => wire.close());
   await createUser(wire, 'alice', 'alice-pw');
   await createUser(wire, 'bob', 'bob-pw');
   const aliceWire = await login(wire, 'alice', 'alice-pw');
   t.equal((await wire.request('create_group climbers', aliceWire)).payload, 'OK group created');
+  return { tracker, wire, aliceWire };
+}
+
+t.test('the interactive client in a terminal', async (t) => {
+  const { tracker, wire, aliceWire } = await climbers(t);
+  const at = ['--tracker', tracker.address];
   t.equal((await wire.request('logout', aliceWire)).payload, 'OK logged out sessions=0');
 
   const home = await makeTempDir(t, 'tracker-client-home-');
@@ -192,13 +201,7 @@ t.test('the prompt shows the role status tells, after a promotion under an open 
 });
 
 t.test('an event while a line that wraps is typed: the whole line moves below it, no row of it stays above', async (t) => {
-  const tracker = await startTracker(t);
-  const wire = await connect(tracker.port);
-  t.teardown(() => wire.close());
-  await createUser(wire, 'alice', 'alice-pw');
-  await createUser(wire, 'bob', 'bob-pw');
-  const aliceWire = await login(wire, 'alice', 'alice-pw');
-  t.equal((await wire.request('create_group climbers', aliceWire)).payload, 'OK group created');
+  const { tracker, wire } = await climbers(t);
 
   const home = await makeTempDir(t, 'tracker-client-home-');
   const cols = 40;
