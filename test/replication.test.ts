@@ -18,7 +18,7 @@ import t from 'tap';
 import { FrameDecoder, encodeFrame } from '@tracker-cluster/protocol';
 import { CLUSTER_SECRET, startCluster, startReplica, waitForConvergence } from './helpers/cluster.js';
 import { expectAnswer, login, parseList, send, signUp, status } from './helpers/commands.js';
-import { childEnv, makeTempDir, ROOT, startTracker } from './helpers/tracker.js';
+import { childEnv, makeTempDir, processAlive, ROOT, startTracker } from './helpers/tracker.js';
 import type { ExitStatus, RunningTracker, TeardownHost } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 import type { WireClient } from './helpers/wire.js';
@@ -578,15 +578,6 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 t.test('npm start runs a primary and its replica, which converge; Ctrl-C stops both gracefully', async (t) => {
   const dir = await makeTempDir(t, 'tracker-start-test-');
   const [primaryPort, replicaPort] = (await freePorts(2)) as [number, number];
@@ -610,7 +601,7 @@ t.test('npm start runs a primary and its replica, which converge; Ctrl-C stops b
     return found;
   };
   t.teardown(async () => {
-    for (const pid of pids().values()) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of pids().values()) if (processAlive(pid)) process.kill(pid, 'SIGKILL');
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
   });
@@ -640,7 +631,7 @@ t.test('npm start runs a primary and its replica, which converge; Ctrl-C stops b
   process.kill(-(proc.pid as number), 'SIGINT');
   const stopped = await Promise.race([exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), DEADLINE_MS).unref())]);
   t.same(stopped, { code: 0, signal: null }, 'npm start exits 0 on Ctrl-C');
-  for (const [name, pid] of children) t.notOk(alive(pid), `${name} (pid ${pid}) is gone`);
+  for (const [name, pid] of children) t.notOk(processAlive(pid), `${name} (pid ${pid}) is gone`);
   t.equal(err.match(/tracker stopped/g)?.length, 2, 'both trackers stopped gracefully');
   t.notMatch(err, /second signal/, 'each got one signal, not the terminal\'s and then ours');
 });

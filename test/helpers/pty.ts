@@ -16,7 +16,7 @@ import xterm from '@xterm/headless';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CLIENT_BIN, DEADLINE_MS } from './client.js';
-import { childEnv, makeTempDir, ROOT } from './tracker.js';
+import { childEnv, makeTempDir, processAlive, ROOT } from './tracker.js';
 import type { TeardownHost } from './tracker.js';
 import { waitFor } from './wire.js';
 
@@ -47,15 +47,6 @@ export interface Pty {
 
 // eslint-disable-next-line no-control-regex -- escape sequences are what it removes
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
-
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export interface PtyOptions {
   /** Run the client without the test runner's NODE_OPTIONS hooks (which catch signals): for tests of signal handling. */
@@ -109,7 +100,7 @@ export async function spawnPty(t: TeardownHost, args: string[], env: Record<stri
   const pid = (): Promise<number> => readPid;
   t.teardown(async () => {
     // The client first (it may have outlived a hung-up terminal), then the pty helper.
-    if (knownPid !== undefined && running(knownPid)) process.kill(knownPid, 'SIGKILL');
+    if (knownPid !== undefined && processAlive(knownPid)) process.kill(knownPid, 'SIGKILL');
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
   });
@@ -139,7 +130,7 @@ export async function spawnPty(t: TeardownHost, args: string[], env: Record<stri
       await exited;
     },
     async alive() {
-      return running(await pid());
+      return processAlive(await pid());
     },
   };
 }

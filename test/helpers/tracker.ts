@@ -94,6 +94,16 @@ process.once('exit', () => {
 });
 
 /** A clean environment for a child: ours without any `TRACKER_*`, plus `extra`. */
+/** Whether a process with this id is running (signal 0 checks without sending anything). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TRACKER_')) env[k] = v;

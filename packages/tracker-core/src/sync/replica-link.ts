@@ -48,7 +48,7 @@ export const FORWARD_TIMEOUT_MS = 10_000;
  * a client that writes just after the replica's ready line, or during a
  * reconnect, is not refused for the link's few milliseconds of set-up.
  */
-export const LINK_SETUP_WAIT_MS = 3000;
+const LINK_SETUP_WAIT_MS = 3000;
 /** Room for the SYNC:FORWARD header inside the primary's frame limit. */
 const FORWARD_HEADER_ROOM = 64;
 const LINK_MAX_PAYLOAD = 1024 * 1024;
