@@ -10,7 +10,8 @@ import { SyncServer } from './sync/primary-link.js';
 import { ReplicaLink } from './sync/replica-link.js';
 import type { Clock, Entropy } from './clock.js';
 import { cryptoEntropy, systemClock } from './clock.js';
-import { COMMANDS, dispatch, touchGranularity } from './handlers/dispatch.js';
+import { COMMANDS, dispatch } from './handlers/dispatch.js';
+import { sessionExpiry, touchGranularity } from './handlers/session-ttl.js';
 import { FailureWindow } from './limits/rate-limit.js';
 import { Connection } from './net/connection.js';
 import { SessionHub } from './net/session-hub.js';
@@ -171,11 +172,11 @@ export class Tracker {
       syncMode: this.options.syncMode,
       syncTimeoutMs: this.options.syncTimeoutMs,
       // No session hub callback: the link must not become a session's event connection.
-      // The replica's clock is not trusted past ours: an expiry is at most our now + TTL.
+      // The replica's clock is not trusted past ours: an expiry is at most the one our own use would give.
       runTouch: (key, expires) => {
         const row = this.state.session(key);
         const now = this.services.clock.now();
-        const capped = Math.min(expires, now + this.options.sessionTtlMs);
+        const capped = Math.min(expires, sessionExpiry(now, this.options.sessionTtlMs));
         if (row && row.expires_at > now && capped - row.expires_at >= touchGranularity(this.options.sessionTtlMs)) {
           this.log.append({ type: 'sessions_touched', sessions: [[key, capped]] });
         }

@@ -646,6 +646,7 @@ t.test('leave_group ends the leaver\'s shares in that group only; deleting a gro
 
 t.test('session expiry: its shares stop counting at once and end with the purge', async (t) => {
   const ttl = 10_000;
+  const slack = ttl / 10; // a written expiry is the use plus one TTL and this slack
   const run = await startTracker(t, { sessionTtlMs: ttl, maxSharesPerUser: 2, sessionPurgeIntervalMs: 3_600_000 });
   const [alice, bob] = await groupOf(run, 'g', ['alice', 'bob']);
   const db = stateFile(t, run);
@@ -655,7 +656,7 @@ t.test('session expiry: its shares stop counting at once and end with the purge'
 
   run.clock.advance(6000);
   t.equal(await bob!.c.text('whoami', bob!.s), 'OK bob sessions=1', "bob's session slides on");
-  run.clock.advance(ttl - 6000 + 1); // alice's session expired a millisecond ago; bob's lives
+  run.clock.advance(ttl + slack - 6000 + 1); // alice's session expired a millisecond ago; bob's lives
   t.equal(await ask(bob!, 'list_files g'), `OK 1\nboth size=12 sha256=${A.sha256} seeders=1`, 'seeders count live sessions only');
   t.same(peersOf(await ask(bob!, 'file_peers g both')).peers, [['bob', '10.0.0.2:1']]);
   t.equal(code(await ask(bob!, 'file_peers g hers')), 'NO_SUCH_FILE', 'a file with no live seeder');
@@ -675,6 +676,7 @@ t.test('session expiry: its shares stop counting at once and end with the purge'
 
 t.test('the purge deletes an expired session\'s shares and forgets files left without one', async (t) => {
   const ttl = 10_000;
+  const slack = ttl / 10; // a written expiry is the use plus one TTL and this slack
   const run = await startTracker(t, { sessionTtlMs: ttl, sessionPurgeIntervalMs: 20 });
   const [alice, bob] = await groupOf(run, 'g', ['alice', 'bob']);
   const db = stateFile(t, run);
@@ -687,7 +689,7 @@ t.test('the purge deletes an expired session\'s shares and forgets files left wi
 
   run.clock.advance(6000);
   t.equal(await bob!.c.text('whoami', bob!.s), 'OK bob sessions=1');
-  run.clock.advance(ttl - 6000 + 1);
+  run.clock.advance(ttl + slack - 6000 + 1);
   t.equal(await ask(bob!, 'list_files g'), `OK 1\nboth size=${B.size} sha256=${B.sha256} seeders=1`, 'seeders drop at once');
   await waitForFile(run, () => count(db, 'shares') === 1 && count(db, 'files') === 1 && count(db, 'sessions') === 1, 'the purge to delete the rows');
   t.same(db.prepare('SELECT name, user, peer FROM shares').all(), [{ name: 'both', user: 'bob', peer: '10.0.0.2:1' }]);
@@ -702,6 +704,7 @@ t.test('the purge deletes an expired session\'s shares and forgets files left wi
 
 t.test('replaying the log into a fresh store reproduces the files and shares tables', async (t) => {
   const ttl = 10_000;
+  const slack = ttl / 10; // a written expiry is the use plus one TTL and this slack
   const run = await startTracker(t, { sessionTtlMs: ttl, sessionPurgeIntervalMs: 20 });
   const [alice, bob, carol] = await groupOf(run, 'g', ['alice', 'bob', 'carol']);
   await expect(carol!, 'create_group solo', 'OK group created');
@@ -724,7 +727,7 @@ t.test('replaying the log into a fresh store reproduces the files and shares tab
   run.clock.advance(6000);
   t.equal(await bob!.c.text('whoami', bob!.s), 'OK bob sessions=1');
   t.equal(await carol!.c.text('whoami', carol!.s), 'OK carol sessions=1');
-  run.clock.advance(ttl - 6000 + 1);
+  run.clock.advance(ttl + slack - 6000 + 1);
   await waitForFile(run, () => count(db, 'sessions') === 2, 'the purge');
   t.equal(await ask(carol!, upload('g', 'alices', A, '10.0.0.3:9')), 'OK shared alices seeders=1', 'a name reused after the purge');
   t.equal(await ask(carol!, 'leave_group g'), 'OK left g');

@@ -47,7 +47,11 @@ t.test('sessions outlive their TCP connection and a tracker restart', async (t) 
 });
 
 t.test('the session TTL slides with activity; an expired session is AUTH_REQUIRED', async (t) => {
-  const ttl = 10_000; // the expiry is written when it moves by more than ttl/10
+  // The expiry is written when it moves by a granularity (ttl/10), so every
+  // expiry carries that much slack: a session ends between one TTL and one
+  // TTL + granularity after its last use.
+  const ttl = 10_000;
+  const slack = 1000;
   const run = await startTracker(t, { sessionTtlMs: ttl });
   // What another process sees: the log file has every answered change; the
   // state file follows it within a state commit (waited for, never slept on).
@@ -63,32 +67,41 @@ t.test('the session TTL slides with activity; an expired session is AUTH_REQUIRE
   const t0 = run.clock.t;
   const active = (await a.request('login alice pw')).session;
   const idle = (await a.request('login alice pw')).session;
-  t.same(logged().at(-2)?.body, { type: 'session_opened', session: active.toString(), user: 'alice', at: t0, expires: t0 + ttl }, 'a new session lives one TTL');
-  await waitFor(() => expiresAt(active) === t0 + ttl, 'the state file to show the new session');
+  const opened = { type: 'session_opened', session: active.toString(), user: 'alice', at: t0, expires: t0 + ttl + slack };
+  t.same(logged().at(-2)?.body, opened, 'a new session lives one TTL and its slack');
+  await waitFor(() => expiresAt(active) === t0 + ttl + slack, 'the state file to show the new session');
 
   run.clock.advance(6000);
   t.equal(await a.text('whoami', active), 'OK alice sessions=2');
   const touches = logged().length;
-  t.same(logged().at(-1)?.body, { type: 'sessions_touched', sessions: [[active.toString(), t0 + 6000 + ttl]] }, 'activity pushed the expiry out, durably');
-  await waitFor(() => expiresAt(active) === t0 + 6000 + ttl, 'the state file to show the new expiry');
+  const touched = { type: 'sessions_touched', sessions: [[active.toString(), t0 + 6000 + ttl + slack]] };
+  t.same(logged().at(-1)?.body, touched, 'activity pushed the expiry out, durably');
+  await waitFor(() => expiresAt(active) === t0 + 6000 + ttl + slack, 'the state file to show the new expiry');
   run.clock.advance(500);
   t.equal(await a.text('whoami', active), 'OK alice sessions=2');
   t.equal(logged().length, touches, 'a move below the granularity is not written');
-  t.equal(expiresAt(active), t0 + 6000 + ttl);
+  t.equal(expiresAt(active), t0 + 6000 + ttl + slack);
 
-  run.clock.advance(3500); // t0 + 10 000: the idle session's expiry
+  // (Asking with the idle session would extend it: its expiry is read from the state file.)
+  t.equal(expiresAt(idle), t0 + ttl + slack, 'an idle session lives one TTL and its slack');
+  run.clock.advance(ttl + slack - 6500);
   const expired = await a.request('whoami', idle);
-  t.match(expired.text, /^ERR AUTH_REQUIRED /, 'an idle session expires after one TTL');
+  t.match(expired.text, /^ERR AUTH_REQUIRED /, 'then it expires');
   t.equal(expired.session, 0n, 'the response session is 0 for an expired session');
   t.same(await a.request('ping', idle), { text: 'OK PONG', session: 0n }, 'also on commands that need no session');
   const answer = await a.request('whoami', active);
   t.same(answer, { text: 'OK alice sessions=1', session: active }, 'the active one lives on; expired sessions are not counted');
 
-  run.clock.advance(ttl - 1); // one ms before the extended expiry
+  // A use whose extension is too small to be written still buys a whole TTL.
+  run.clock.advance(slack - 1);
+  const before = logged().length;
   t.equal(await a.text('whoami', active), 'OK alice sessions=1');
-  run.clock.advance(ttl);
+  t.equal(logged().length, before, 'this use moved the expiry by less than the granularity: not written');
+  run.clock.advance(ttl - 1); // one ms short of a whole TTL after that use
+  t.equal(await a.text('whoami', active), 'OK alice sessions=1', 'the session outlives a whole TTL after its last use');
+  run.clock.advance(ttl + slack);
   const late = await a.request('whoami', active);
-  t.match(late.text, /^ERR AUTH_REQUIRED /, 'expired after a full TTL without activity');
+  t.match(late.text, /^ERR AUTH_REQUIRED /, 'expired after a full TTL and its slack without activity');
   t.equal(late.session, 0n);
   const relogin = await a.request('login alice pw', active);
   t.equal(relogin.text, 'OK logged in as alice sessions=1', 'an expired session in the frame is no ALREADY_LOGGED_IN');
@@ -143,12 +156,12 @@ t.test('expired sessions are purged by a replicated change', async (t) => {
   const gone = (await a.request('login alice pw')).session;
   const kept = (await a.request('login alice pw')).session;
   run.clock.advance(500);
-  t.equal(await a.text('whoami', kept), 'OK alice sessions=2', 'extends the kept session to +1500');
+  t.equal(await a.text('whoami', kept), 'OK alice sessions=2', 'extends the kept session to +1600 (TTL and its slack of ttl/10)');
   const seqBefore = Number(/ seq=(\d+)/.exec(await a.text('status'))?.[1]);
   await waitFor(() => sessions().length === 2, 'the state file to show both sessions');
   t.same(sessions().sort(), [gone, kept].map(String).sort(), 'nothing purged while both are live');
 
-  run.clock.advance(600); // +1100: `gone` expired at +1000, `kept` lives to +1500
+  run.clock.advance(600); // +1100: `gone` expired at +1100, `kept` lives to +1600
   await waitFor(() => sessions().length === 1, 'the purge timer to remove the expired session');
   t.same(sessions(), [kept.toString()], 'only the expired session was removed');
   // The state file never leads the log: the purge's log row is already there.

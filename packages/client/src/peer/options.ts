@@ -42,10 +42,10 @@ export const PEER_ENV_VARS = {
 } as const;
 
 /**
- * Default for `--keepalive-ms`: a `whoami` a minute. It keeps a session
- * alive whenever the trackers' `--session-ttl` is above about 67 s (a
- * tracker writes a session's new expiry once it moved by a tenth of the TTL,
- * at most a minute); below that, set `--keepalive-ms` under nine tenths of it.
+ * Default for `--keepalive-ms`: a `whoami` a minute. A session lasts at
+ * least one `--session-ttl` after its last request, so this keeps it alive
+ * whenever the trackers' TTL is above a minute; below that, set
+ * `--keepalive-ms` comfortably under the TTL.
  */
 export const DEFAULT_KEEPALIVE_MS = 60_000;
 

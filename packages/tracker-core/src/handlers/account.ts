@@ -4,6 +4,7 @@ import type { Reply, RequestContext, Services } from '../services.js';
 import type { Command } from './command.js';
 import { commit, sessionOf, userOf } from './command.js';
 import { checkName, checkPassword } from './checks.js';
+import { sessionExpiry } from './session-ttl.js';
 
 export const createUser: Command = {
   name: 'create_user',
@@ -67,7 +68,7 @@ export const login: Command = {
     while (store.session(formatSessionId(id))) id = entropy.sessionId();
     // This session counts: it is live from now.
     const sessions = store.liveSessionCount(user as string, now) + 1;
-    const body = { type: 'session_opened', session: formatSessionId(id), user: user as string, at: now, expires: now + options.sessionTtlMs } as const;
+    const body = { type: 'session_opened', session: formatSessionId(id), user: user as string, at: now, expires: sessionExpiry(now, options.sessionTtlMs) } as const;
     return commit(ctx, body, { payload: ok(`logged in as ${user} sessions=${sessions}`), session: id });
   },
 };

@@ -18,6 +18,7 @@ import {
   listRequests,
   rejectRequest,
 } from './groups.js';
+import { sessionExpiry, touchDue } from './session-ttl.js';
 
 export const COMMANDS: ReadonlyMap<string, Command> = new Map(
   [
@@ -192,22 +193,12 @@ function failure(services: Services, session: bigint): (error: unknown) => Reply
   };
 }
 
-/**
- * Sliding TTL. Each request pushes the expiry out, but the new expiry is
- * written (and replicated) only when it moved by more than a granularity —
- * a tenth of the TTL, at most a minute — so that a busy session costs one
- * small change a minute, not one per request.
- */
+/** Sliding TTL (session-ttl.ts): any request carrying the session pushes its expiry out. */
 function extendSession(services: Services, key: string, expiresAt: number, now: number): void {
   const { options, log } = services;
-  const expires = now + options.sessionTtlMs;
-  if (expires - expiresAt < touchGranularity(options.sessionTtlMs)) return;
-  // Not awaited: losing a touch only shortens the session by the granularity.
+  if (!touchDue(expiresAt, now, options.sessionTtlMs)) return;
+  const expires = sessionExpiry(now, options.sessionTtlMs);
+  // Not awaited: a lost touch leaves the session its slack of one granularity (session-ttl.ts).
   if (options.role === 'primary') log.append({ type: 'sessions_touched', sessions: [[key, expires]] });
   else services.touch?.(key, expires);
-}
-
-/** How far an expiry must move before it is written: a tenth of the TTL, at most a minute. */
-export function touchGranularity(ttlMs: number): number {
-  return Math.min(60_000, Math.floor(ttlMs / 10));
 }
