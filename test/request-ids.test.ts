@@ -32,7 +32,7 @@ t.test('a retried write answers the same and applies once', async (t) => {
   t.match((await c.request(`@${CLIENT}:1 create_group team`, alice)).payload, /^ERR BAD_REQUEST stale request number 1/);
   t.match(
     (await c.request(`@${CLIENT}:3 create_group third`, alice)).payload,
-    /^ERR BAD_REQUEST request number 3 was already used for another command/,
+    /^ERR BAD_REQUEST request number 3 was already used for another command or session/,
   );
   t.equal((await c.request(`@${CLIENT}:4 list_groups`, alice)).payload.split('\n')[0], 'OK 2', 'reads take a request id and ignore it');
 });
@@ -54,6 +54,35 @@ t.test('a retried login gets the same session; a retried logout answers after th
   const logout = await c.request(`@${CLIENT}:3 logout`, login.session);
   t.same(logout, { session: 0n, payload: 'OK logged out sessions=0' });
   t.same(await c.request(`@${CLIENT}:3 logout`, login.session), logout, 'the retry is answered though the session is gone');
+});
+
+t.test("a request id replayed under another session is refused, not answered with the other session's answer", async (t) => {
+  const tracker = await startTracker(t);
+  const c = await connect(tracker.port);
+  t.teardown(() => c.close());
+  const alice = await signUp(c, 'alice');
+  const mallory = await signUp(c, 'mallory');
+  t.equal((await c.request(`@${CLIENT}:1 create_group team`, alice)).payload, 'OK group created');
+  const replay = await c.request(`@${CLIENT}:1 create_group team`, mallory);
+  t.same(replay, { session: mallory, payload: 'ERR BAD_REQUEST request number 1 was already used for another command or session' });
+
+  t.equal((await c.request(`@${OTHER}:1 create_user bob pw`)).payload, 'OK user created');
+  const login = await c.request(`@${OTHER}:2 login bob pw`);
+  t.equal(login.payload, 'OK logged in as bob sessions=1');
+  const stolen = await c.request(`@${OTHER}:2 login bob pw`, mallory);
+  t.match(stolen.payload, /^ERR BAD_REQUEST request number 2 was already used/, "a login's replay under another session does not hand out its session");
+  t.equal(stolen.session, mallory);
+  t.same(await c.request(`@${OTHER}:2 login bob pw`), login, 'the true retry, with no session as the first attempt had, gets the answer');
+
+  // On two connections at once: one arrives while the other is still hashing its password.
+  const c2 = await connect(tracker.port);
+  t.teardown(() => c2.close());
+  const both = await Promise.all([c.request(`@${OTHER}:3 create_user carol pw`), c2.request(`@${OTHER}:3 create_user carol pw`, mallory)]);
+  t.same(
+    both.map((r) => r.payload.split(' ')[0]).sort(),
+    ['ERR', 'OK'],
+    `one ran, the other was refused, whichever came first: ${JSON.stringify(both.map((r) => r.payload))}`,
+  );
 });
 
 t.test('two clients keep their own numbers', async (t) => {

@@ -59,7 +59,7 @@ export interface RequestContext {
   requestId?: RequestId;
 }
 
-/** A client's name for one request: its id, the request's number, a digest of the command line. */
+/** A client's name for one request: its id, the request's number, a digest of the frame's session and command line. */
 export interface RequestId {
   client: string;
   n: number;
@@ -89,18 +89,19 @@ export interface Reply {
  * connection of the same tracker) waits for that attempt's answer.
  */
 export class InFlightRequests {
-  private readonly running = new Map<string, { n: number; reply: Promise<Reply> }>();
+  private readonly running = new Map<string, { n: number; digest: string; reply: Promise<Reply> }>();
 
   start(id: RequestId, reply: Promise<Reply>): void {
-    this.running.set(id.client, { n: id.n, reply });
+    this.running.set(id.client, { n: id.n, digest: id.digest, reply });
     const done = (): void => {
       if (this.running.get(id.client)?.reply === reply) this.running.delete(id.client);
     };
     reply.then(done, done);
   }
 
-  find(id: RequestId): Promise<Reply> | undefined {
+  /** The attempt running under this id's client and number, whatever its digest. */
+  find(id: RequestId): { digest: string; reply: Promise<Reply> } | undefined {
     const entry = this.running.get(id.client);
-    return entry && entry.n === id.n ? entry.reply : undefined;
+    return entry && entry.n === id.n ? entry : undefined;
   }
 }

@@ -90,7 +90,7 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
       onSession?.(ctx.session.key);
       extendSession(services, ctx.session.key, expiresAt, now);
     }
-    const { command, requestId } = splitRequestId(parse(request.payload));
+    const { command, requestId } = splitRequestId(parse(request.payload), request.session);
     if (requestId) ctx.requestId = requestId;
     if ((command[0] as string).toUpperCase().startsWith(SYNC_PREFIX)) {
       throw new TrackerError('FORBIDDEN', 'SYNC: messages are only accepted on an authenticated tracker link');
@@ -139,8 +139,13 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
 /** `@<client>:<n>`: 16 lowercase hex digits, a request number from 1 to 2^53-1 (docs/protocol.md §2). */
 const REQUEST_ID = /^@([0-9a-f]{16}):([1-9][0-9]{0,15})$/;
 
-/** Takes the optional request id off the front of a request's words. */
-export function splitRequestId(words: string[]): { command: string[]; requestId?: RequestId } {
+/**
+ * Takes the optional request id off the front of a request's words. Its
+ * digest covers the frame's session id too: a retry is the same command under
+ * the same session, so nobody else can replay a stored answer (which carries
+ * the session it was given, a login's new one included).
+ */
+export function splitRequestId(words: string[], session: bigint): { command: string[]; requestId?: RequestId } {
   const first = words[0] as string;
   if (!first.startsWith('@')) return { command: words };
   const match = REQUEST_ID.exec(first);
@@ -150,25 +155,33 @@ export function splitRequestId(words: string[]): { command: string[]; requestId?
   }
   const command = words.slice(1);
   if (command.length === 0) throw new TrackerError('BAD_REQUEST', 'a request id must be followed by a command');
-  const digest = createHash('sha256').update(JSON.stringify(command)).digest('hex').slice(0, 32);
+  const digest = createHash('sha256').update(JSON.stringify([session.toString(), ...command])).digest('hex').slice(0, 32);
   return { command, requestId: { client: match[1] as string, n, digest } };
 }
 
 /**
  * The stored answer when this request already ran (a retry), an error when
- * its number is stale or was used for another command, else undefined.
- * A retry that arrives while the first attempt is still running waits for it.
+ * its number is stale or was used for another command or session, else
+ * undefined. A retry that arrives while the first attempt is still running
+ * waits for it.
  */
 function rememberedAnswer(services: Services, id: RequestId): Outcome | undefined {
   const running = services.inFlight.find(id);
-  if (running) return new OrderedReply(running);
+  if (running) {
+    if (running.digest !== id.digest) throw reused(id);
+    return new OrderedReply(running.reply);
+  }
   const seen = services.store.clientRequest(id.client);
   if (!seen || seen.n < id.n) return undefined;
   if (seen.n > id.n) throw new TrackerError('BAD_REQUEST', `stale request number ${id.n}: this client's last write was ${seen.n}`);
-  if (seen.digest !== id.digest) throw new TrackerError('BAD_REQUEST', `request number ${id.n} was already used for another command`);
+  if (seen.digest !== id.digest) throw reused(id);
   const reply: Reply = { payload: seen.answer, session: BigInt(seen.session) };
   const barrier = services.log.barrier();
   return barrier ? barrier.then(() => reply) : reply;
+}
+
+function reused(id: RequestId): TrackerError {
+  return new TrackerError('BAD_REQUEST', `request number ${id.n} was already used for another command or session`);
 }
 
 function parse(payload: Buffer): string[] {
