@@ -310,7 +310,7 @@ t.test('forged SYNC: messages on client connections are FORBIDDEN and change not
   const before = await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
   const next = Number(before.primary['seq']) + 1;
   const forgedChange = JSON.stringify({ seq: next, epoch: 1, type: 'group_created', group: 'forged', owner: 'alice', at: 1 });
-  const forgeries = [`SYNC:CHANGES ${next} 1\n${forgedChange}`, 'SYNC:ACK 5', `SYNC:ACK ${next + 100}`, `SYNC:CHANGES ${next} 0`];
+  const forgeries = [`SYNC:CHANGES ${next} 1\n${forgedChange}`, 'SYNC:ACK 5', `SYNC:ACK ${next + 100}`, `SYNC:CHANGES ${next} 0`, 'sync:ack "unterminated'];
 
   for (const [name, tracker] of [['primary', primary], ['replica', replica]] as const) {
     const c = await open(t, tracker);
@@ -318,6 +318,9 @@ t.test('forged SYNC: messages on client connections are FORBIDDEN and change not
       const reply = await c.request(payload);
       t.match(reply.payload, /^ERR FORBIDDEN /, `${name}: ${JSON.stringify(payload.slice(0, 20))} is FORBIDDEN`);
     }
+    // A tracker-link message is FORBIDDEN whatever follows its prefix (docs/protocol.md §2, order of checks).
+    c.sendRaw(encodeFrame(0n, Buffer.concat([Buffer.from('SYNC:ACK '), Buffer.from([0xff, 0xfe])])));
+    t.match((await c.nextFrame()).payload.toString('utf8'), /^ERR FORBIDDEN /, `${name}: a SYNC: payload that is not UTF-8 is FORBIDDEN`);
     t.equal((await c.request('ping')).payload, 'OK PONG', `${name}: the connection stays open`);
   }
   // Between HELLO and AUTH a connection is still a client connection.
