@@ -6,6 +6,7 @@
 import t from 'tap';
 import { promote, promoteWithCode, startCluster, waitForConvergence } from './helpers/cluster.js';
 import { expectAnswer, login, parseList, signUp, status } from './helpers/commands.js';
+import { startTracker } from './helpers/tracker.js';
 import type { RunningTracker, TeardownHost } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 import type { WireClient } from './helpers/wire.js';
@@ -232,4 +233,20 @@ t.test('a replica promoted under write load tells its live primary, which steps 
   t.same(missing, [], `every one of the ${acked.length} writes the old primary answered OK is on the new primary`);
   t.comment(`${refused.length} writes in flight at the promotion, or sent after it, were refused PRIMARY_UNAVAILABLE`);
   t.match((await p.request('create_group after_step_down', alice)).payload, /^ERR PRIMARY_UNAVAILABLE /, 'the old primary takes no more writes itself');
+});
+
+t.test('two primaries of the same epoch: the fencing probe reports it, and neither steps down', async (t) => {
+  // Both started as tracker-primary on fresh databases: epoch 1 each. Nothing can tell which holds the writes to keep.
+  const a = await startTracker(t);
+  const b = await startTracker(t, { args: ['--replica', a.address] });
+  await waitFor(() => b.stderr().includes('two primaries of the same epoch'), {
+    timeoutMs: DEADLINE_MS,
+    message: `the probe to report the other primary; stderr:\n${b.stderr()}`,
+  });
+  const line = b.stderr().split('\n').find((l) => l.includes('two primaries of the same epoch')) ?? '';
+  t.match(JSON.parse(line), { level: 50, peer: a.address, epoch: 1 }, 'an error naming the peer');
+  for (const tracker of [a, b]) {
+    const c = await open(t, tracker);
+    t.equal((await status(c))['role'], 'primary', 'it stays primary: only an operator can choose');
+  }
 });

@@ -389,6 +389,11 @@ t.test('a replica with the wrong secret never connects', async (t) => {
     timeoutMs: DEADLINE_MS,
     message: 'the replica to refuse the primary',
   });
+  // The replica hangs up before it proves anything: the primary's log says so all the same.
+  await waitFor(() => primary.stderr().includes('tracker link closed during its handshake (a replica with another secret?)'), {
+    timeoutMs: DEADLINE_MS,
+    message: `the primary to log the failed handshake; its stderr:\n${primary.stderr()}`,
+  });
   const p = await open(t, primary);
   await signUp(p, 'alice');
   const ps = await status(p);

@@ -80,6 +80,8 @@ export class Tracker {
   private readonly purgeTimer: NodeJS.Timeout;
   private readonly retentionTimer: NodeJS.Timeout;
   private fenceTimer: NodeJS.Timeout | undefined;
+  /** The other primary the fencing probe last reported, so that it is logged once, not every probe. */
+  private reportedPeerPrimary: number | undefined;
   /** The primary's end of the SYNC: link (primary only). */
   private sync: SyncServer | undefined;
   /** The replica's link to its primary (replica only). */
@@ -295,8 +297,25 @@ export class Tracker {
     const peer = this.options.peer;
     if (this.options.role !== 'primary' || !peer) return;
     const seen = await probePeer(peer, FENCE_PROBE_TIMEOUT_MS).catch(() => undefined);
-    if (seen && seen.role === 'primary' && seen.epoch > this.log.epoch) {
-      this.stepDown(`the tracker at ${formatHostPort(peer)} is primary with epoch ${seen.epoch}`);
+    if (this.options.role !== 'primary' || !seen || seen.role !== 'primary') {
+      this.reportedPeerPrimary = undefined;
+      return;
+    }
+    const at = formatHostPort(peer);
+    if (seen.epoch > this.log.epoch) {
+      this.stepDown(`the tracker at ${at} is primary with epoch ${seen.epoch}`);
+      return;
+    }
+    if (this.reportedPeerPrimary === seen.epoch) return;
+    this.reportedPeerPrimary = seen.epoch;
+    // Nothing can tell which of two primaries of one epoch holds the writes to keep: only an operator can.
+    if (seen.epoch === this.log.epoch) {
+      this.logger.error(
+        { peer: at, epoch: seen.epoch },
+        'two primaries of the same epoch: the peer is primary too, and each takes writes the other lacks; stop one and restart it as tracker-replica (docs/operations.md)',
+      );
+    } else {
+      this.logger.warn({ peer: at, epoch: seen.epoch, ours: this.log.epoch }, 'the peer still acts as primary with an older epoch; it steps down once it learns of ours');
     }
   }
 

@@ -195,7 +195,10 @@ export class SyncServer {
   }
 
   forget(connection: Connection): void {
-    this.challenges.delete(connection.id);
+    // A replica checks our proof before it sends its own: with another secret it hangs up here, and says so only in its log.
+    if (this.challenges.delete(connection.id)) {
+      this.log.warn({ remote: connection.remote }, 'tracker link closed during its handshake (a replica with another secret?)');
+    }
   }
 
   /** Stops serving the link. Writers still waiting for the replica are released: their batches' fate is the change log's to decide. */
