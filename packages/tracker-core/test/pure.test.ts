@@ -214,16 +214,19 @@ t.test('verify reads the parameters from the stored params string', async (t) =>
 });
 
 t.test('splitRequestId: an optional @<client>:<n> before the command', async (t) => {
-  t.same(splitRequestId(['ping']), { command: ['ping'] });
-  const a = splitRequestId(['@00000000000000ff:42', 'create_group', 'team']);
+  t.same(splitRequestId(['ping'], 0n), { command: ['ping'] });
+  const a = splitRequestId(['@00000000000000ff:42', 'create_group', 'team'], 7n);
   t.same(a.command, ['create_group', 'team']);
   t.equal(a.requestId?.client, '00000000000000ff');
   t.equal(a.requestId?.n, 42);
-  const b = splitRequestId(['@00000000000000ff:42', 'create_group', 'other']);
+  const b = splitRequestId(['@00000000000000ff:42', 'create_group', 'other'], 7n);
   t.not(b.requestId?.digest, a.requestId?.digest, 'the digest tells commands apart');
-  t.equal(splitRequestId(['@00000000000000ff:9007199254740991', 'ping']).requestId?.n, 2 ** 53 - 1);
+  const c = splitRequestId(['@00000000000000ff:42', 'create_group', 'team'], 8n);
+  t.not(c.requestId?.digest, a.requestId?.digest, 'and sessions');
+  t.equal(splitRequestId(['@00000000000000ff:42', 'create_group', 'team'], 7n).requestId?.digest, a.requestId?.digest, 'the same request, the same digest');
+  t.equal(splitRequestId(['@00000000000000ff:9007199254740991', 'ping'], 0n).requestId?.n, 2 ** 53 - 1);
   for (const bad of [['@'], ['@00000000000000ff:1'], ['@00000000000000ff:0', 'ping'], ['@00000000000000ff:9007199254740992', 'ping'], ['@ff:1', 'ping'], ['@00000000000000FF:1', 'ping']]) {
-    t.throws(() => splitRequestId(bad), { code: 'BAD_REQUEST' }, bad.join(' '));
+    t.throws(() => splitRequestId(bad, 0n), { code: 'BAD_REQUEST' }, bad.join(' '));
   }
 });
 
