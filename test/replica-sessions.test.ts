@@ -3,9 +3,11 @@
  * both trackers (through the primary, so their states stay equal), and events
  * reach a client that only talks to the replica.
  */
+import Database from 'better-sqlite3';
 import t from 'tap';
-import { createUser, signUp } from './helpers/commands.js';
-import { startCluster, waitForConvergence } from './helpers/cluster.js';
+import type { Test } from 'tap';
+import { createUser, signUp, status } from './helpers/commands.js';
+import { promote, startCluster, waitForConvergence } from './helpers/cluster.js';
 import { connect, waitFor } from './helpers/wire.js';
 import type { WireClient } from './helpers/wire.js';
 
@@ -29,6 +31,74 @@ t.test('activity on the replica alone keeps a session alive on both trackers, pa
   t.equal((await p.request('whoami', alice)).payload, 'OK alice sessions=1', 'and at the primary, which never saw the activity itself');
   const converged = await waitForConvergence(primary, replica, { acked: true });
   t.equal(converged.replica['log_hash'], converged.primary['log_hash'], 'the touches went through the log: the states are equal');
+});
+
+/** Uses `session` on `c` every 250 ms for `ms` (time passing is the condition under test): every answer must be OK. */
+async function keepUsing(t: Test, c: WireClient, session: bigint, expected: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  let answers = 0;
+  while (Date.now() < until) {
+    const who = await c.request('whoami', session);
+    answers++;
+    if (who.payload !== expected) {
+      t.fail(`answer ${answers}, ${ms - (until - Date.now())} ms in: ${who.payload}`);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  t.pass(`${answers} answers over ${ms} ms: ${expected}`);
+}
+
+t.test('a session used only at the replica while the primary is down lives on, and a promotion keeps its extension', async (t) => {
+  const ttl = ['--session-ttl', '3000ms'];
+  const { primary, replica } = await startCluster(t, { primary: { args: ttl }, replica: { args: ttl } });
+  const p = await connect(primary.port);
+  const r = await connect(replica.port);
+  t.teardown(() => Promise.all([p.close(), r.close()]));
+  const alice = await signUp(p, 'alice');
+  await waitForConvergence(primary, replica, { acked: true });
+
+  await primary.kill9();
+  await keepUsing(t, r, alice, 'OK alice sessions=1', 5000);
+  const usedUntil = Date.now();
+  t.match(await promote(replica), /^OK promoted epoch=2 /);
+  t.equal((await status(r))['role'], 'primary');
+
+  // The extension is in the new history's log, durable before the promotion was answered, not only in memory.
+  const db = new Database(`${replica.dbPath}-log`, { readonly: true, fileMustExist: true });
+  t.teardown(() => db.close());
+  const changes = (db.prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[]).map((c) => JSON.parse(c) as Record<string, unknown>);
+  const promotion = changes.findIndex((c) => c['type'] === 'promoted');
+  t.ok(promotion >= 0, 'the promotion is logged');
+  const touched = changes.slice(promotion + 1).find((c) => c['type'] === 'sessions_touched') as { sessions: Array<[string, number]> } | undefined;
+  const extension = touched?.sessions.find(([id]) => id === alice.toString());
+  t.ok(extension && extension[1] > usedUntil, `the session's extension follows the promotion: ${JSON.stringify(touched)}`);
+  t.equal((await r.request('whoami', alice)).payload, 'OK alice sessions=1', 'alive at the new primary');
+});
+
+t.test('a session used only at the replica while the primary is down lives on at the primary when it returns', async (t) => {
+  const ttl = ['--session-ttl', '3000ms'];
+  const { primary, replica } = await startCluster(t, { primary: { args: ttl }, replica: { args: ttl } });
+  const p = await connect(primary.port);
+  const r = await connect(replica.port);
+  t.teardown(() => Promise.all([p.close(), r.close()]));
+  const alice = await signUp(p, 'alice');
+  await waitForConvergence(primary, replica, { acked: true });
+  await p.close();
+
+  await primary.kill9();
+  await keepUsing(t, r, alice, 'OK alice sessions=1', 5000);
+  // Back on its port, past the session's expiry as it knows it: the replica's touch, sent again, extends it.
+  const back = await primary.restart(['--port', String(primary.port)]);
+  const b = await connect(back.port);
+  t.teardown(() => b.close());
+  // Asking with an expired session changes nothing, so polling is safe.
+  await waitFor(async () => ((await b.request('whoami', alice)).payload === 'OK alice sessions=1' ? true : undefined), {
+    message: 'the returned primary to take the replica\'s extension',
+  });
+  const converged = await waitForConvergence(back, replica, { acked: true });
+  t.equal(converged.replica['log_hash'], converged.primary['log_hash'], 'through the log: the states are equal');
+  t.equal((await r.request('whoami', alice)).payload, 'OK alice sessions=1', 'and alive at the replica');
 });
 
 t.test('events reach a client that only talks to the replica', async (t) => {

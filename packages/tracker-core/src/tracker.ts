@@ -175,11 +175,13 @@ export class Tracker {
       syncTimeoutMs: this.options.syncTimeoutMs,
       // No session hub callback: the link must not become a session's event connection.
       // The replica's clock is not trusted past ours: an expiry is at most the one our own use would give.
+      // A session that expired here but is not purged yet is extended too: it was in use at the
+      // replica while this primary could not hear of it (the touch is sent again when the link returns).
       runTouch: (key, expires) => {
         const row = this.state.session(key);
         const now = this.services.clock.now();
         const capped = Math.min(expires, sessionExpiry(now, this.options.sessionTtlMs));
-        if (row && row.expires_at > now && capped - row.expires_at >= touchGranularity(this.options.sessionTtlMs)) {
+        if (row && capped > now && capped - row.expires_at >= touchGranularity(this.options.sessionTtlMs)) {
           this.log.append({ type: 'sessions_touched', sessions: [[key, capped]] });
         }
       },
@@ -203,6 +205,7 @@ export class Tracker {
   private followPrimary(): void {
     const primary = this.options.peer;
     if (!primary) return;
+    const granularity = touchGranularity(this.options.sessionTtlMs);
     const link = new ReplicaLink({
       secret: this.options.secret,
       snapshotPath: `${this.options.dbPath}.snapshot`,
@@ -214,10 +217,17 @@ export class Tracker {
         this.setStateConsistent(phase !== 'installing');
         if (phase === 'installed') this.snapshotTransferred('installed');
       },
+      onStreaming: () => {
+        for (const [key, expires] of this.state.settleLocalExtensions()) link.touch(key, expires, granularity);
+      },
     });
     this.replicaLink = link;
     this.services.forward = (session, payload, origin) => link.forward(session, payload, origin);
-    this.services.touch = (key, expires) => link.touch(key, expires, touchGranularity(this.options.sessionTtlMs));
+    // Kept here too: a session used only here lives on while the primary cannot be reached, and a promotion keeps it.
+    this.services.touch = (key, expires) => {
+      this.state.extendLocally(key, expires);
+      link.touch(key, expires, granularity);
+    };
     link.start();
   }
 
@@ -247,9 +257,13 @@ export class Tracker {
       await this.log.drain();
       const history = randomBytes(16).toString('hex');
       const { durable } = this.log.promote(history, this.services.clock.now());
+      // Sessions extended here while the old primary did not hear of it: the new history holds their extensions.
+      const extended = this.state.settleLocalExtensions();
+      if (extended.length > 0) this.log.append({ type: 'sessions_touched', sessions: extended });
       this.setRole('primary');
       this.actAsPrimary();
       await durable;
+      this.state.settleLocalExtensions();
       // Only now, with the promotion durable: the old primary, still linked, steps down on hearing it.
       handOver?.tell(this.log.epoch, kept);
       told = true;
@@ -524,7 +538,11 @@ export class Tracker {
   }
 
   private purgeExpired(): void {
-    if (this.closing || this.options.role !== 'primary') return;
+    if (this.closing) return;
+    if (this.options.role !== 'primary') {
+      this.state.settleLocalExtensions();
+      return;
+    }
     const now = this.services.clock.now();
     const expired = this.state.expiredSessions(now, PURGE_BATCH);
     if (expired.length > 0) {

@@ -254,3 +254,27 @@ t.test('rows handed out are copies: changing one does not change the state', asy
   groups.push({ name: 'x', owner: 'y', members: 0 });
   t.same(memory.listGroups(), []);
 });
+
+t.test('a local extension keeps a session live past its row, touches no table, and settles once the log holds it', async (t) => {
+  const memory = new MemoryState();
+  memory.insertUser('ann', 's', 'h', 'p', 1);
+  memory.insertSession('5', 'ann', 1, 100);
+  memory.insertSession('6', 'ann', 1, 100);
+  memory.extendLocally('5', 50);
+  t.strictSame(memory.settleLocalExtensions(), [], 'an extension behind the row is none');
+  memory.extendLocally('5', 300);
+  memory.extendLocally('nobody', 300);
+  t.equal(memory.session('5')?.expires_at, 300, 'reads see the later expiry');
+  t.equal(memory.liveSessionCount('ann', 150), 1, 'and count the session live');
+  t.strictSame(memory.liveSessionsOf('ann', 150), ['5']);
+  t.strictSame(memory.expiredSessions(150, 10), ['6'], 'the purge spares it');
+  t.equal(memory.liveCounts(150).liveSessions, 1);
+  t.strictSame(memory.settleLocalExtensions(), [['5', 300]], 'only extensions of known sessions, ahead of their row');
+
+  memory.touchSession('5', 300); // the log caught up
+  t.strictSame(memory.settleLocalExtensions(), [], 'forgotten once the row holds it');
+  memory.extendLocally('6', 400);
+  memory.deleteSession('6');
+  t.strictSame(memory.settleLocalExtensions(), [], 'and once the session ended');
+  t.equal(memory.session('6'), undefined);
+});

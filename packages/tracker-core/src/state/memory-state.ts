@@ -1,6 +1,9 @@
 import type { FileListRow, FileRow, GroupRow, MemberRow, SessionRow, StateStore, Store, UserRow } from '../store/store.js';
 import type { RequestRecord } from './changes.js';
 
+/** Sessions a replica extends on its own at most (~100 bytes each); past it the least recently used is dropped. */
+const MAX_LOCAL_EXPIRIES = 100_000;
+
 /** Raised where SQLite would fail a statement on a PRIMARY KEY: the change is wrong for this state. */
 export class StateConstraintError extends Error {
   readonly code = 'SQLITE_CONSTRAINT_PRIMARYKEY';
@@ -59,6 +62,15 @@ export class MemoryState implements StateStore {
   private sortedGroupNames: string[] | undefined;
   /** How to undo each write since `begin()`, oldest first; undefined when not recording. */
   private journal: Array<() => void> | undefined;
+  /**
+   * Session extensions granted here that the log does not hold (yet): a
+   * replica keeps its clients' sessions alive with them while its primary
+   * cannot be reached (docs/protocol.md §6). Reads count a session live until
+   * the later of its row's expiry and this one. No table holds them and no
+   * change makes them, so the tables stay the log's. In order of last
+   * extension, so that the first is the one to drop when full.
+   */
+  private readonly localExpiries = new Map<string, number>();
 
   /** Reads every row of a state file. */
   static load(store: Store): MemoryState {
@@ -120,7 +132,7 @@ export class MemoryState implements StateStore {
   }
   session(id: string): SessionRow | undefined {
     const s = this.sessions.get(id);
-    return s && { id: s.id, user: s.user, expires_at: s.expires_at };
+    return s && { id: s.id, user: s.user, expires_at: this.expiryOf(s) };
   }
   liveSessionCount(user: string, now: number): number {
     let n = 0;
@@ -134,8 +146,8 @@ export class MemoryState implements StateStore {
   }
   expiredSessions(now: number, limit: number): string[] {
     const expired: SessionEntry[] = [];
-    for (const s of this.sessions.values()) if (s.expires_at <= now) expired.push(s);
-    expired.sort((a, b) => a.expires_at - b.expires_at || byBytes(a.id, b.id));
+    for (const s of this.sessions.values()) if (this.expiryOf(s) <= now) expired.push(s);
+    expired.sort((a, b) => this.expiryOf(a) - this.expiryOf(b) || byBytes(a.id, b.id));
     return expired.slice(0, limit).map((s) => s.id);
   }
   clientRequest(client: string): RequestRecord | undefined {
@@ -224,11 +236,40 @@ export class MemoryState implements StateStore {
     let liveSessions = 0;
     let shares = 0;
     for (const s of this.sessions.values()) {
-      if (s.expires_at <= now) continue;
+      if (this.expiryOf(s) <= now) continue;
       liveSessions++;
       shares += this.sharesBySession.get(s.id)?.size ?? 0;
     }
     return { users: this.users.size, groups: this.groups.size, liveSessions, shares };
+  }
+
+  // --- local extensions ---------------------------------------------------
+
+  /** Extends a session here, outside the log (see `localExpiries`). */
+  extendLocally(id: string, expires: number): void {
+    const s = this.sessions.get(id);
+    if (s === undefined || expires <= this.expiryOf(s)) return;
+    this.localExpiries.delete(id);
+    if (this.localExpiries.size >= MAX_LOCAL_EXPIRIES) {
+      const first = this.localExpiries.keys().next();
+      if (!first.done) this.localExpiries.delete(first.value);
+    }
+    this.localExpiries.set(id, expires);
+  }
+
+  /**
+   * The local extensions still ahead of their session's row, in order of
+   * last extension; forgets those the log has caught up with or whose
+   * session ended.
+   */
+  settleLocalExtensions(): Array<[session: string, expires: number]> {
+    const ahead: Array<[string, number]> = [];
+    for (const [id, expires] of this.localExpiries) {
+      const s = this.sessions.get(id);
+      if (s !== undefined && expires > s.expires_at) ahead.push([id, expires]);
+      else this.localExpiries.delete(id);
+    }
+    return ahead;
   }
 
   // --- undo ---------------------------------------------------------------
@@ -369,7 +410,12 @@ export class MemoryState implements StateStore {
 
   private isLive(session: string, now: number): boolean {
     const s = this.sessions.get(session);
-    return s !== undefined && s.expires_at > now;
+    return s !== undefined && this.expiryOf(s) > now;
+  }
+
+  private expiryOf(s: SessionEntry): number {
+    const local = this.localExpiries.get(s.id);
+    return local !== undefined && local > s.expires_at ? local : s.expires_at;
   }
 
   private linkSession(s: SessionEntry): void {

@@ -35,6 +35,8 @@ export interface ReplicaLinkDeps {
   onSnapshot?: (phase: 'installing' | 'installed' | 'failed') => void;
   /** How to reach the primary; a TCP connection unless a test says otherwise. */
   dial?: (to: HostPort) => Duplex;
+  /** The link streams again: send the touches it could not carry meanwhile. */
+  onStreaming?: () => void;
 }
 
 const BACKOFF_START_MS = 100;
@@ -165,8 +167,9 @@ export class ReplicaLink {
 
   /**
    * Asks the primary to extend a session used here (docs/protocol.md §6). One
-   * way and best effort, like the primary's own touches: a lost touch only
-   * shortens the session by the granularity.
+   * way and best effort, like the primary's own touches. Dropped while the
+   * link does not stream: the tracker keeps the extension locally and sends
+   * it again when the link streams (`onStreaming`).
    */
   touch(sessionKey: string, expires: number, granularityMs: number): void {
     if (this.state.kind !== 'streaming') return;
@@ -227,6 +230,11 @@ export class ReplicaLink {
     for (const wake of waiters) wake();
     const level = next.kind === 'waiting' ? 'warn' : 'info';
     this.log[level]({ from, to: next.kind, ...next }, `replica link: ${from} -> ${next.kind}`);
+    if (next.kind === 'streaming' && from !== 'streaming') {
+      // A touch sent on the last connection may have been lost with it.
+      this.touched.clear();
+      this.deps.onStreaming?.();
+    }
   }
 
   private connect(): void {
