@@ -11,6 +11,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { encodeFrame } from '@tracker-cluster/protocol';
 import type { Frame } from '@tracker-cluster/protocol';
+import { CLUSTER_SECRET, startReplica } from './helpers/cluster.js';
 import { startTracker } from './helpers/tracker.js';
 import type { RunningTracker, TeardownHost } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
@@ -281,6 +282,41 @@ t.test('idle timeout (--idle-timeout 500ms): an idle connection is closed silent
   t.ok(await settlesWithin(silent.closed, 10_000), 'a silent connection is closed');
   // Idle connections do not end sessions: log in on a new connection.
   await stillServing(t, tracker);
+});
+
+t.test('--max-connections full of clients: the replica still links and a status probe is answered; a client past it runs nothing', async (t) => {
+  const tracker = await startTracker(t, { args: ['--max-connections', '2', '--secret', CLUSTER_SECRET] });
+  const first = await open(t, tracker);
+  await createUser(first, KEEPER, KEEPER_PW);
+  const session = await login(first, KEEPER, KEEPER_PW);
+  const second = await open(t, tracker);
+  t.equal((await second.request('ping')).payload, 'OK PONG', 'two client connections: full');
+
+  // A client past the limit that sends at once, pipelined: its first request is BUSY, and none runs.
+  const eager = await open(t, tracker);
+  const answers = await Promise.allSettled([eager.request(`create_user intruder "${KEEPER_PW}"`), eager.request(`create_group taken`, session)]);
+  t.match(answers[0].status === 'fulfilled' && answers[0].value.payload, /^ERR BUSY too many connections \(max 2\)/, 'BUSY');
+  t.ok(await settlesWithin(eager.closed, 10_000), 'then closed');
+  t.ok(answers[1].status === 'rejected' || /^ERR BUSY /.test(answers[1].value.payload), 'the request behind it is BUSY too, or unanswered at the close');
+  t.match((await first.request(`login intruder "${KEEPER_PW}"`)).payload, /^ERR INVALID_CREDENTIALS /, 'the user was not created');
+  t.equal((await first.request('create_group taken', session)).payload, 'OK group created', 'nor the group');
+
+  // The fencing probe's question is answered, then the connection is closed.
+  const probe = await open(t, tracker);
+  t.match((await probe.request('status')).payload, /^OK role=primary /, 'a status probe is answered');
+  t.ok(await settlesWithin(probe.closed, 10_000), 'then closed');
+
+  // The replica dials in while every client slot is taken, and streams.
+  const replica = await startReplica(t, tracker, { args: ['--secret', CLUSTER_SECRET] });
+  const r = await open(t, replica);
+  t.equal((await first.request('create_group after', session)).payload, 'OK group created');
+  const seq = (await status(first))['seq'];
+  await waitFor(async () => {
+    const s = await status(r);
+    return s['primary'] === 'connected' && s['seq'] === seq ? true : undefined;
+  }, { message: `the replica to link and catch up; primary:\n${tracker.stderr().slice(-3000)}\nreplica:\n${replica.stderr().slice(-3000)}` });
+  t.match((await status(first))['replica'], 'connected', 'the primary streams to it');
+  t.equal((await second.request('ping')).payload, 'OK PONG', 'the clients are still served');
 });
 
 t.test('--max-connections 2: the third gets ERR BUSY and is closed', async (t) => {

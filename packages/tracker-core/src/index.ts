@@ -24,6 +24,7 @@ export type { Command } from './handlers/command.js';
 export { Connection } from './net/connection.js';
 export { SessionHub } from './net/session-hub.js';
 export { TokenBucket, FailureWindow } from './limits/rate-limit.js';
+export { ConnectionSlots, RESERVED_CONNECTIONS, probationAllows } from './net/admission.js';
 export { hashPassword, verifyPassword } from './auth/password.js';
 export { systemClock, cryptoEntropy } from './clock.js';
 export type { Clock, Entropy } from './clock.js';

@@ -13,6 +13,7 @@ import { cryptoEntropy, systemClock } from './clock.js';
 import { COMMANDS, dispatch } from './handlers/dispatch.js';
 import { sessionExpiry, touchGranularity } from './handlers/session-ttl.js';
 import { FailureWindow } from './limits/rate-limit.js';
+import { ConnectionSlots, PROBATION_MS, PROBATION_SETUP_MS, probationAllows } from './net/admission.js';
 import { Connection } from './net/connection.js';
 import { SessionHub } from './net/session-hub.js';
 import type { Readiness, SnapshotDirection, TrackerGauges, TrackerObserver } from './observe/observer.js';
@@ -77,6 +78,7 @@ export class Tracker {
   private readonly state: MemoryState;
   private readonly services: Services;
   private readonly connections = new Set<Connection>();
+  private readonly slots: ConnectionSlots;
   private readonly purgeTimer: NodeJS.Timeout;
   private readonly retentionTimer: NodeJS.Timeout;
   private fenceTimer: NodeJS.Timeout | undefined;
@@ -130,6 +132,7 @@ export class Tracker {
       },
     });
     this.state = this.log.state;
+    this.slots = new ConnectionSlots(options.maxConnections);
     this.checkpointer = new Checkpointer([options.dbPath, logPathFor(options.dbPath)], logger);
     this.services = {
       options,
@@ -363,8 +366,10 @@ export class Tracker {
   }
 
   handleConnection(stream: Duplex, remote = 'unknown'): void {
-    if (this.closing || this.connections.size >= this.options.maxConnections) {
-      const why = this.closing ? 'tracker is shutting down' : `too many connections (max ${this.options.maxConnections})`;
+    const admission = this.closing ? 'refused' : this.slots.take();
+    const full = `too many connections (max ${this.options.maxConnections})`;
+    if (admission === 'refused') {
+      const why = this.closing ? 'tracker is shutting down' : full;
       this.logger.warn({ remote }, `refusing connection: ${why}`);
       stream.on('error', () => undefined);
       stream.end(encodeFrame(0n, err('BUSY', why)));
@@ -373,12 +378,30 @@ export class Tracker {
     }
     const id = this.nextConnectionId++;
     const logger = this.logger.child({ conn: id, remote });
+    // Past the limit, kept for a tracker link, a probe or an admin action (net/admission.ts).
+    const refuse = (conn: Connection): void => {
+      if (conn.closingSoon) return;
+      logger.warn(`refusing connection: ${full}`);
+      conn.refuse(new TrackerError('BUSY', full));
+    };
+    let firstFrame: NodeJS.Timeout | undefined;
     const connection = new Connection(
       id,
       stream,
       remote,
       this.options,
       (frame, rateLimited, conn) => {
+        if (admission === 'probation') {
+          clearTimeout(firstFrame);
+          const allowed = probationAllows(frame.payload);
+          if (allowed === undefined) {
+            // Answered in its turn and never run; frames already read behind it get the same.
+            if (!conn.closingSoon) logger.warn(`refusing connection: ${full}`);
+            conn.closeAfterAnswer();
+            return { payload: err('BUSY', full), session: 0n };
+          }
+          if (allowed === 'status') conn.closeAfterAnswer();
+        }
         if (!rateLimited && isSyncPayload(frame.payload)) {
           if (isAdminPayload(frame.payload)) {
             const answer = this.admin.handle(conn, frame);
@@ -405,7 +428,18 @@ export class Tracker {
     );
     this.connections.add(connection);
     logger.debug('connection opened');
+    let setUp: NodeJS.Timeout | undefined;
+    if (admission === 'probation') {
+      logger.info(`admitted on probation past --max-connections: a tracker link, probe or admin action may use it`);
+      firstFrame = setTimeout(() => refuse(connection), PROBATION_MS);
+      setUp = setTimeout(() => {
+        if (!connection.isLink) refuse(connection);
+      }, PROBATION_SETUP_MS);
+    }
     void connection.closed.then(() => {
+      clearTimeout(firstFrame);
+      clearTimeout(setUp);
+      this.slots.release(admission);
       this.connections.delete(connection);
       this.services.hub.remove(connection);
       this.sync?.forget(connection);

@@ -5,6 +5,7 @@
 import { scryptSync } from 'node:crypto';
 import t from 'tap';
 import {
+  ConnectionSlots,
   DEFAULTS,
   DEVELOPMENT_SECRET,
   FailureWindow,
@@ -16,6 +17,8 @@ import {
   decodeChange,
   encodeChange,
   parseOptions,
+  probationAllows,
+  RESERVED_CONNECTIONS,
   splitRequestId,
   startingRole,
   verifyPassword,
@@ -253,4 +256,34 @@ t.test('startingRole: the command line, unless the log knows better', async (t) 
   const promoted = startingRole('replica', 2, 2);
   t.equal(promoted.role, 'primary', 'a promoted tracker restarted with its tracker-replica line');
   t.match(promoted.reason, /promoted to epoch 2/);
+});
+
+t.test('ConnectionSlots: the limit, then a few on probation, then refused; a slot freed is taken again', async (t) => {
+  const slots = new ConnectionSlots(2);
+  t.same([slots.take(), slots.take()], ['ordinary', 'ordinary']);
+  const reserved = Array.from({ length: RESERVED_CONNECTIONS }, () => slots.take());
+  t.same(new Set(reserved), new Set(['probation']), `${RESERVED_CONNECTIONS} on probation`);
+  t.equal(slots.take(), 'refused');
+  slots.release('ordinary');
+  t.equal(slots.take(), 'ordinary', 'a client slot freed goes to the next client');
+  slots.release('probation');
+  t.equal(slots.take(), 'probation');
+  t.equal(slots.take(), 'refused');
+});
+
+t.test('probationAllows: SYNC: messages and a bare status, nothing else', async (t) => {
+  const cases: Array<[string, ReturnType<typeof probationAllows>]> = [
+    ['SYNC:HELLO 1 00', 'sync'],
+    ['sync:admin ab', 'sync'],
+    ['status', 'status'],
+    ['STATUS\n', 'status'],
+    ['status\r\n', 'status'],
+    ['status x', undefined],
+    ['statuses', undefined],
+    ['ping', undefined],
+    ['login a b', undefined],
+    ['@0123456789abcdef:1 status', undefined],
+    ['', undefined],
+  ];
+  for (const [payload, expected] of cases) t.equal(probationAllows(Buffer.from(payload)), expected, JSON.stringify(payload));
 });

@@ -75,6 +75,8 @@ export class Connection implements EventSink {
   private link: ((frame: Frame) => void) | undefined;
   private closing = false;
   private isClosed = false;
+  /** `closeAfterAnswer` was called: the close follows once this turn's answers are queued. */
+  private closeRequested = false;
   private paused = false;
   private lastActivity = Date.now();
   /** Since when the socket has held more than it takes without blocking (until its next 'drain'): a peer that reads nothing for the idle timeout is dropped. */
@@ -143,7 +145,19 @@ export class Connection implements EventSink {
 
   /** Closes once the answers already queued are written (a refused tracker link). */
   closeAfterAnswer(): void {
+    this.closeRequested = true;
     setImmediate(() => this.closeAfterFlush());
+  }
+
+  /** Whether the connection is closing, or will once its queued answers are written. */
+  get closingSoon(): boolean {
+    return this.closeRequested || this.closing || this.isClosed;
+  }
+
+  /** Answers `fault` (a closing code) after what is pending, then closes: a connection the tracker does not keep. */
+  refuse(fault: TrackerError): void {
+    if (this.closingSoon) return;
+    this.fail(fault);
   }
 
   destroy(): void {
