@@ -568,6 +568,33 @@ t.test('a replica that acknowledges changes it was never sent is dropped, and no
   t.equal((await status(c))['degraded'], '1', 'the write was answered without a replica: degraded, not replicated');
 });
 
+t.test('a write forwarded while the primary stops is answered as not applied, and is not applied', async (t) => {
+  // async mode: a change the (fake) replica never acknowledges is answered at once, and then holds the stop open
+  // for --sync-timeout-ms while the primary waits for the replica: the window a forwarded write can arrive in.
+  const primary = await startTracker(t, { args: ['--secret', CLUSTER_SECRET, '--sync-mode', 'async', '--sync-timeout-ms', '20000'] });
+  const link = await open(t, primary);
+  const nonceR = randomBytes(16).toString('hex');
+  const challenge = /^OK SYNC:CHALLENGE ([0-9a-f]{32}) [0-9a-f]{64}$/.exec((await link.request(`SYNC:HELLO 1 ${nonceR}`)).payload);
+  const proof = hmac(CLUSTER_SECRET, `tracker-sync/1 replica ${challenge?.[1] ?? ''} ${nonceR}`);
+  t.match((await link.request(`SYNC:AUTH ${proof} - 1 0 ${ZERO_HASH}`)).payload, /^OK SYNC:STREAM /, 'authenticated');
+  const c = await open(t, primary);
+  await signUp(c, 'alice');
+  await c.close();
+
+  primary.proc.kill('SIGTERM');
+  await waitFor(() => (primary.stderr().includes('stopping: no new connections') ? true : undefined), { message: 'the primary to begin its stop' });
+  link.sendRaw(encodeFrame(0n, 'SYNC:FORWARD 1 0 7\ncreate_user ghost "ghost pw"'));
+  let result = '';
+  while (!result.startsWith('SYNC:RESULT 1 ')) result = (await link.nextFrame()).payload.toString('utf8');
+  t.match(result.split('\n')[1], /^ERR PRIMARY_UNAVAILABLE the primary is stopping; this write was not applied/, 'refused, said plainly');
+  link.sendRaw(encodeFrame(0n, `SYNC:ACK ${result.split(' ')[2]}`)); // let the stop finish
+  t.same(await primary.exited, { code: 0, signal: null }, 'a graceful stop');
+
+  const again = await primary.restart();
+  const d = await open(t, again);
+  t.equal((await d.request('create_user ghost "ghost pw"')).payload, 'OK user created', 'ghost was never created');
+});
+
 /** Ports free right now (bound on port 0, then released). */
 async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(

@@ -189,6 +189,11 @@ export class Tracker {
         }
       },
       runForwarded: async (session, payload, origin) => {
+        // Stopping, like its own connections, the primary starts nothing new. Said plainly: the link
+        // may close before an answer, and the replica could then only say "may or may not".
+        if (this.closing) {
+          return { payload: err('PRIMARY_UNAVAILABLE', 'the primary is stopping; this write was not applied: retry in a moment'), session: this.answerSession(session) };
+        }
         const outcome = dispatch(this.services, { origin, session, payload });
         return outcome instanceof OrderedReply ? outcome.reply : outcome;
       },
