@@ -414,7 +414,7 @@ t.test('FILE_CONFLICT: the same name with other contents, whoever asks', async (
   t.equal(await ask(bob!, upload('g', 'f', A)), 'OK shared f seeders=2', 'the same contents are no conflict');
 });
 
-t.test('QUOTA_EXCEEDED with maxSharesPerUser 2: live shares of the user, across groups and sessions', async (t) => {
+t.test('QUOTA_EXCEEDED with maxSharesPerUser 2: files the user shares live, across groups and sessions', async (t) => {
   const run = await startTracker(t, { maxSharesPerUser: 2 });
   const [alice, bob] = await groupOf(run, 'g', ['alice', 'bob']);
   await expect(alice!, 'create_group h', 'OK group created');
@@ -427,18 +427,21 @@ t.test('QUOTA_EXCEEDED with maxSharesPerUser 2: live shares of the user, across 
   t.match(quota, /^ERR QUOTA_EXCEEDED /, 'a third share is past the quota');
   t.equal(await ask(alice!, upload('g', 'one', A, '127.0.0.1:9001')), 'OK shared one seeders=1', 're-uploading a file this session shares uses no quota');
   t.equal(await ask(alice!, upload('h', 'two', B, '127.0.0.1:9001')), 'OK shared two seeders=1');
-  t.equal(code(await ask(alice2, upload('g', 'one', A))), 'QUOTA_EXCEEDED', 'another session of the user sharing the same file is a new share');
+  t.equal(await ask(alice2, upload('g', 'one', A)), 'OK shared one seeders=2', 'another session of the user sharing the same file is not one more file');
   t.equal(code(await ask(alice2, upload('g', 'three', EMPTY))), 'QUOTA_EXCEEDED', 'the quota is per user, not per session');
   t.equal(await ask(bob!, upload('g', 'three', EMPTY)), 'OK shared three seeders=1', 'other users have their own quota');
-  t.equal(await ask(bob!, upload('g', 'one', A)), 'OK shared one seeders=2');
+  t.equal(await ask(bob!, upload('g', 'one', A)), 'OK shared one seeders=3');
   t.equal(code(await ask(bob!, upload('g', 'four', meta('4')))), 'QUOTA_EXCEEDED');
 
   t.equal(await ask(alice!, 'stop_share h two'), 'OK stopped sharing two');
   t.equal(await ask(alice2, upload('g', 'three', EMPTY)), 'OK shared three seeders=2', 'stop_share frees a place');
   t.equal(code(await ask(alice!, upload('h', 'two', B))), 'QUOTA_EXCEEDED', 'and it is taken again');
+  t.equal(await ask(alice!, 'stop_share g one'), 'OK stopped sharing one');
+  t.equal(code(await ask(alice!, upload('h', 'two', B))), 'QUOTA_EXCEEDED', 'a file still shared by another session of the user still counts');
 
   t.equal((await alice2.c.request('logout', alice2.s)).text, 'OK logged out sessions=1');
   t.equal(await ask(alice!, upload('h', 'two', B)), 'OK shared two seeders=1', 'a logout frees its shares');
+  t.equal(await ask(alice!, upload('g', 'one', A)), 'OK shared one seeders=2', 'the second file');
   t.equal(rows(await ask(bob!, 'list_files g')).map((r) => `${r.name}:${r.fields['seeders']}`).join(' '), 'one:2 three:1');
 });
 

@@ -88,7 +88,10 @@ function everything(s: StateStore): unknown {
   };
   for (const now of NOWS) {
     out[`expired@${now}`] = [s.expiredSessions(now, 2), s.expiredSessions(now, 100)];
-    for (const u of USERS) out[`user ${u}@${now}`] = [s.liveSessionCount(u, now), s.liveSessionsOf(u, now), s.liveShareCount(u, now)];
+    for (const u of USERS) {
+      out[`user ${u}@${now}`] = [s.liveSessionCount(u, now), s.liveSessionsOf(u, now), s.liveSharedFileCount(u, now)];
+      for (const g of GROUPS) for (const f of FILES) out[`user ${u} shares ${g}/${f}@${now}`] = s.userSharesLive(u, g, f, now);
+    }
     for (const g of GROUPS) {
       out[`files ${g}@${now}`] = s.listLiveFiles(g, now);
       for (const f of FILES) out[`file ${g}/${f}@${now}`] = [s.liveSeeders(g, f, now), s.livePeers(g, f, now)];

@@ -81,7 +81,9 @@ export const uploadFile: Command = {
     const now = clock.now();
     const { key } = sessionOf(ctx);
     const user = userOf(ctx);
-    if (!store.hasShare(key, group as string, file as string) && store.liveShareCount(user, now) >= options.maxSharesPerUser) {
+    // The quota counts files: the same file shared from another of the user's sessions is not one more.
+    const anotherFile = !store.userSharesLive(user, group as string, file as string, now);
+    if (anotherFile && store.liveSharedFileCount(user, now) >= options.maxSharesPerUser) {
       throw new TrackerError('QUOTA_EXCEEDED', `you already share ${options.maxSharesPerUser} files; stop sharing one first`);
     }
     // This session's share counts once, whether it is new or renewed.

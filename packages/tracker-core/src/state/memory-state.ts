@@ -203,10 +203,14 @@ export class MemoryState implements StateStore {
   hasShare(session: string, group: string, name: string): boolean {
     return this.sharesBySession.get(session)?.has(shareKey(group, name)) ?? false;
   }
-  liveShareCount(user: string, now: number): number {
-    let n = 0;
-    for (const sh of this.sharesByUser.get(user) ?? []) if (this.isLive(sh.session, now)) n++;
-    return n;
+  liveSharedFileCount(user: string, now: number): number {
+    const files = new Set<string>();
+    for (const sh of this.sharesByUser.get(user) ?? []) if (this.isLive(sh.session, now)) files.add(shareKey(sh.grp, sh.name));
+    return files.size;
+  }
+  userSharesLive(user: string, group: string, name: string, now: number): boolean {
+    for (const sh of this.sharesByFile.get(shareKey(group, name))?.values() ?? []) if (sh.user === user && this.isLive(sh.session, now)) return true;
+    return false;
   }
   liveSeeders(group: string, name: string, now: number): number {
     let n = 0;

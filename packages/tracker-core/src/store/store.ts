@@ -66,7 +66,8 @@ export type StateStore = Pick<
   | 'earliestMember'
   | 'file'
   | 'hasShare'
-  | 'liveShareCount'
+  | 'liveSharedFileCount'
+  | 'userSharesLive'
   | 'liveSeeders'
   | 'listLiveFiles'
   | 'livePeers'
@@ -193,9 +194,13 @@ export class Store {
   hasShare(session: string, group: string, name: string): boolean {
     return this.s.share.get(session, group, name) !== undefined;
   }
-  /** Shares of a user held by live sessions (what the quota counts). */
-  liveShareCount(user: string, now: number): number {
-    return (this.s.liveShareCount.get(user, now) as { n: number }).n;
+  /** Files a user shares from live sessions, each counted once whatever its sessions (what the quota counts). */
+  liveSharedFileCount(user: string, now: number): number {
+    return (this.s.liveSharedFileCount.get(user, now) as { n: number }).n;
+  }
+  /** Whether a live session of `user` shares this file. */
+  userSharesLive(user: string, group: string, name: string, now: number): boolean {
+    return this.s.userSharesLive.get(user, group, name, now) !== undefined;
   }
   liveSeeders(group: string, name: string, now: number): number {
     return (this.s.liveSeeders.get(group, name, now) as { n: number }).n;
@@ -302,7 +307,10 @@ function prepare(db: Db) {
     ),
     file: p('SELECT name, size, sha256, piece_size, hashes FROM files WHERE grp = ? AND name = ?'),
     share: p('SELECT 1 FROM shares WHERE session = ? AND grp = ? AND name = ?'),
-    liveShareCount: p('SELECT COUNT(*) AS n FROM shares sh JOIN sessions se ON se.id = sh.session WHERE sh.user = ? AND se.expires_at > ?'),
+    liveSharedFileCount: p(
+      'SELECT COUNT(*) AS n FROM (SELECT DISTINCT sh.grp, sh.name FROM shares sh JOIN sessions se ON se.id = sh.session WHERE sh.user = ? AND se.expires_at > ?)',
+    ),
+    userSharesLive: p('SELECT 1 FROM shares sh JOIN sessions se ON se.id = sh.session WHERE sh.user = ? AND sh.grp = ? AND sh.name = ? AND se.expires_at > ? LIMIT 1'),
     liveSeeders: p(
       'SELECT COUNT(*) AS n FROM shares sh JOIN sessions se ON se.id = sh.session WHERE sh.grp = ? AND sh.name = ? AND se.expires_at > ?',
     ),
