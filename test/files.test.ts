@@ -165,9 +165,11 @@ t.test('QUOTA_EXCEEDED with --max-shares-per-user 1', async (t) => {
   t.match(await upload(alice.c, alice.s, 'g', 'two', SONG), /^ERR QUOTA_EXCEEDED /, 'a second share');
   t.equal(await upload(alice.c, alice.s, 'g', 'one', NOTES, '127.0.0.1:9001'), 'OK shared one seeders=1', 're-uploading her own share uses no quota');
   const alice2 = await login(alice.c, 'alice', 'alice-pw');
-  t.match(await upload(alice.c, alice2, 'g', 'one', NOTES), /^ERR QUOTA_EXCEEDED /, 'her other session sharing it too is a second share');
-  t.equal(await upload(bob.c, bob.s, 'g', 'one', NOTES), 'OK shared one seeders=2', 'bob has a quota of his own');
+  t.equal(await upload(alice.c, alice2, 'g', 'one', NOTES), 'OK shared one seeders=2', 'her other session sharing the same file: still one file');
+  t.equal(await upload(bob.c, bob.s, 'g', 'one', NOTES), 'OK shared one seeders=3', 'bob has a quota of his own');
   t.equal(await ask(alice.c, alice.s, 'stop_share', 'g', 'one'), 'OK stopped sharing one');
+  t.match(await upload(alice.c, alice2, 'g', 'two', SONG), /^ERR QUOTA_EXCEEDED /, 'her other session still shares it');
+  t.equal(await ask(alice.c, alice2, 'stop_share', 'g', 'one'), 'OK stopped sharing one');
   t.equal(await upload(alice.c, alice2, 'g', 'two', SONG), 'OK shared two seeders=1', 'stop_share freed her place');
   t.equal(
     await ask(bob.c, bob.s, 'list_files', 'g'),

@@ -149,7 +149,7 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
     'login-window': { group: LIMITS, describe: 'window of --max-login-failures', default: '1m' },
     'session-ttl': { group: LIMITS, describe: 'sessions idle this long expire', default: '24h' },
     'session-purge-interval': { group: LIMITS, describe: 'how often expired sessions are purged', default: '1m' },
-    'max-shares-per-user': { group: LIMITS, describe: 'files one user may share', default: '1000', doc: 'files one user may share at once (shares held by live sessions)' },
+    'max-shares-per-user': { group: LIMITS, describe: 'files one user may share', default: '1000', doc: "files one user may share at once (from live sessions; a file shared from several of the user's sessions counts once)" },
     'log-level': { group: LOGGING, describe: LOG_LEVELS.join(', '), default: 'info', doc: '`fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`' },
     'log-format': { group: LOGGING, describe: 'auto (pretty on a terminal, else JSON), json or pretty', default: 'auto', doc: '`auto` (pretty on a terminal, else JSON lines), `json`, `pretty`' },
     'admin-port': {
