@@ -3,6 +3,7 @@
  * promotion of the replica (the authenticated admin action), and fencing of
  * the old primary when it comes back — it never keeps its unreplicated tail.
  */
+import net from 'node:net';
 import t from 'tap';
 import { promote, promoteWithCode, startCluster, waitForConvergence } from './helpers/cluster.js';
 import { expectAnswer, login, parseList, signUp, status } from './helpers/commands.js';
@@ -250,3 +251,31 @@ t.test('two primaries of the same epoch: the fencing probe reports it, and neith
     t.equal((await status(c))['role'], 'primary', 'it stays primary: only an operator can choose');
   }
 });
+
+t.test('the original primary brought back as tracker-replica while the new primary is out of reach stays a replica', async (t) => {
+  // The runbook's step, at a bad moment: the log says it led epoch 1, but nobody is promoted to epoch 1.
+  const primary = await startTracker(t);
+  const c = await open(t, primary);
+  const alice = await signUp(c, 'alice');
+  await c.close();
+  await primary.stop();
+  const nowhere = await unusedPort();
+  const back = await startTracker(t, { role: 'replica', dbPath: primary.dbPath, args: ['--primary', `127.0.0.1:${nowhere}`] });
+  t.match(back.description, /^role=replica /, 'a replica, as its command line says');
+  t.notMatch(back.stderr(), /starting as the primary/);
+  const r = await open(t, back);
+  t.equal((await r.request('whoami', alice)).payload, 'OK alice sessions=1', 'it serves reads and sessions');
+  t.match((await r.request('create_group g', alice)).payload, /^ERR PRIMARY_UNAVAILABLE /, 'and takes no write of its own');
+});
+
+/** A port nothing listens on right now (bound on port 0, then released). */
+async function unusedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -253,6 +253,7 @@ t.test('startingRole: the command line, unless the log knows better', async (t) 
   const followed = startingRole('primary', 2, 1);
   t.equal(followed.role, 'replica', 'an old primary that has followed the primary of a later epoch');
   t.match(followed.reason, /last primary of epoch 1 and has since followed the primary of epoch 2/);
+  t.same(startingRole('replica', 1, 1), { role: 'replica' }, 'the original primary brought back as a replica: nobody is promoted to epoch 1');
   const promoted = startingRole('replica', 2, 2);
   t.equal(promoted.role, 'primary', 'a promoted tracker restarted with its tracker-replica line');
   t.match(promoted.reason, /promoted to epoch 2/);

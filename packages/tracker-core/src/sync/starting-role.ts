@@ -14,7 +14,11 @@ export interface StartingRole {
  * - a tracker that was promoted to the epoch it is at, and has seen no later
  *   one, is still the primary, even when its supervisor restarts it with its
  *   old `tracker-replica` command line (otherwise the pair is left with two
- *   replicas and no primary);
+ *   replicas and no primary). Nobody is promoted to epoch 1: the primary of
+ *   epoch 1 is the original one, and one started as `tracker-replica` is
+ *   being brought back as the replica after a failover (the runbook) — were
+ *   it primary while the new primary is out of reach, the writes it took
+ *   would be dropped when it is fenced;
  * - a tracker that has followed the primary of a later epoch than any it led
  *   is not the primary, even with its old `tracker-primary` command line: it
  *   would otherwise take writes at the same epoch as the real primary, two
@@ -31,7 +35,7 @@ export function startingRole(configured: Role, epoch: number, ledEpoch: number |
       reason: `it was last primary of epoch ${ledEpoch} and has since followed the primary of epoch ${epoch}; promote it (tracker-admin promote) to make it primary again`,
     };
   }
-  if (configured === 'replica' && ledEpoch === epoch) {
+  if (configured === 'replica' && ledEpoch === epoch && epoch > 1) {
     return { role: 'primary', reason: `it was promoted to epoch ${epoch} and has seen no later primary` };
   }
   return { role: configured };
