@@ -62,20 +62,22 @@ t.test('primary and replica: health, readiness and metrics over HTTP', async (t)
   t.match((await send(c, ['create_group', 'climbers'], alice)).payload, /^ERR GROUP_EXISTS/);
   t.match((await send(c, ['frobnicate'])).payload, /^ERR UNKNOWN_COMMAND/);
   t.match((await send(c, ['ping'])).payload, 'OK PONG');
+  // tracker-client puts a request id before every command: the label is still the command's.
+  t.match((await send(c, ['@9f86d081884c7d65:1', 'create_group', 'hikers'], alice)).payload, 'OK group created');
 
   const metrics = await get(primary, '/metrics');
   t.equal(metrics.status, 200);
   t.match(metrics.type, /^text\/plain/);
   const m = metrics.body;
   t.equal(sample(m, 'tracker_info', { role: 'primary' }), 1);
-  t.equal(sample(m, 'tracker_requests_total', { command: 'create_group', result: 'OK' }), 1);
+  t.equal(sample(m, 'tracker_requests_total', { command: 'create_group', result: 'OK' }), 2);
   t.equal(sample(m, 'tracker_requests_total', { command: 'create_group', result: 'GROUP_EXISTS' }), 1);
   t.equal(sample(m, 'tracker_requests_total', { command: 'unknown', result: 'UNKNOWN_COMMAND' }), 1);
   t.equal(sample(m, 'tracker_requests_total', { command: 'login', result: 'OK' }), 1);
-  t.equal(sample(m, 'tracker_request_duration_seconds_count', { command: 'create_group' }), 2);
+  t.equal(sample(m, 'tracker_request_duration_seconds_count', { command: 'create_group' }), 3);
   t.equal(sample(m, 'tracker_request_duration_seconds_bucket', { command: 'ping', le: '+Inf' }), 1);
   t.equal(sample(m, 'tracker_users'), 1);
-  t.equal(sample(m, 'tracker_groups'), 1);
+  t.equal(sample(m, 'tracker_groups'), 2);
   t.equal(sample(m, 'tracker_live_sessions'), 1);
   t.equal(sample(m, 'tracker_shares'), 0);
   t.ok((sample(m, 'tracker_open_connections') ?? 0) >= 2, 'the client and the replica link');
@@ -112,7 +114,7 @@ t.test('primary and replica: health, readiness and metrics over HTTP', async (t)
   t.equal(sample(r, 'tracker_info', { role: 'replica' }), 1);
   t.equal(sample(r, 'tracker_primary_connected'), 1);
   t.equal(sample(r, 'tracker_users'), 1);
-  t.equal(sample(r, 'tracker_groups'), 1);
+  t.equal(sample(r, 'tracker_groups'), 2);
   t.equal(sample(r, 'tracker_snapshot_transfers_total', { direction: 'installed' }), 0);
   t.equal(sample(r, 'tracker_degraded'), undefined, 'primary-only gauge absent on the replica');
 

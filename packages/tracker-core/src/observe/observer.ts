@@ -73,11 +73,21 @@ export function resultCode(payload: string): string {
 /**
  * The command name of a request payload, for a metrics label: its first
  * word in lower case when it is a known command, else `unknown` (or
- * `invalid` for an empty payload). Bounded: the label set is the command
- * table plus two.
+ * `invalid` for an empty payload). A request id (`@<client>:<n>`, which
+ * tracker-client puts before every command) is passed over. Bounded: the
+ * label set is the command table plus two.
  */
 export function commandLabel(payload: Buffer, known: ReadonlySet<string>): string {
-  let start = 0;
+  let word = nextWord(payload, 0);
+  if (word.end > word.start && payload[word.start] === 0x40 /* @ */) word = nextWord(payload, word.end);
+  if (word.end === word.start) return 'invalid';
+  const name = payload.toString('latin1', word.start, word.end).toLowerCase();
+  return known.has(name) ? name : 'unknown';
+}
+
+/** The word of `payload` from `from` on: blanks skipped, at most 40 bytes looked at. */
+function nextWord(payload: Buffer, from: number): { start: number; end: number } {
+  let start = from;
   while (start < payload.length && (payload[start] === 0x20 || payload[start] === 0x09)) start++;
   let end = start;
   const limit = Math.min(payload.length, start + 40);
@@ -86,7 +96,5 @@ export function commandLabel(payload: Buffer, known: ReadonlySet<string>): strin
     if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) break;
     end++;
   }
-  if (end === start) return 'invalid';
-  const name = payload.toString('latin1', start, end).toLowerCase();
-  return known.has(name) ? name : 'unknown';
+  return { start, end };
 }
