@@ -134,7 +134,7 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
       doc: 'cluster secret of the `SYNC:` link, the same on both trackers; prefer `TRACKER_SECRET`; never logged',
     },
     'scrypt-cost': { group: STORAGE, describe: 'scrypt N for new password hashes (a power of two)', default: '16384' },
-    'max-frame': { group: LIMITS, describe: 'largest frame payload accepted (bytes)', default: '1048576' },
+    'max-frame': { group: LIMITS, describe: 'largest frame payload accepted (bytes, at least 256)', default: '1048576' },
     'frame-timeout': { group: LIMITS, describe: 'a started frame must complete within this', default: '30s' },
     'idle-timeout': {
       group: LIMITS,

@@ -56,6 +56,8 @@ export interface TrackerOptions {
 export const DEFAULT_PRIMARY_PORT = 7001;
 export const DEFAULT_REPLICA_PORT = 7002;
 export const DEFAULT_SYNC_TIMEOUT_MS = 1000;
+/** The smallest `--max-frame`: the longest message of a tracker link's handshake (~200 bytes) fits. */
+export const MIN_MAX_PAYLOAD = 256;
 export const DEFAULT_FRAME_TIMEOUT_MS = 30_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -109,7 +111,8 @@ export function parseOptions(input: OptionsInput): TrackerOptions {
   if (o.syncMode !== 'semi-sync' && o.syncMode !== 'async') throw new OptionsError(`--sync-mode must be semi-sync or async, not ${String(o.syncMode)}`);
   if (!['FULL', 'NORMAL', 'EXTRA'].includes(o.dbSynchronous)) throw new OptionsError('--db-synchronous must be FULL, NORMAL or EXTRA');
   integer('--sync-timeout-ms', o.syncTimeoutMs, 1);
-  integer('--max-frame', o.maxPayload, 0, ABSOLUTE_MAX_PAYLOAD);
+  // Below this not even the replica's SYNC:AUTH fits (and 0 refuses every request): a mistake, not a limit.
+  integer('--max-frame', o.maxPayload, MIN_MAX_PAYLOAD, ABSOLUTE_MAX_PAYLOAD);
   integer('--frame-timeout', o.frameTimeoutMs, 1);
   integer('--idle-timeout', o.idleTimeoutMs, 1);
   integer('--max-connections', o.maxConnections, 1);

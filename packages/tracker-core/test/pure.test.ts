@@ -104,7 +104,7 @@ t.test('parseOptions fills in the defaults', async (t) => {
   t.equal(r.maxConnections, DEFAULTS.maxConnections, 'an undefined value means the default');
   t.same(r.peer, { host: '::1', port: 7001 });
   t.equal(r.syncMode, 'async');
-  t.equal(parseOptions({ ...base, maxPayload: 0, rateLimit: 0, maxSharesPerUser: 0, scryptCost: 2 }).maxPayload, 0, 'lower bounds are inclusive');
+  t.equal(parseOptions({ ...base, maxPayload: 256, rateLimit: 0, maxSharesPerUser: 0, scryptCost: 2 }).maxPayload, 256, 'lower bounds are inclusive');
 });
 
 t.test('every bad option is an OptionsError naming the option', async (t) => {
@@ -116,6 +116,8 @@ t.test('every bad option is an OptionsError naming the option', async (t) => {
     [{ dbSynchronous: 'OFF' }, /--db-synchronous/],
     [{ syncTimeoutMs: 0 }, /--sync-timeout-ms/],
     [{ maxPayload: -1 }, /--max-frame/],
+    [{ maxPayload: 0 }, /--max-frame must be an integer from 256 /],
+    [{ maxPayload: 255 }, /--max-frame/],
     [{ maxPayload: 2 ** 32 }, /--max-frame/],
     [{ frameTimeoutMs: 0 }, /--frame-timeout/],
     [{ idleTimeoutMs: 1.5 }, /--idle-timeout/],
