@@ -91,7 +91,7 @@ export async function run(io: CliIo): Promise<ExitCode> {
   } finally {
     // Leaving, however it happens (quit, end of a script, a stop signal): bounded in time.
     stopKeepAlive?.();
-    await runner.peer.close(); // peer: stop downloads and serving, withdraw shares
+    for (const note of await runner.peer.close()) io.stderr.write(`${note}\n`); // peer: stop downloads and serving, withdraw shares
     await runner.close();
     listener?.dispose();
   }

@@ -236,17 +236,32 @@ export class PeerNode {
     await this.downloads.abortAll('logged out (run download_file again to resume)');
   }
 
-  /** Before the process exits: stop downloads (resumable) and tell the tracker we no longer serve. */
-  async close(): Promise<void> {
+  /**
+   * Before the process exits: stop downloads (resumable) and tell the tracker
+   * we no longer serve. Resolves to a note for each share the tracker could
+   * not be told of (it stays listed until the session ends).
+   */
+  async close(): Promise<string[]> {
     await this.downloads.abortAll('the client stopped (run download_file again to resume)');
     const served = this.table.list();
     this.table.clear();
+    const notes: string[] = [];
     if (this.tracker.user() !== undefined) {
       await Promise.all(
-        served.map((s) => withTimeout(this.tracker.request(formatCommand(['stop_share', s.group, s.file])), STOP_SHARE_TIMEOUT_MS).catch(() => undefined)),
+        served.map(async (s) => {
+          const answer = await withTimeout(this.tracker.request(formatCommand(['stop_share', s.group, s.file])), STOP_SHARE_TIMEOUT_MS).catch(
+            (error: unknown) => `ERR ${errorText(error)}`,
+          );
+          const response = parseResponse(answer);
+          // NO_SUCH_FILE: the tracker no longer lists it anyway.
+          if (!response.ok && response.code !== 'NO_SUCH_FILE') {
+            notes.push(`[share] ${quote(s.file)} in ${s.group} could not be withdrawn (${firstLine(answer)}): it stays listed until the session ends; downloaders skip this peer`);
+          }
+        }),
       );
     }
     await this.server.close();
+    return notes;
   }
 
   /** Sends `upload_file` for a record and serves it when the tracker says OK. */
@@ -284,8 +299,18 @@ export class PeerNode {
       completed: async (served: ServedFile) => {
         this.table.set(served);
         const user = this.tracker.user();
-        const answer = await this.tracker.request(this.uploadLine(served)).catch((e: unknown) => `ERR ${String(e)}`);
-        if (user !== undefined && parseResponse(answer).ok) {
+        let reached = true;
+        const answer = await this.tracker.request(this.uploadLine(served)).catch((e: unknown) => {
+          reached = false;
+          return `ERR ${errorText(e)}`;
+        });
+        const response = parseResponse(answer);
+        // Not listed now, but only because no primary could take the write: the next login shares it.
+        const later = !response.ok && (!reached || response.code === 'PRIMARY_UNAVAILABLE');
+        if (user !== undefined && !response.ok) {
+          this.notify(`share_not_announced ${group} ${quote(file)} ${firstLine(answer)}${later ? ' (remembered: the next login shares it)' : ''}`);
+        }
+        if (user !== undefined && (response.ok || later)) {
           const info = await stat(served.path);
           const d = this.downloads.list().find((x) => x.group === group && x.file === file && x.status === 'running');
           const failure = await registryFailure(this.registry.put(user, {
@@ -343,6 +368,12 @@ async function registryFailure(change: Promise<void>): Promise<string | undefine
   } catch (error) {
     return errorText(error);
   }
+}
+
+/** The first line of an answer, for a note. */
+function firstLine(answer: string): string {
+  const nl = answer.indexOf('\n');
+  return nl < 0 ? answer : answer.slice(0, nl);
 }
 
 function errorText(error: unknown): string {
