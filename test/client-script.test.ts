@@ -116,6 +116,13 @@ t.test('tracker-client against a real tracker', async (t) => {
     t.equal(r.code, 1);
   });
 
+  t.test('help for a command that does not exist: the client says so on stderr, like its other messages', async (t) => {
+    const r = await runClient(t, [...at, '--exec', 'help nosuch']);
+    t.equal(r.code, 1);
+    t.equal(r.stdout, '');
+    t.equal(r.stderr.trim(), 'tracker-client: help: no such command "nosuch" (type "help" for the list)');
+  });
+
   t.test('stdin: events are printed as they arrive', async (t) => {
     await runClient(t, [...at, '--exec', 'create_user erin pw-erin; create_user frank pw-frank']);
     const client = await spawnClient(t, at);

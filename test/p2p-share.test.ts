@@ -134,6 +134,15 @@ t.test('file sharing', async (t) => {
     t.notMatch(run.stdout, /already exists/);
   });
 
+  t.test("upload_file with a wrong number of arguments shows the client's own usage", async (t) => {
+    const dir = await makeTempDir(t);
+    await makeGroup(t, tracker.port, 'args', 'pia', []);
+    const run = await runClient(t, [...base('pia', path.join(dir, 'pia')), '--keep-going', '--exec', 'login pia pia-pw; upload_file; upload_file a; upload_file a b c d'], dir);
+    t.equal(run.code, 1);
+    const usages = run.stdout.split('\n').filter((l) => l === 'ERR BAD_REQUEST usage: upload_file <path> <group> [piece_size]');
+    t.equal(usages.length, 3, run.stdout);
+  });
+
   t.test('the empty file', async (t) => {
     const dir = await makeTempDir(t);
     await makeGroup(t, tracker.port, 'zero', 'jon', ['kim']);

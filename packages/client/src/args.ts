@@ -66,7 +66,7 @@ export function parseArgs(argv: readonly string[], env: Env = {}): ParsedArgs {
     .option('failover-timeout-ms', {
       type: 'string',
       requiresArg: true,
-      describe: 'after losing a tracker, how long to keep trying the trackers in turn, in milliseconds (0 = one round)',
+      describe: 'after losing a tracker, how long to keep trying the trackers in turn, in milliseconds (0 = one round, each tracker once)',
       defaultDescription: '15000',
     })
     .option('connect-timeout-ms', {

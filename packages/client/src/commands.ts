@@ -1,5 +1,6 @@
 import { tokenize } from '@tracker-cluster/protocol';
 import type { CommandAuth, CommandCatalogue, CommandSpec, LocalHandler } from './command-spec.js';
+import { formatUnknownHelpTopic } from './format.js';
 // peer: file-sharing commands (issue 5), defined in ./peer/commands.ts; run by PeerRunner
 import { PEER_COMMANDS } from './peer/commands.js';
 
@@ -65,7 +66,7 @@ export const CLIENT_COMMANDS: readonly CommandSpec[] = [
       if (topic === undefined) return { ok: true, text: formatHelp(commands) };
       const text = formatCommandHelp(topic, commands);
       return text === undefined
-        ? { ok: false, text: `help: no such command "${topic}" (type "help" for the list)` }
+        ? { ok: false, text: formatUnknownHelpTopic(topic) }
         : { ok: true, text };
     },
   },

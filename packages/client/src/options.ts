@@ -110,6 +110,7 @@ export function resolveOptions(raw: RawOptions, env: Env = {}): ClientOptions {
       '--failover-timeout-ms',
       raw.failoverTimeoutMs ?? env[ENV_VARS.failoverTimeoutMs],
       DEFAULT_FAILOVER_TIMEOUT_MS,
+      'one round, each tracker once',
     ),
     json: raw.json ?? parseFlag('TRACKER_JSON', env[ENV_VARS.json]),
     keepGoing: raw.keepGoing ?? parseFlag('TRACKER_KEEP_GOING', env[ENV_VARS.keepGoing]),
@@ -182,11 +183,11 @@ function splitEnvList(value: string | undefined): string[] | undefined {
   return value.split(/[\s,]+/).filter((v) => v.length > 0);
 }
 
-function parseMs(option: string, value: string | number | undefined, fallback: number): number {
+function parseMs(option: string, value: string | number | undefined, fallback: number, zero = 'no limit'): number {
   if (value === undefined) return fallback;
   const text = String(value).trim();
   if (!/^[0-9]+$/.test(text) || Number(text) > MAX_TIMEOUT_MS) {
-    throw new UsageError(`bad ${option} value "${String(value)}": expected a whole number of milliseconds (0 = no limit)`);
+    throw new UsageError(`bad ${option} value "${String(value)}": expected a whole number of milliseconds (0 = ${zero})`);
   }
   return Number(text);
 }

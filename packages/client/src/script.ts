@@ -78,8 +78,9 @@ export async function runScript(
       if (outcome.kind === 'skip') continue;
       if (outcome.kind === 'local') {
         if (outcome.text !== undefined) {
-          const out = outcome.ok || view.mode === 'json' ? io.stdout : io.stderr;
-          out.write(`${formatLocal(outcome.ok, outcome.text, view)}\n`);
+          // A client-side refusal is the client's own message: on stderr, prefixed like the others (docs/client.md).
+          if (outcome.ok || view.mode === 'json') io.stdout.write(`${formatLocal(outcome.ok, outcome.text, view)}\n`);
+          else io.stderr.write(`${formatClientError(outcome.text)}\n`);
         }
       } else {
         io.stdout.write(`${formatReply(outcome.reply.payload, view, outcome.command)}\n`);

@@ -43,6 +43,8 @@ export class PeerRunner extends Runner {
     switch (command) {
       case 'upload_file':
         if (words.length === 3 || words.length === 4) return this.answer(command, await this.peer.uploadFile(arg(1), arg(2), words[3], signal));
+        // Seven arguments: the tracker's own form, sent as written. Any other count is the user's form gone wrong.
+        if (words.length !== 8) return this.answer(command, `ERR BAD_REQUEST usage: upload_file <path> <group> [piece_size]`);
         break;
       case 'download_file':
         if (words.length !== 4) return this.answer(command, 'ERR BAD_REQUEST usage: download_file <group> <file> <dest_dir>');
