@@ -8,6 +8,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { createUser, signUp, status } from './helpers/commands.js';
 import { promote, startCluster, waitForConvergence } from './helpers/cluster.js';
+import type { RunningTracker } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 import type { WireClient } from './helpers/wire.js';
 
@@ -49,7 +50,8 @@ async function keepUsing(t: Test, c: WireClient, session: bigint, expected: stri
   t.pass(`${answers} answers over ${ms} ms: ${expected}`);
 }
 
-t.test('a session used only at the replica while the primary is down lives on, and a promotion keeps its extension', async (t) => {
+/** A cluster whose sessions last 3 s, a connection to each tracker, and alice signed up at the primary and replicated. */
+async function shortSessions(t: Test): Promise<{ primary: RunningTracker; replica: RunningTracker; p: WireClient; r: WireClient; alice: bigint }> {
   const ttl = ['--session-ttl', '3000ms'];
   const { primary, replica } = await startCluster(t, { primary: { args: ttl }, replica: { args: ttl } });
   const p = await connect(primary.port);
@@ -57,7 +59,11 @@ t.test('a session used only at the replica while the primary is down lives on, a
   t.teardown(() => Promise.all([p.close(), r.close()]));
   const alice = await signUp(p, 'alice');
   await waitForConvergence(primary, replica, { acked: true });
+  return { primary, replica, p, r, alice };
+}
 
+t.test('a session used only at the replica while the primary is down lives on, and a promotion keeps its extension', async (t) => {
+  const { primary, replica, r, alice } = await shortSessions(t);
   await primary.kill9();
   await keepUsing(t, r, alice, 'OK alice sessions=1', 5000);
   const usedUntil = Date.now();
@@ -77,15 +83,8 @@ t.test('a session used only at the replica while the primary is down lives on, a
 });
 
 t.test('a session used only at the replica while the primary is down lives on at the primary when it returns', async (t) => {
-  const ttl = ['--session-ttl', '3000ms'];
-  const { primary, replica } = await startCluster(t, { primary: { args: ttl }, replica: { args: ttl } });
-  const p = await connect(primary.port);
-  const r = await connect(replica.port);
-  t.teardown(() => Promise.all([p.close(), r.close()]));
-  const alice = await signUp(p, 'alice');
-  await waitForConvergence(primary, replica, { acked: true });
+  const { primary, replica, p, r, alice } = await shortSessions(t);
   await p.close();
-
   await primary.kill9();
   await keepUsing(t, r, alice, 'OK alice sessions=1', 5000);
   // Back on its port, past the session's expiry as it knows it: the replica's touch, sent again, extends it.
