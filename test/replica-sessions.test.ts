@@ -50,9 +50,9 @@ async function keepUsing(t: Test, c: WireClient, session: bigint, expected: stri
   t.pass(`${answers} answers over ${ms} ms: ${expected}`);
 }
 
-/** A cluster whose sessions last 3 s, a connection to each tracker, and alice signed up at the primary and replicated. */
-async function shortSessions(t: Test): Promise<{ primary: RunningTracker; replica: RunningTracker; p: WireClient; r: WireClient; alice: bigint }> {
-  const ttl = ['--session-ttl', '3000ms'];
+/** A cluster whose sessions last `ttlMs`, a connection to each tracker, and alice signed up at the primary and replicated. */
+async function shortSessions(t: Test, ttlMs: number): Promise<{ primary: RunningTracker; replica: RunningTracker; p: WireClient; r: WireClient; alice: bigint }> {
+  const ttl = ['--session-ttl', `${ttlMs}ms`];
   const { primary, replica } = await startCluster(t, { primary: { args: ttl }, replica: { args: ttl } });
   const p = await connect(primary.port);
   const r = await connect(replica.port);
@@ -63,9 +63,10 @@ async function shortSessions(t: Test): Promise<{ primary: RunningTracker; replic
 }
 
 t.test('a session used only at the replica while the primary is down lives on, and a promotion keeps its extension', async (t) => {
-  const { primary, replica, r, alice } = await shortSessions(t);
+  // A TTL long enough that the promotion, done right after the last use, never races the session's end.
+  const { primary, replica, r, alice } = await shortSessions(t, 6000);
   await primary.kill9();
-  await keepUsing(t, r, alice, 'OK alice sessions=1', 5000);
+  await keepUsing(t, r, alice, 'OK alice sessions=1', 7500);
   const usedUntil = Date.now();
   t.match(await promote(replica), /^OK promoted epoch=2 /);
   t.equal((await status(r))['role'], 'primary');
@@ -79,22 +80,29 @@ t.test('a session used only at the replica while the primary is down lives on, a
   const touched = changes.slice(promotion + 1).find((c) => c['type'] === 'sessions_touched') as { sessions: Array<[string, number]> } | undefined;
   const extension = touched?.sessions.find(([id]) => id === alice.toString());
   t.ok(extension && extension[1] > usedUntil, `the session's extension follows the promotion: ${JSON.stringify(touched)}`);
+  // Checked after the log, where a use now would write its own extension: alive with a TTL to spare.
   t.equal((await r.request('whoami', alice)).payload, 'OK alice sessions=1', 'alive at the new primary');
 });
 
 t.test('a session used only at the replica while the primary is down lives on at the primary when it returns', async (t) => {
-  const { primary, replica, p, r, alice } = await shortSessions(t);
+  const { primary, replica, p, r, alice } = await shortSessions(t, 3000);
   await p.close();
   await primary.kill9();
   await keepUsing(t, r, alice, 'OK alice sessions=1', 5000);
-  // Back on its port, past the session's expiry as it knows it: the replica's touch, sent again, extends it.
+  // Back on its port, past the session's expiry as it knows it. The session is still in use at the replica
+  // (as a client's would be) while the replica's link comes back, within its reconnect backoff of up to 5 s,
+  // longer than this test's TTL: the touch it sends when the link streams extends the session at the primary.
   const back = await primary.restart(['--port', String(primary.port)]);
   const b = await connect(back.port);
   t.teardown(() => b.close());
-  // Asking with an expired session changes nothing, so polling is safe.
-  await waitFor(async () => ((await b.request('whoami', alice)).payload === 'OK alice sessions=1' ? true : undefined), {
-    message: 'the returned primary to take the replica\'s extension',
-  });
+  // Asking the primary with an expired session changes nothing, so polling it is safe.
+  await waitFor(
+    async () => {
+      if ((await r.request('whoami', alice)).payload !== 'OK alice sessions=1') throw new Error('the session ended at the replica');
+      return (await b.request('whoami', alice)).payload === 'OK alice sessions=1' ? true : undefined;
+    },
+    { timeoutMs: 20_000, message: "the returned primary to take the replica's extension" },
+  );
   const converged = await waitForConvergence(back, replica, { acked: true });
   t.equal(converged.replica['log_hash'], converged.primary['log_hash'], 'through the log: the states are equal');
   t.equal((await r.request('whoami', alice)).payload, 'OK alice sessions=1', 'and alive at the replica');
