@@ -78,3 +78,23 @@ t.test('a --serve seeder whose session ends anyway says so on stderr', async (t)
   t.equal((await send(c, ['list_files', 'g'], dee)).payload, 'OK 0', 'and indeed nobody shares it');
   t.equal(seeder.proc.exitCode, null, 'the seeder still runs (its exit is SIGTERM, as before)');
 });
+
+t.test('a seeder without keep-alive whose session expired says, as it leaves, that its shares ended with it', async (t) => {
+  const tracker = await startTracker(t, { args: TTL });
+  const dir = await makeTempDir(t);
+  await makeGroup(t, tracker.port, 'g', 'eve', ['fay']);
+  await makeFile(dir, 'f.bin', 64 * 1024);
+  const seeder = spawnClient(
+    t,
+    ['--tracker', tracker.address, '--data-dir', path.join(dir, 'eve'), '--serve', '--keepalive-ms', '0', '--exec', 'login eve eve-pw; upload_file f.bin g 64k'],
+    dir,
+  );
+  await seeder.waitOut(/OK shared f\.bin seeders=1/);
+  const c = await connect(tracker.port);
+  t.teardown(() => c.close());
+  await aTtlPasses(c, 'clock3'); // the seeder's session, idle since the upload, has expired too
+  seeder.proc.kill('SIGTERM');
+  await seeder.exited;
+  t.match(seeder.stderr(), '[share] session ended: f.bin in g is no longer shared', `stderr:\n${seeder.stderr()}`);
+  t.notMatch(seeder.stderr(), /could not be withdrawn/, 'not a share left listed: the tracker ended it');
+});

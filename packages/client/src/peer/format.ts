@@ -79,3 +79,8 @@ export function stallReason(connected: number, banned: number, stallMs: number, 
   const detail = lastPeerError ? ` (last peer error: ${lastPeerError})` : '';
   return `stalled: ${why} for ${Math.round(stallMs / 1000)} s${detail}`;
 }
+
+/** The note for a share the tracker ended with the session (expired, or logged out elsewhere). */
+export function sessionEndedShareNote(group: string, file: string): string {
+  return `[share] session ended: ${quote(file)} in ${group} is no longer shared; log in again to share it`;
+}

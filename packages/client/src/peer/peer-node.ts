@@ -11,7 +11,7 @@ import { DownloadQueue } from './download-queue.js';
 import { WorkingFileError } from './download-state.js';
 import { parseFilePeers } from './file-peers.js';
 import type { FilePeers } from './file-peers.js';
-import { formatDownload, formatDownloadList } from './format.js';
+import { formatDownload, formatDownloadList, sessionEndedShareNote } from './format.js';
 import { hashFile } from './hashing.js';
 import type { FileDigest } from './hashing.js';
 import { PieceServer } from './piece-server.js';
@@ -253,8 +253,11 @@ export class PeerNode {
             (error: unknown) => `ERR ${errorText(error)}`,
           );
           const response = parseResponse(answer);
+          // The session ended before the client: the tracker ended its shares with it (the table is cleared already,
+          // so the session-ended notice has none to name).
+          if (!response.ok && response.code === 'AUTH_REQUIRED') notes.push(sessionEndedShareNote(s.group, s.file));
           // NO_SUCH_FILE: the tracker no longer lists it anyway.
-          if (!response.ok && response.code !== 'NO_SUCH_FILE') {
+          else if (!response.ok && response.code !== 'NO_SUCH_FILE') {
             notes.push(`[share] ${quote(s.file)} in ${s.group} could not be withdrawn (${firstLine(answer)}): it stays listed until the session ends; downloaders skip this peer`);
           }
         }),

@@ -1,7 +1,8 @@
-import { parseResponse, quote, tokenize } from '@tracker-cluster/protocol';
+import { parseResponse, tokenize } from '@tracker-cluster/protocol';
 import { classifyLine } from '../commands.js';
 import { Runner } from '../runner.js';
 import type { Outcome, RunnerHooks, RunnerOptions } from '../runner.js';
+import { sessionEndedShareNote } from './format.js';
 import type { PeerOptions } from './options.js';
 import { PeerNode } from './peer-node.js';
 
@@ -86,7 +87,7 @@ export class PeerRunner extends Runner {
   protected override sessionEnded(user: string | undefined): void {
     super.sessionEnded(user);
     const served = this.peer.table.list();
-    for (const s of served) this.hooks.onNotice?.(`[share] session ended: ${quote(s.file)} in ${s.group} is no longer shared; log in again to share it`);
+    for (const s of served) this.hooks.onNotice?.(sessionEndedShareNote(s.group, s.file));
     void this.peer.loggedOut().catch(() => undefined);
   }
 
