@@ -8,9 +8,12 @@
  */
 import path from 'node:path';
 import t from 'tap';
+import type { Test } from 'tap';
 import { createUser, login, send } from './helpers/commands.js';
 import { makeFile, makeGroup, runClient, spawnClient } from './helpers/peers.js';
+import type { SpawnedClient } from './helpers/peers.js';
 import { makeTempDir, startTracker } from './helpers/tracker.js';
+import type { RunningTracker } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 import type { WireClient } from './helpers/wire.js';
 
@@ -30,17 +33,26 @@ async function aTtlPasses(c: WireClient, user: string): Promise<void> {
   await waitFor(async () => (await count()) === 1, { timeoutMs: 20_000, message: `${user}'s idle control session to expire` });
 }
 
-t.test('a --serve seeder keeps its session, and its share, past the session TTL', async (t) => {
+/**
+ * A tracker with the short TTL, a group of `owner` and `member`, and `owner`
+ * seeding f.bin (`size` bytes, 64 KiB pieces) with `--serve` and `--keepalive-ms keepaliveMs`.
+ */
+async function seeding(t: Test, owner: string, member: string, keepaliveMs: number, size = 64 * 1024): Promise<{ tracker: RunningTracker; dir: string; seeder: SpawnedClient }> {
   const tracker = await startTracker(t, { args: TTL });
   const dir = await makeTempDir(t);
-  await makeGroup(t, tracker.port, 'g', 'ann', ['bea']);
-  await makeFile(dir, 'f.bin', 3 * 64 * 1024 + 7);
+  await makeGroup(t, tracker.port, 'g', owner, [member]);
+  await makeFile(dir, 'f.bin', size);
   const seeder = spawnClient(
     t,
-    ['--tracker', tracker.address, '--data-dir', path.join(dir, 'ann'), '--serve', '--keepalive-ms', '1000', '--exec', 'login ann ann-pw; upload_file f.bin g 64k'],
+    ['--tracker', tracker.address, '--data-dir', path.join(dir, owner), '--serve', '--keepalive-ms', String(keepaliveMs), '--exec', `login ${owner} ${owner}-pw; upload_file f.bin g 64k`],
     dir,
   );
   await seeder.waitOut(/OK shared f\.bin seeders=1/);
+  return { tracker, dir, seeder };
+}
+
+t.test('a --serve seeder keeps its session, and its share, past the session TTL', async (t) => {
+  const { tracker, dir, seeder } = await seeding(t, 'ann', 'bea', 1000, 3 * 64 * 1024 + 7);
   const c = await connect(tracker.port);
   t.teardown(() => c.close());
   // Two TTLs after the upload, with the purge running every second: an idle seeder's session would be gone.
@@ -56,17 +68,8 @@ t.test('a --serve seeder keeps its session, and its share, past the session TTL'
 });
 
 t.test('a --serve seeder whose session ends anyway says so on stderr', async (t) => {
-  const tracker = await startTracker(t, { args: TTL });
-  const dir = await makeTempDir(t);
-  await makeGroup(t, tracker.port, 'g', 'cal', ['dee']);
-  await makeFile(dir, 'f.bin', 64 * 1024);
   // A keep-alive slower than the TTL: the session expires between two of them.
-  const seeder = spawnClient(
-    t,
-    ['--tracker', tracker.address, '--data-dir', path.join(dir, 'cal'), '--serve', '--keepalive-ms', '6000', '--exec', 'login cal cal-pw; upload_file f.bin g 64k'],
-    dir,
-  );
-  await seeder.waitOut(/OK shared f\.bin seeders=1/);
+  const { tracker, seeder } = await seeding(t, 'cal', 'dee', 6000);
   await waitFor(() => seeder.stderr().includes('[share] session ended: f.bin in g is no longer shared'), {
     timeoutMs: 20_000,
     message: `the seeder saying its share ended; stderr:\n${seeder.stderr()}`,
@@ -80,16 +83,7 @@ t.test('a --serve seeder whose session ends anyway says so on stderr', async (t)
 });
 
 t.test('a seeder without keep-alive whose session expired says, as it leaves, that its shares ended with it', async (t) => {
-  const tracker = await startTracker(t, { args: TTL });
-  const dir = await makeTempDir(t);
-  await makeGroup(t, tracker.port, 'g', 'eve', ['fay']);
-  await makeFile(dir, 'f.bin', 64 * 1024);
-  const seeder = spawnClient(
-    t,
-    ['--tracker', tracker.address, '--data-dir', path.join(dir, 'eve'), '--serve', '--keepalive-ms', '0', '--exec', 'login eve eve-pw; upload_file f.bin g 64k'],
-    dir,
-  );
-  await seeder.waitOut(/OK shared f\.bin seeders=1/);
+  const { tracker, seeder } = await seeding(t, 'eve', 'fay', 0);
   const c = await connect(tracker.port);
   t.teardown(() => c.close());
   await aTtlPasses(c, 'clock3'); // the seeder's session, idle since the upload, has expired too
