@@ -3,22 +3,12 @@
  * --exec and with a script on stdin, its output and exit status; and the
  * prompt (run in-process over streams that claim to be a terminal).
  */
-import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { run } from '@tracker-cluster/client';
 import { DEADLINE_MS, lines, runClient, spawnClient } from './helpers/client.js';
-import { startTracker } from './helpers/tracker.js';
+import { freePorts, startTracker } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
-
-/** A port nothing listens on: one just closed. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 t.test('tracker-client against a real tracker', async (t) => {
   const tracker = await startTracker(t);
@@ -216,8 +206,7 @@ t.test('tracker-client against a real tracker', async (t) => {
 });
 
 t.test('nothing listening: exit 3 with every tracker tried', async (t) => {
-  const first = await closedPort();
-  const second = await closedPort();
+  const [first, second] = (await freePorts(2)) as [number, number];
   const r = await runClient(t, ['--tracker', `127.0.0.1:${first}`, '--tracker', `127.0.0.1:${second}`, '--exec', 'ping']);
   t.equal(r.code, 3);
   t.equal(r.stdout, '');
@@ -229,7 +218,7 @@ t.test('nothing listening: exit 3 with every tracker tried', async (t) => {
 
 t.test('the first tracker that accepts is used', async (t) => {
   const tracker = await startTracker(t);
-  const dead = await closedPort();
+  const [dead] = (await freePorts(1)) as [number];
   const r = await runClient(t, ['--tracker', `127.0.0.1:${dead}`, '--tracker', tracker.address, '--exec', 'ping']);
   t.same(lines(r.stdout), ['OK PONG']);
   t.equal(r.code, 0);

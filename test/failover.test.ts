@@ -3,11 +3,10 @@
  * promotion of the replica (the authenticated admin action), and fencing of
  * the old primary when it comes back — it never keeps its unreplicated tail.
  */
-import net from 'node:net';
 import t from 'tap';
 import { promote, promoteWithCode, startCluster, waitForConvergence } from './helpers/cluster.js';
 import { expectAnswer, login, parseList, signUp, status } from './helpers/commands.js';
-import { startTracker } from './helpers/tracker.js';
+import { freePorts, startTracker } from './helpers/tracker.js';
 import type { RunningTracker, TeardownHost } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 import type { WireClient } from './helpers/wire.js';
@@ -259,7 +258,7 @@ t.test('the original primary brought back as tracker-replica while the new prima
   const alice = await signUp(c, 'alice');
   await c.close();
   await primary.stop();
-  const nowhere = await unusedPort();
+  const [nowhere] = (await freePorts(1)) as [number];
   const back = await startTracker(t, { role: 'replica', dbPath: primary.dbPath, args: ['--primary', `127.0.0.1:${nowhere}`] });
   t.match(back.description, /^role=replica /, 'a replica, as its command line says');
   t.notMatch(back.stderr(), /starting as the primary/);
@@ -267,15 +266,3 @@ t.test('the original primary brought back as tracker-replica while the new prima
   t.equal((await r.request('whoami', alice)).payload, 'OK alice sessions=1', 'it serves reads and sessions');
   t.match((await r.request('create_group g', alice)).payload, /^ERR PRIMARY_UNAVAILABLE /, 'and takes no write of its own');
 });
-
-/** A port nothing listens on right now (bound on port 0, then released). */
-async function unusedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

@@ -18,7 +18,7 @@ import t from 'tap';
 import { FrameDecoder, encodeFrame } from '@tracker-cluster/protocol';
 import { CLUSTER_SECRET, startCluster, startReplica, waitForConvergence } from './helpers/cluster.js';
 import { expectAnswer, login, parseList, send, signUp, status } from './helpers/commands.js';
-import { childEnv, makeTempDir, processAlive, ROOT, startTracker } from './helpers/tracker.js';
+import { childEnv, freePorts, makeTempDir, processAlive, ROOT, startTracker } from './helpers/tracker.js';
 import type { ExitStatus, RunningTracker, TeardownHost } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 import type { WireClient } from './helpers/wire.js';
@@ -594,24 +594,6 @@ t.test('a write forwarded while the primary stops is answered as not applied, an
   const d = await open(t, again);
   t.equal((await d.request('create_user ghost "ghost pw"')).payload, 'OK user created', 'ghost was never created');
 });
-
-/** Ports free right now (bound on port 0, then released). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const s = net.createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
 
 t.test('npm start runs a primary and its replica, which converge; Ctrl-C stops both gracefully', async (t) => {
   const dir = await makeTempDir(t, 'tracker-start-test-');

@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -281,4 +282,25 @@ export async function runTrackerCommand(
     throw new Error(`tracker ${args.join(' ')} still running after ${timeoutMs} ms; stderr:\n${child.stderr()}`);
   }
   return { ...status, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+/**
+ * Ports nothing listens on right now, all different: bound together on port
+ * 0, then released (for a tracker's port chosen ahead, or an address to fail on).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
 }
