@@ -138,7 +138,7 @@ export class PeerNode {
     if (await exists(target)) return `ERR BAD_REQUEST ${quote(target)} already exists`;
     const answer = await this.tracker.request(formatCommand(['file_peers', group, file]), signal);
     const meta = parseFilePeers(answer);
-    if (!meta) return parseResponse(answer).ok ? `ERR PROTOCOL unexpected file_peers answer` : answer.split('\n', 1)[0] ?? answer;
+    if (!meta) return parseResponse(answer).ok ? `ERR PROTOCOL unexpected file_peers answer` : firstLine(answer);
     const download = new Download(group, file, dir, meta, this.downloadDeps(group, file), this.tuning);
     let resumed: number;
     try {
@@ -289,7 +289,7 @@ export class PeerNode {
       fetchPeers: async (): Promise<FilePeers> => {
         const answer = await this.tracker.request(formatCommand(['file_peers', group, file]));
         const parsed = parseFilePeers(answer);
-        if (!parsed) throw new Error(answer.split('\n', 1)[0] ?? answer);
+        if (!parsed) throw new Error(firstLine(answer));
         return parsed;
       },
       self: () => this.announced,
