@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { TrackerError } from './errors.js';
 import type { SessionId } from './session.js';
 import { MAX_SESSION } from './session.js';
@@ -19,19 +20,42 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /** The largest payload the u32 length field can describe. */
 export const ABSOLUTE_MAX_PAYLOAD = 0xffff_ffff - SESSION_BYTES;
 
+/** Answers up to this many characters are written byte by byte when they are ASCII: cheaper than a call into C++. */
+const SHORT_TEXT = 128;
+
 export function encodeFrame(session: SessionId, payload: Buffer | string): Buffer {
   if (session < 0n || session > MAX_SESSION) {
     throw new RangeError(`session id out of u64 range: ${session}`);
   }
-  // A string is written straight into the frame: no intermediate buffer and copy (every answer comes here).
+  if (typeof payload === 'string' && payload.length <= SHORT_TEXT && isAscii(payload)) {
+    const n = payload.length;
+    const frame = Buffer.allocUnsafe(HEADER_BYTES + n);
+    writeHeader(frame, session, n);
+    for (let i = 0; i < n; i++) frame[HEADER_BYTES + i] = payload.charCodeAt(i);
+    return frame;
+  }
+  // A string is written straight into the frame: no intermediate buffer and copy.
   const length = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
   if (length > ABSOLUTE_MAX_PAYLOAD) throw new RangeError('payload too large for a frame');
   const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
-  frame.writeUInt32BE(SESSION_BYTES + length, 0);
-  frame.writeBigUInt64BE(session, LENGTH_BYTES);
+  writeHeader(frame, session, length);
   if (typeof payload === 'string') frame.write(payload, HEADER_BYTES, 'utf8');
   else payload.copy(frame, HEADER_BYTES);
   return frame;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
+function writeHeader(frame: Buffer, session: SessionId, payloadLength: number): void {
+  frame.writeUInt32BE(SESSION_BYTES + payloadLength, 0);
+  // Most answers carry no session; writing a zero u64 as two u32s skips the BigInt arithmetic.
+  if (session === 0n) {
+    frame.writeUInt32BE(0, LENGTH_BYTES);
+    frame.writeUInt32BE(0, LENGTH_BYTES + 4);
+  } else frame.writeBigUInt64BE(session, LENGTH_BYTES);
 }
 
 export interface FrameDecoderOptions {
@@ -152,8 +176,11 @@ export class FrameDecoder {
 }
 
 function sliceFrame(buf: Buffer, offset: number, total: number): Frame {
+  const at = offset + LENGTH_BYTES;
+  // Session-less frames (pings, logins, tracker links) need no BigInt arithmetic.
+  const none = buf.readUInt32BE(at) === 0 && buf.readUInt32BE(at + 4) === 0;
   return {
-    session: buf.readBigUInt64BE(offset + LENGTH_BYTES),
+    session: none ? 0n : buf.readBigUInt64BE(at),
     payload: buf.subarray(offset + HEADER_BYTES, offset + total),
   };
 }

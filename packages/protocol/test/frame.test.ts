@@ -5,6 +5,7 @@ import {
   encodeFrame,
   FrameDecoder,
   HEADER_BYTES,
+  SESSION_BYTES,
   MAX_SESSION,
 } from '@tracker-cluster/protocol';
 import type { Frame } from '@tracker-cluster/protocol';
@@ -88,6 +89,22 @@ t.test('golden frames: encode gives the exact bytes, decode gives them back', as
     t.equal(f.session, g.session, `session: ${g.name}`);
     t.equal(f.payload.toString('utf8'), g.payload, `payload: ${g.name}`);
   }
+});
+
+t.test('a string payload encodes as its UTF-8 bytes at every length, ASCII or not', async (t) => {
+  // Short ASCII text takes another path than the rest: both must give the same bytes.
+  const samples = ['', 'a', '\u0000\u007f', 'OK PONG', 'é', 'a\u0080', '😀'];
+  for (let n = 100; n <= 160; n++) samples.push('x'.repeat(n), `${'x'.repeat(n - 1)}é`, `é${'x'.repeat(n - 1)}`);
+  let bad = 0;
+  for (const text of samples) {
+    for (const session of [0n, 5n]) {
+      const want = Buffer.concat([header(SESSION_BYTES + Buffer.byteLength(text), session), Buffer.from(text, 'utf8')]);
+      if (!encodeFrame(session, text).equals(want)) bad++;
+      const frames = new FrameDecoder().push(want);
+      if (frames[0]?.session !== session || frames[0].payload.toString('utf8') !== text) bad++;
+    }
+  }
+  t.equal(bad, 0, `${samples.length} texts encode and decode exactly`);
 });
 
 t.test('length field counts the session and the payload', async (t) => {

@@ -390,6 +390,9 @@ export class Tracker {
       conn.refuse(new TrackerError('BUSY', full));
     };
     let firstFrame: NodeJS.Timeout | undefined;
+    // Made once per connection, not per request: they are on every request's path.
+    const origin = String(id);
+    const present = (key: string): void => this.services.hub.present(connection, key);
     const connection = new Connection(
       id,
       stream,
@@ -418,15 +421,10 @@ export class Tracker {
           const answer = { payload: reply.payload, session: this.answerSession(frame.session) };
           return this.observer?.onRequest ? this.observed('sync', performance.now(), answer) : answer;
         }
-        if (!this.observer?.onRequest) {
-          return dispatch(this.services, { origin: String(conn.id), session: frame.session, payload: frame.payload, rateLimited }, (key) =>
-            this.services.hub.present(conn, key),
-          );
-        }
+        const request = { origin, session: frame.session, payload: frame.payload, rateLimited };
+        if (!this.observer?.onRequest) return dispatch(this.services, request, present);
         const started = performance.now();
-        const outcome = dispatch(this.services, { origin: String(conn.id), session: frame.session, payload: frame.payload, rateLimited }, (key) =>
-          this.services.hub.present(conn, key),
-        );
+        const outcome = dispatch(this.services, request, present);
         return this.observed(commandLabel(frame.payload, COMMAND_NAMES), started, outcome);
       },
       logger,

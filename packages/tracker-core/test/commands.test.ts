@@ -122,6 +122,10 @@ t.test('every error code a client can reach', async (t) => {
       ['', 'an empty request'],
       ['   ', 'only spaces'],
       ['ping\nping', 'two lines'],
+      ['ping\r', 'a bare CR at the end'],
+      ['ping\rping', 'a bare CR inside'],
+      ['ping\n\n', 'two line breaks at the end'],
+      ['ping\r\n\r\n', 'two CRLFs at the end'],
     ] as const) {
       t.equal(await code(a, line), 'BAD_REQUEST', why);
     }
@@ -132,6 +136,8 @@ t.test('every error code a client can reach', async (t) => {
     t.equal(withSession.session, sa, 'an error answer keeps the valid session');
     t.equal(await code(a, Buffer.from([0x70, 0x69, 0x6e, 0x67, 0xff])), 'BAD_REQUEST', 'a non-UTF-8 payload');
     t.equal(await code(a, Buffer.from([0xc3, 0x28])), 'BAD_REQUEST', 'an invalid UTF-8 sequence');
+    t.match((await a.request(Buffer.from([0x70, 0x0a, 0xff, 0x0a]))).text, /^ERR BAD_REQUEST payload is not valid UTF-8/, 'not UTF-8 is said first, before a second line');
+    t.match((await a.request('ping\n\u00e9')).text, /^ERR BAD_REQUEST a request is one line/, 'a second line of valid UTF-8');
     t.equal(await a.text('ping'), 'OK PONG', 'the connection stays open');
     t.notOk(a.isEnded);
   });

@@ -43,8 +43,11 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map(
   ].map((c) => [c.name, c]),
 );
 
-/** Payloads of the tracker-to-tracker link; never honoured on a client connection. */
-export const SYNC_PREFIX = 'SYNC:';
+/** A first word of the tracker-to-tracker link (`SYNC:`, in any case); never honoured on a client connection. */
+function isSyncWord(word: string): boolean {
+  // The colon is tested first: it rejects every command name at once.
+  return word.length >= 5 && word.charCodeAt(4) === 0x3a && word.slice(0, 4).toUpperCase() === 'SYNC';
+}
 
 /** The request as dispatch sees it, before a handler runs. */
 export interface Request {
@@ -69,12 +72,12 @@ export interface Request {
  * decide late come back as an `OrderedReply`.
  */
 export function dispatch(services: Services, request: Request, onSession?: (key: string) => void): Outcome {
-  const now = services.clock.now();
   const ctx: RequestContext = { services, origin: request.origin, session: undefined };
   let answerSession = NO_SESSION;
   let expiresAt = 0;
   try {
     if (request.session !== NO_SESSION) {
+      const now = services.clock.now();
       const key = formatSessionId(request.session);
       const row = services.store.session(key);
       if (row && row.expires_at > now) {
@@ -88,11 +91,11 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
     // (docs/protocol.md §4): an unknown command or a bad argument count is still the client's activity.
     if (ctx.session) {
       onSession?.(ctx.session.key);
-      extendSession(services, ctx.session.key, expiresAt, now);
+      extendSession(services, ctx.session.key, expiresAt, services.clock.now());
     }
     const { command, requestId } = splitRequestId(parse(request.payload), request.session);
     if (requestId) ctx.requestId = requestId;
-    if ((command[0] as string).toUpperCase().startsWith(SYNC_PREFIX)) {
+    if (isSyncWord(command[0] as string)) {
       throw new TrackerError('FORBIDDEN', 'SYNC: messages are only accepted on an authenticated tracker link');
     }
     const spec = COMMANDS.get((command[0] as string).toLowerCase());
@@ -103,7 +106,7 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
       if (earlier) return earlier;
     }
     if (spec.auth && !ctx.session) throw new TrackerError('AUTH_REQUIRED', `${spec.name} needs a session: log in first`);
-    const args = command.slice(1);
+    const args = command.length === 1 ? [] : command.slice(1);
     if (args.length !== spec.args.length) throw new TrackerError('BAD_REQUEST', `usage: ${usage(spec)}`);
     if (spec.write && services.options.role !== 'primary') {
       if (!services.forward) throw new TrackerError('PRIMARY_UNAVAILABLE', `this tracker is a replica with no primary: send ${spec.name} to the primary`);
@@ -128,7 +131,7 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
         }),
       );
     }
-    const reply = withSession(answerSession)(result);
+    const reply = result.session === undefined ? { payload: result.payload, session: answerSession } : result;
     const barrier = services.log.barrier();
     return barrier ? barrier.then(() => reply, failure(services, answerSession)) : reply;
   } catch (error) {
@@ -185,13 +188,31 @@ function reused(id: RequestId): TrackerError {
 }
 
 function parse(payload: Buffer): string[] {
-  if (!isUtf8(payload)) throw new TrackerError('BAD_REQUEST', 'payload is not valid UTF-8');
-  let line = payload.toString('utf8');
-  if (line.endsWith('\n')) line = line.slice(0, line.endsWith('\r\n') ? -2 : -1);
-  if (line.includes('\n') || line.includes('\r')) throw new TrackerError('BAD_REQUEST', 'a request is one line');
+  const line = requestLine(payload);
   const words = tokenize(line);
   if (words.length === 0) throw new TrackerError('BAD_REQUEST', 'empty request');
   return words;
+}
+
+/**
+ * The request's one line of text, without a final `\n` or `\r\n`. Requests
+ * are short and nearly always ASCII: one pass over the bytes checks that and
+ * finds line breaks, and the text is then copied as Latin-1, which is the same
+ * for ASCII; anything else goes through the full UTF-8 check and decoder.
+ */
+function requestLine(payload: Buffer): string {
+  let end = payload.length;
+  if (end > 0 && payload[end - 1] === 0x0a) end -= end > 1 && payload[end - 2] === 0x0d ? 2 : 1;
+  let ascii = true;
+  let breaks = false;
+  for (let i = 0; i < end; i++) {
+    const b = payload[i] as number;
+    if (b >= 0x80) ascii = false;
+    else if (b === 0x0a || b === 0x0d) breaks = true;
+  }
+  if (!ascii && !isUtf8(payload)) throw new TrackerError('BAD_REQUEST', 'payload is not valid UTF-8');
+  if (breaks) throw new TrackerError('BAD_REQUEST', 'a request is one line');
+  return payload.toString(ascii ? 'latin1' : 'utf8', 0, end);
 }
 
 function withSession(session: bigint): (reply: Reply) => Reply {

@@ -183,7 +183,9 @@ export class Connection implements EventSink {
       this.fail(fault);
       return;
     }
-    this.stream.cork();
+    // Answers to the frames of one chunk leave in one write; a lone frame's answer needs no corking.
+    const cork = frames.length > 1;
+    if (cork) this.stream.cork();
     for (const frame of frames) {
       if (this.closing) break;
       if (this.link) this.link(frame);
@@ -192,7 +194,7 @@ export class Connection implements EventSink {
     // A fault after whole frames in the same chunk: those are answered first.
     if (this.decoder.error && !this.closing) this.fail(this.decoder.error);
     this.flush();
-    this.stream.uncork();
+    if (cork) this.stream.uncork();
     this.updateFrameTimer(frames.length > 0);
     this.applyBackpressure();
   }
