@@ -376,6 +376,23 @@ t.test('forged SYNC: messages on client connections are FORBIDDEN and change not
     t.ok(closed, 'and the connection is closed (docs/protocol.md §6)');
   });
 
+  await t.test('a refused link is the last answer: requests sent behind it in the same write are not run', async (t) => {
+    const nonce = (): string => randomBytes(16).toString('hex');
+    for (const [refusal, expected] of [
+      [`SYNC:HELLO 2 ${nonce()}`, /^ERR PROTOCOL unsupported SYNC link version 2/],
+      [`SYNC:AUTH ${'f'.repeat(64)} x 1 0 ${ZERO_HASH}`, /^ERR FORBIDDEN authentication failed$/],
+    ] as const) {
+      const c = await open(t, primary);
+      const user = `behind${randomBytes(4).toString('hex')}`;
+      c.sendRaw(Buffer.concat(['ping', refusal, `create_user ${user} pw`, 'ping'].map((line) => encodeFrame(0n, line))));
+      t.equal((await c.nextFrame()).payload.toString(), 'OK PONG', `${refusal.slice(0, 10)}: the request before it is answered`);
+      t.match((await c.nextFrame()).payload.toString(), expected, 'then the refusal');
+      await t.rejects(c.nextFrame(5000), 'and nothing after it: the connection closes');
+      t.ok(c.isClosed, 'closed');
+      t.match((await p.request(`login ${user} pw`)).payload, /^ERR INVALID_CREDENTIALS /, 'the request behind it never ran');
+    }
+  });
+
   // None of this disturbed the genuine link.
   await expectAnswer(p, 'create_group real', 'OK group created', alice);
   const after = await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });

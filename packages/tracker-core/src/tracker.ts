@@ -403,7 +403,7 @@ export class Tracker {
           clearTimeout(firstFrame);
           const allowed = probationAllows(frame.payload);
           if (allowed === undefined) {
-            // Answered in its turn and never run; frames already read behind it get the same.
+            // Answered in its turn and never run: the last frame, nothing behind it runs (Connection.closeAfterAnswer).
             if (!conn.closingSoon) logger.warn(`refusing connection: ${full}`);
             conn.closeAfterAnswer();
             return { payload: err('BUSY', full), session: 0n };

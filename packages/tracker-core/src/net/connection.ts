@@ -143,9 +143,15 @@ export class Connection implements EventSink {
     this.stream.once('drain', callback);
   }
 
-  /** Closes once the answers already queued are written (a refused tracker link). */
+  /**
+   * Closes once the answers already queued are written (a refused tracker
+   * link, a probe answered): the answer being made now is the last frame.
+   * Requests behind it, held or in the same chunk, are dropped unrun and
+   * unanswered, and nothing read later is run.
+   */
   closeAfterAnswer(): void {
     this.closeRequested = true;
+    this.held.length = 0;
     setImmediate(() => this.closeAfterFlush());
   }
 
@@ -172,7 +178,7 @@ export class Connection implements EventSink {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closing) return;
+    if (this.closing || this.closeRequested) return;
     this.lastActivity = Date.now();
     let frames: Frame[];
     try {
@@ -187,12 +193,12 @@ export class Connection implements EventSink {
     const cork = frames.length > 1;
     if (cork) this.stream.cork();
     for (const frame of frames) {
-      if (this.closing) break;
+      if (this.closing || this.closeRequested) break;
       if (this.link) this.link(frame);
       else this.onFrame(frame);
     }
     // A fault after whole frames in the same chunk: those are answered first.
-    if (this.decoder.error && !this.closing) this.fail(this.decoder.error);
+    if (this.decoder.error && !this.closing && !this.closeRequested) this.fail(this.decoder.error);
     this.flush();
     if (cork) this.stream.uncork();
     this.updateFrameTimer(frames.length > 0);
@@ -345,7 +351,7 @@ export class Connection implements EventSink {
 
   private updateFrameTimer(completedAny: boolean): void {
     if (completedAny || this.decoder.bufferedBytes === 0) this.clearFrameTimer();
-    if (this.decoder.bufferedBytes > 0 && this.frameTimer === undefined && !this.closing) {
+    if (this.decoder.bufferedBytes > 0 && this.frameTimer === undefined && !this.closing && !this.closeRequested) {
       this.frameTimer = setTimeout(() => {
         this.frameTimer = undefined;
         this.log.info({ buffered: this.decoder.bufferedBytes }, 'frame timeout');
