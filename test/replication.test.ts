@@ -400,6 +400,24 @@ t.test('forged SYNC: messages on client connections are FORBIDDEN and change not
   t.equal(authenticatedLinks(primary).length, 1, 'the replica link never had to reconnect');
 });
 
+t.test('with a small --max-frame, a write forwarded by the replica near that limit keeps the link', async (t) => {
+  const args = ['--max-frame', '256'];
+  const { primary, replica } = await startCluster(t, { primary: { args }, replica: { args } });
+  const r = await open(t, replica);
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS });
+  // 253 bytes from the client: within its limit, but over 256 once wrapped in SYNC:FORWARD.
+  const line = `create_user bigpw ${'p'.repeat(235)}`;
+  t.ok(line.length <= 256 && line.length > 256 - 64, `${line.length} bytes`);
+  t.equal((await r.request(line)).payload, 'OK user created', 'forwarded and run by the primary');
+  const atLimit = `create_user bigpw2 ${'p'.repeat(237)}`;
+  t.equal(atLimit.length, 256);
+  t.equal((await r.request(atLimit)).payload, 'OK user created', 'and one of exactly --max-frame bytes');
+  const after = await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(after.primary['replica'], 'connected', 'the link was never cut');
+  t.equal(authenticatedLinks(primary).length, 1, 'nor had to reconnect');
+  t.notMatch(replica.stderr(), /FRAME_TOO_LARGE/, 'no frame refused on the link');
+});
+
 t.test('a replica with the wrong secret never connects', async (t) => {
   const { primary, replica } = await startCluster(t, { replicaSecret: 'not-the-cluster-secret' });
   await waitFor(() => replica.stderr().includes('failed authentication'), {

@@ -71,7 +71,7 @@ export interface FrameDecoderOptions {
  * decoder is failed for good: the connection is to be closed.
  */
 export class FrameDecoder {
-  readonly maxPayload: number;
+  private limit: number;
   private chunks: Buffer[] = [];
   private buffered = 0;
   /** Total length of the frame being assembled (header included), once known. */
@@ -83,7 +83,20 @@ export class FrameDecoder {
     if (!Number.isInteger(max) || max < 0 || max > ABSOLUTE_MAX_PAYLOAD) {
       throw new RangeError(`maxPayload must be an integer in 0..${ABSOLUTE_MAX_PAYLOAD}`);
     }
-    this.maxPayload = max;
+    this.limit = max;
+  }
+
+  /** Largest accepted payload in bytes. */
+  get maxPayload(): number {
+    return this.limit;
+  }
+
+  /** Raises the largest accepted payload (never lowers it): a peer that proved who it is may send more. */
+  raiseMaxPayload(max: number): void {
+    if (!Number.isInteger(max) || max < 0 || max > ABSOLUTE_MAX_PAYLOAD) {
+      throw new RangeError(`maxPayload must be an integer in 0..${ABSOLUTE_MAX_PAYLOAD}`);
+    }
+    this.limit = Math.max(this.limit, max);
   }
 
   /** Bytes held for the frame not yet complete. */

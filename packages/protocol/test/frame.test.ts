@@ -343,6 +343,18 @@ t.test('encodeFrame rejects session ids outside u64', async (t) => {
   t.doesNotThrow(() => encodeFrame(MAX_SESSION, 'x'));
 });
 
+t.test('raiseMaxPayload lets larger frames in, and never lowers the limit', async (t) => {
+  const decoder = new FrameDecoder({ maxPayload: 16 });
+  decoder.raiseMaxPayload(8);
+  t.equal(decoder.maxPayload, 16, 'not lowered');
+  decoder.raiseMaxPayload(64);
+  t.equal(decoder.maxPayload, 64);
+  const frames = decoder.push(encodeFrame(3n, 'x'.repeat(64)));
+  t.equal(frames[0]?.payload.length, 64, 'a 64-byte payload is accepted now');
+  t.throws(() => decoder.raiseMaxPayload(-1), RangeError);
+  t.throws(() => decoder.raiseMaxPayload(ABSOLUTE_MAX_PAYLOAD + 1), RangeError);
+});
+
 t.test('FrameDecoder rejects a bad maxPayload', async (t) => {
   for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, ABSOLUTE_MAX_PAYLOAD + 1]) {
     t.throws(() => new FrameDecoder({ maxPayload: bad }), RangeError, `maxPayload ${bad}`);

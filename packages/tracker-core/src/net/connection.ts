@@ -121,10 +121,12 @@ export class Connection implements EventSink {
 
   /**
    * Turns this connection into a tracker link: from now on its frames go to
-   * `onFrame` and are not answered (docs/protocol.md §6).
+   * `onFrame` and are not answered (docs/protocol.md §6), and may be as large
+   * as `maxPayload` (the link's own limit, not the clients').
    */
-  upgrade(onFrame: (frame: Frame) => void): void {
+  upgrade(onFrame: (frame: Frame) => void, maxPayload: number): void {
     this.link = onFrame;
+    this.decoder.raiseMaxPayload(maxPayload);
   }
 
   get isLink(): boolean {

@@ -27,3 +27,11 @@ export function checkProof(secret: string, role: SyncRole, ownNonce: string, pee
 }
 
 export const NONCE = /^[0-9a-f]{32}$/;
+
+/**
+ * The largest frame either side of an authenticated link accepts from the
+ * other, whatever `--max-frame` says: that option bounds what clients send.
+ * Two trackers configured with different limits must not cut their link over
+ * a forwarded write or a big stream batch.
+ */
+export const LINK_MAX_PAYLOAD = 64 * 1024 * 1024;

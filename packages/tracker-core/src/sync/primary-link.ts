@@ -6,7 +6,7 @@ import type { Connection } from '../net/connection.js';
 import type { Reply } from '../services.js';
 import type { ChangeLog, CommittedBatch } from '../state/change-log.js';
 import type { LogStore } from '../store/log-store.js';
-import { NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
+import { LINK_MAX_PAYLOAD, NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
 
 /** Changes per SYNC:CHANGES frame, and bytes: well inside the default 1 MiB frame. */
 const MAX_CHANGES_PER_FRAME = 1000;
@@ -287,7 +287,7 @@ export class SyncServer {
       snapshot,
     );
     this.link = link;
-    connection.upgrade((frame) => link.onFrame(frame));
+    connection.upgrade((frame) => link.onFrame(frame), LINK_MAX_PAYLOAD);
     void connection.closed.then(() => {
       this.lastAcked = link.ackedSeq;
       if (this.link === link) {

@@ -10,7 +10,7 @@ import type { Reply } from '../services.js';
 import type { ChangeLog } from '../state/change-log.js';
 import { decodeChange } from '../state/changes.js';
 import { checkSnapshotFile } from '../store/store.js';
-import { NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
+import { LINK_MAX_PAYLOAD, NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
 import { HEARTBEAT_MS } from './primary-link.js';
 
 /** The link's state; every transition is logged. */
@@ -51,9 +51,8 @@ export const FORWARD_TIMEOUT_MS = 10_000;
  * reconnect, is not refused for the link's few milliseconds of set-up.
  */
 const LINK_SETUP_WAIT_MS = 3000;
-/** Room for the SYNC:FORWARD header inside the primary's frame limit. */
+/** Room for the SYNC:FORWARD header inside the link's frame limit. */
 const FORWARD_HEADER_ROOM = 64;
-const LINK_MAX_PAYLOAD = 1024 * 1024;
 
 /** A snapshot being received: where it goes, what it must add up to, and the position it is stamped with. */
 interface IncomingSnapshot {
@@ -246,7 +245,7 @@ export class ReplicaLink {
     const dial = this.deps.dial ?? ((to: HostPort) => net.connect({ host: to.host, port: to.port, noDelay: true }));
     const socket = dial(this.deps.primary);
     this.socket = socket;
-    const decoder = new FrameDecoder({ maxPayload: 64 * 1024 * 1024 });
+    const decoder = new FrameDecoder({ maxPayload: LINK_MAX_PAYLOAD });
     const nonce = newNonce();
     let step: 'hello' | 'auth' | 'snapshot' | 'stream' = 'hello';
     socket.on('error', (error: Error) => this.fault(`connection error: ${error.message}`));
