@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
 import t from 'tap';
 import { FrameDecoder, encodeFrame } from '@tracker-cluster/protocol';
 import { CLUSTER_SECRET, startCluster, startReplica, waitForConvergence } from './helpers/cluster.js';
-import { expectAnswer, login, parseList, send, signUp, status } from './helpers/commands.js';
+import { expectAnswer, login, parseList, send, settlesWithin, signUp, status } from './helpers/commands.js';
 import { childEnv, freePorts, makeTempDir, processAlive, ROOT, startTracker } from './helpers/tracker.js';
 import type { ExitStatus, RunningTracker, TeardownHost } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
@@ -416,6 +416,20 @@ t.test('with a small --max-frame, a write forwarded by the replica near that lim
   t.equal(after.primary['replica'], 'connected', 'the link was never cut');
   t.equal(authenticatedLinks(primary).length, 1, 'nor had to reconnect');
   t.notMatch(replica.stderr(), /FRAME_TOO_LARGE/, 'no frame refused on the link');
+});
+
+t.test('a short --idle-timeout closes idle clients, never the replica link between its heartbeats', async (t) => {
+  const { primary, replica } = await startCluster(t, { primary: { args: ['--idle-timeout', '500ms'] } });
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  // Two idle clients closed one after the other: the link, quiet for as long, has been idle past 500 ms meanwhile.
+  for (let i = 0; i < 2; i++) {
+    const c = await open(t, primary);
+    t.equal((await c.request('ping')).payload, 'OK PONG');
+    t.ok(await settlesWithin(c.closed, DEADLINE_MS), `idle client ${i + 1} closed`);
+  }
+  t.equal((await status(await open(t, primary)))['replica'], 'connected', 'the replica is still linked');
+  t.equal(authenticatedLinks(primary).length, 1, 'on its first link');
+  t.notMatch(replica.stderr(), /connection closed/, 'the replica never saw its link close');
 });
 
 t.test('a replica with the wrong secret never connects', async (t) => {

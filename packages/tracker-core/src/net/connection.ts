@@ -83,6 +83,8 @@ export class Connection implements EventSink {
   private stalledSince: number | undefined;
   private frameTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** `--idle-timeout`, or a tracker link's own, longer, silence limit once upgraded. */
+  private idleTimeoutMs: number;
 
   constructor(id: number, stream: Duplex, remote: string, limits: ConnectionLimits, handle: FrameHandler, logger: Logger) {
     this.id = id;
@@ -104,6 +106,7 @@ export class Connection implements EventSink {
       if (this.held.length > 0 && !this.ordered) this.releaseHeld();
       else this.maybeResume();
     });
+    this.idleTimeoutMs = limits.idleTimeoutMs;
     this.armIdleTimer(limits.idleTimeoutMs);
   }
 
@@ -121,12 +124,14 @@ export class Connection implements EventSink {
 
   /**
    * Turns this connection into a tracker link: from now on its frames go to
-   * `onFrame` and are not answered (docs/protocol.md §6), and may be as large
-   * as `maxPayload` (the link's own limit, not the clients').
+   * `onFrame` and are not answered (docs/protocol.md §6). The link's own
+   * limits replace the clients': frames up to `maxPayload`, and silence of
+   * at least `minIdleMs` (a few of its heartbeats) before it counts as idle.
    */
-  upgrade(onFrame: (frame: Frame) => void, maxPayload: number): void {
+  upgrade(onFrame: (frame: Frame) => void, limits: { maxPayload: number; minIdleMs: number }): void {
     this.link = onFrame;
-    this.decoder.raiseMaxPayload(maxPayload);
+    this.decoder.raiseMaxPayload(limits.maxPayload);
+    this.idleTimeoutMs = Math.max(this.idleTimeoutMs, limits.minIdleMs);
   }
 
   get isLink(): boolean {
@@ -374,7 +379,7 @@ export class Connection implements EventSink {
 
   private armIdleTimer(delay: number): void {
     this.idleTimer = setTimeout(() => {
-      const timeout = this.limits.idleTimeoutMs;
+      const timeout = this.idleTimeoutMs;
       const now = Date.now();
       const idle = now - this.lastActivity;
       // Answers written and not taken: how long the peer has left them there.

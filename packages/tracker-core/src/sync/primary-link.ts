@@ -13,8 +13,10 @@ const MAX_CHANGES_PER_FRAME = 1000;
 const MAX_FRAME_TEXT = 512 * 1024;
 /** Committed change texts a link keeps in memory to send; past this (a slow replica) it reads them back from the log. */
 const MAX_RECENT_CHANGES = 10_000;
-/** An idle link still carries an empty SYNC:CHANGES this often, so the replica can tell a dead primary. */
+/** An idle link still carries an empty SYNC:CHANGES this often (and the replica an ACK), so each side can tell a dead peer. */
 export const HEARTBEAT_MS = 5000;
+/** No frame from the other tracker for this long (three heartbeats) means it is gone, on either side of a link. */
+export const LINK_SILENCE_MS = 3 * HEARTBEAT_MS;
 
 /** Runs a request a replica forwarded, as the given session; resolves to the answer. */
 /** `origin` names the client connection for the per-connection limits (`Request.origin`). */
@@ -287,7 +289,8 @@ export class SyncServer {
       snapshot,
     );
     this.link = link;
-    connection.upgrade((frame) => link.onFrame(frame), LINK_MAX_PAYLOAD);
+    // The replica acknowledges at least every heartbeat: a short --idle-timeout must not cut the link between two.
+    connection.upgrade((frame) => link.onFrame(frame), { maxPayload: LINK_MAX_PAYLOAD, minIdleMs: LINK_SILENCE_MS });
     void connection.closed.then(() => {
       this.lastAcked = link.ackedSeq;
       if (this.link === link) {

@@ -11,7 +11,7 @@ import type { ChangeLog } from '../state/change-log.js';
 import { decodeChange } from '../state/changes.js';
 import { checkSnapshotFile } from '../store/store.js';
 import { LINK_MAX_PAYLOAD, NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
-import { HEARTBEAT_MS } from './primary-link.js';
+import { HEARTBEAT_MS, LINK_SILENCE_MS } from './primary-link.js';
 
 /** The link's state; every transition is logged. */
 export type LinkState =
@@ -41,8 +41,6 @@ export interface ReplicaLinkDeps {
 
 const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 5000;
-/** No frame from the primary for this long (three heartbeats) means it is gone. */
-const SILENCE_MS = 3 * HEARTBEAT_MS;
 /** Longest wait for a forwarded write's answer, and then for its change to arrive here. */
 export const FORWARD_TIMEOUT_MS = 10_000;
 /**
@@ -506,7 +504,7 @@ export class ReplicaLink {
 
   private armSilence(): void {
     if (this.silence) clearTimeout(this.silence);
-    this.silence = setTimeout(() => this.fault(`no word from the primary for ${SILENCE_MS} ms`), SILENCE_MS);
+    this.silence = setTimeout(() => this.fault(`no word from the primary for ${LINK_SILENCE_MS} ms`), LINK_SILENCE_MS);
     this.silence.unref();
   }
 
