@@ -234,6 +234,7 @@ t.test('upload_file checks every argument before any state (BAD_REQUEST)', async
     const answer = await alice!.c.request(formatCommand(words), alice!.s);
     t.equal(code(answer.text), 'BAD_REQUEST', why);
     t.equal(answer.session, alice!.s, `${why}: the session stays`);
+    if (index === 3 && /^[0-9]{16,}$/.test(value)) t.match(answer.text, /size must be at most 2\^53-1 bytes/, `${why}: the message says why`);
   }
   t.equal(code(await ask(alice!, line('upload_file', 'g', 'e', '0', EMPTY.sha256, '4', '127.0.0.1:9000', HEX))), 'BAD_REQUEST', 'a piece hash for an empty file');
   t.equal(code(await ask(alice!, line('upload_file', 'g', 'e', '0', EMPTY.sha256, '4', '127.0.0.1:9000', ''))), 'BAD_REQUEST', 'no "-" for an empty file');

@@ -12,7 +12,7 @@ import { commit, sessionOf, userOf } from './command.js';
 
 export const MAX_PIECE_SIZE = 64 * 1024 * 1024;
 const SHA256 = /^[0-9a-f]{64}$/;
-const SIZE = /^(0|[1-9][0-9]{0,15})$/;
+const SIZE = /^(0|[1-9][0-9]*)$/;
 
 interface FileMeta {
   size: number;
@@ -34,7 +34,8 @@ export function pieceCount(size: number, pieceSize: number): number {
 }
 
 function parseMeta(size: string, sha256: string, pieceSize: string, hashes: string): FileMeta {
-  if (!SIZE.test(size) || !Number.isSafeInteger(Number(size))) bad('size must be a whole number of bytes');
+  if (!SIZE.test(size)) bad('size must be a whole number of bytes');
+  if (!Number.isSafeInteger(Number(size))) bad('size must be at most 2^53-1 bytes (9007199254740991)');
   if (!SHA256.test(sha256)) bad('sha256 must be 64 lowercase hex digits');
   if (!SIZE.test(pieceSize) || Number(pieceSize) < 1 || Number(pieceSize) > MAX_PIECE_SIZE) {
     bad(`piece_size must be from 1 to ${MAX_PIECE_SIZE} bytes`);
