@@ -16,7 +16,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { FrameDecoder, encodeFrame } from '@tracker-cluster/protocol';
-import { CLUSTER_SECRET, startCluster, startReplica, waitForConvergence } from './helpers/cluster.js';
+import { CLUSTER_SECRET, promote, startCluster, startReplica, waitForConvergence } from './helpers/cluster.js';
 import { expectAnswer, login, parseList, send, settlesWithin, signUp, status } from './helpers/commands.js';
 import { childEnv, freePorts, makeTempDir, processAlive, ROOT, startTracker } from './helpers/tracker.js';
 import type { ExitStatus, RunningTracker, TeardownHost } from './helpers/tracker.js';
@@ -277,30 +277,73 @@ t.test('a primary crashed (SIGKILL) and restarted on the same address: the runni
   t.equal((await status(r))['primary'], 'connected');
 });
 
-t.test('a replica of another history is resynced from a snapshot of its new primary', async (t) => {
+t.test('a tracker with data of another cluster is never overwritten, followed nor fenced; an empty one joins', async (t) => {
   const { primary, replica } = await startCluster(t);
   const c = await open(t, primary);
   await signUp(c, 'alice');
   const first = await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
-  // Another primary with the same secret (so: of this cluster), further along, in a history of its own.
+  t.equal(first.replica['cluster'], first.primary['cluster'], 'an empty replica took its primary\'s cluster id');
+  t.match(first.primary['cluster'], /^[0-9a-f]{32}$/);
+
+  // Another cluster with the same secret, further along, and promoted to a higher epoch.
   const other = await startTracker(t, { args: ['--secret', CLUSTER_SECRET] });
   const o = await open(t, other);
   const bob = await signUp(o, 'bob');
   for (let i = 0; i < 5; i++) await expectAnswer(o, `create_group g${i}`, 'OK group created', bob);
-  const moved = await replica.restart(['--primary', other.address]);
-  const after = await waitForConvergence(other, moved, { timeoutMs: DEADLINE_MS, acked: true });
-  t.match(other.stderr(), /sending a snapshot to the replica: its history differs/, 'the primary logged why');
-  t.match(moved.stderr(), /snapshot installed/, 'the replica installed it');
-  t.equal(after.replica['history'], after.primary['history'], 'the replica took the new history');
-  t.not(after.replica['history'], first.primary['history']);
-  t.equal(after.primary['snapshots'], '1', 'one snapshot was sent');
+  const otherReplica = await startReplica(t, other, { args: ['--secret', CLUSTER_SECRET] });
+  await waitForConvergence(other, otherReplica, { timeoutMs: DEADLINE_MS, acked: true });
+  t.match(await promote(otherReplica), /^OK promoted epoch=2 /);
+
+  // Our replica, pointed at it by mistake: refused, its data kept.
+  const moved = await replica.restart(['--primary', otherReplica.address]);
+  await waitFor(() => otherReplica.stderr().includes("tracker link refused: the replica holds another cluster's data"), {
+    timeoutMs: DEADLINE_MS,
+    message: `the foreign primary to refuse the replica; its stderr:\n${otherReplica.stderr()}`,
+  });
+  await waitFor(() => /primary refused the (link|handshake).*another cluster/.test(moved.stderr()), { timeoutMs: DEADLINE_MS, message: `the replica to log the refusal:\n${moved.stderr()}` });
   const m = await open(t, moved);
-  t.equal((await m.request('login alice alice-pw')).payload.split(' ')[1], 'INVALID_CREDENTIALS', "the old history's user is gone");
-  t.match((await m.request('login bob bob-pw')).payload, /^OK logged in as bob/, "the new history's user is there");
-  // Writes go on streaming (no second snapshot).
-  await expectAnswer(o, 'create_group later', 'OK group created', bob);
-  const last = await waitForConvergence(other, moved, { timeoutMs: DEADLINE_MS, acked: true });
-  t.equal(last.primary['snapshots'], '1', 'still one snapshot: the stream resumed after it');
+  const kept = await status(m);
+  t.equal(kept['seq'], first.replica['seq'], 'the replica kept its position');
+  t.equal(kept['log_hash'], first.replica['log_hash'], 'and its data');
+  t.equal((await status(await open(t, otherReplica)))['snapshots'], '0', 'no snapshot was sent to it');
+
+  // Our primary, whose --replica names that foreign primary of a higher epoch: not fenced by it.
+  const fenced = await primary.restart(['--replica', otherReplica.address]);
+  await waitFor(() => fenced.stderr().includes('the peer is a primary of another cluster'), { timeoutMs: DEADLINE_MS, message: `the probe to report the stranger:\n${fenced.stderr()}` });
+  const f = await open(t, fenced);
+  t.equal((await status(f))['role'], 'primary', 'still the primary');
+  const alice = await login(f, 'alice', 'alice-pw');
+  await expectAnswer(f, 'create_group ours', 'OK group created', alice);
+
+  // The same replica restarted on an empty database joins the other cluster.
+  const fresh = await moved.restart(['--db', path.join(moved.dir, 'empty.db')]);
+  t.teardown(() => {
+    if (t.passing()) return;
+    t.comment(fresh.stderr());
+    t.comment(otherReplica.stderr());
+  });
+  const joined = await waitForConvergence(otherReplica, fresh, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(joined.replica['cluster'], joined.primary['cluster'], 'it took the other cluster\'s id');
+  t.match((await (await open(t, fresh)).request('login bob bob-pw')).payload, /^OK logged in as bob/, "the other cluster's user is there");
+});
+
+t.test('a primary restarted on a new database (a typo in --db) does not wipe its replica', async (t) => {
+  const [port] = (await freePorts(1)) as [number];
+  const { primary, replica } = await startCluster(t, { primary: { args: ['--port', String(port)] } });
+  const c = await open(t, primary);
+  await signUp(c, 'alice');
+  const before = await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  const typo = await primary.restart(['--db', path.join(primary.dir, 'typo.db')]);
+  await waitFor(() => typo.stderr().includes("tracker link refused: the replica holds another cluster's data"), {
+    timeoutMs: DEADLINE_MS,
+    message: 'the new primary to refuse its replica',
+  });
+  const r = await open(t, replica);
+  const after = await status(r);
+  t.equal(after['seq'], before.replica['seq'], 'the replica kept its position');
+  t.equal(after['log_hash'], before.replica['log_hash']);
+
+  t.notMatch(typo.stderr(), /sending a snapshot/, 'no snapshot was sent');
 });
 
 t.test('forged SYNC: messages on client connections are FORBIDDEN and change nothing', async (t) => {
@@ -559,7 +602,7 @@ t.test('a replayed or duplicated stream changes nothing; a gap closes the link, 
     const [, nonceR] = (await link.expect(/^SYNC:HELLO 1 ([0-9a-f]{32})$/)) as unknown as [string, string];
     const nonceP = randomBytes(16).toString('hex');
     link.send(`OK SYNC:CHALLENGE ${nonceP} ${hmac(CLUSTER_SECRET, `tracker-sync/1 primary ${nonceR} ${nonceP}`)}`);
-    const auth = await link.expect(/^SYNC:AUTH ([0-9a-f]{64}) (\S+) (\d+) (\d+) ([0-9a-f]{64})$/);
+    const auth = await link.expect(/^SYNC:AUTH ([0-9a-f]{64}) (\S+) (\d+) (\d+) ([0-9a-f]{64})(?: [0-9a-f]{32})?$/);
     t.equal(auth[1], hmac(CLUSTER_SECRET, `tracker-sync/1 replica ${nonceP} ${nonceR}`), 'the replica proof is as documented');
     return { history: auth[2] as string, epoch: Number(auth[3]), seq: Number(auth[4]), hash: auth[5] as string };
   };

@@ -36,5 +36,6 @@ export { ReplicaLink } from './sync/replica-link.js';
 export type { LinkState } from './sync/replica-link.js';
 export { requestPromotion, AdminServer } from './sync/admin.js';
 export { probePeer } from './sync/peer-probe.js';
+export { primaryOfAnotherCluster, replicaOfAnotherCluster } from './state/cluster-id.js';
 export { startingRole } from './sync/starting-role.js';
 export type { StartingRole } from './sync/starting-role.js';

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { TrackerError, encodeFrame, err, formatHostPort } from '@tracker-cluster/protocol';
 import { AdminServer } from './sync/admin.js';
+import { CLUSTER_ID_KEY, describePosition, primaryOfAnotherCluster } from './state/cluster-id.js';
 import { probePeer } from './sync/peer-probe.js';
 import { startingRole } from './sync/starting-role.js';
 import { SyncServer } from './sync/primary-link.js';
@@ -84,6 +85,8 @@ export class Tracker {
   private fenceTimer: NodeJS.Timeout | undefined;
   /** The other primary the fencing probe last reported, so that it is logged once, not every probe. */
   private reportedPeerPrimary: number | undefined;
+  /** The fencing probe found a primary of another cluster at the peer's address, and said so. */
+  private reportedForeignPeer = false;
   /** The primary's end of the SYNC: link (primary only). */
   private sync: SyncServer | undefined;
   /** The replica's link to its primary (replica only). */
@@ -321,9 +324,22 @@ export class Tracker {
     const seen = await probePeer(peer, FENCE_PROBE_TIMEOUT_MS).catch(() => undefined);
     if (this.options.role !== 'primary' || !seen || seen.role !== 'primary') {
       this.reportedPeerPrimary = undefined;
+      this.reportedForeignPeer = false;
       return;
     }
     const at = formatHostPort(peer);
+    const mine = { cluster: this.state.getMeta(CLUSTER_ID_KEY), seq: this.log.seq };
+    if (primaryOfAnotherCluster(mine, seen)) {
+      // Not this cluster's: whatever its epoch, it neither fences this primary nor is fenced by it.
+      if (!this.reportedForeignPeer) {
+        this.logger.error(
+          { peer: at, epoch: seen.epoch },
+          `the peer is a primary of another cluster (${describePosition(seen)}; this tracker: ${describePosition(mine)}): ignored; check --replica and the peer's --db`,
+        );
+      }
+      this.reportedForeignPeer = true;
+      return;
+    }
     if (seen.epoch > this.log.epoch) {
       this.stepDown(`the tracker at ${at} is primary with epoch ${seen.epoch}`);
       return;
@@ -568,6 +584,7 @@ export class Tracker {
       log_hash: this.log.logHash,
       ...link,
       history: this.state.getMeta('history_id') ?? '',
+      cluster: this.state.getMeta(CLUSTER_ID_KEY) ?? '',
       log_base: this.log.baseSeq,
       snapshots: this.sync?.snapshotsSent ?? this.replicaLink?.snapshotsInstalled ?? 0,
       connections: this.connections.size,
@@ -609,11 +626,17 @@ function openChangeLog(store: Store, logStore: LogStore, logger: Logger, hooks: 
   }
 }
 
-/** A new database gets its history id and epoch 1; both are part of the state a snapshot carries. */
+/**
+ * A new database gets its history id, its cluster id and epoch 1; all are
+ * part of the state a snapshot carries. The cluster id never changes after
+ * (a promotion starts a new history, not a new cluster): two trackers with
+ * data and different cluster ids never replicate to each other (state/cluster-id.ts).
+ */
 function initMeta(store: Store): void {
   if (store.getMeta('history_id') !== undefined) return;
   store.db.transaction(() => {
     store.setMeta('history_id', randomBytes(16).toString('hex'));
+    store.setMeta(CLUSTER_ID_KEY, randomBytes(16).toString('hex'));
     if (store.getMeta('epoch') === undefined) store.setMeta('epoch', 1);
     if (store.getMeta('seq') === undefined) store.setMeta('seq', 0);
   })();

@@ -20,6 +20,8 @@ import {
   probationAllows,
   RESERVED_CONNECTIONS,
   splitRequestId,
+  primaryOfAnotherCluster,
+  replicaOfAnotherCluster,
   startingRole,
   verifyPassword,
 } from '@tracker-cluster/tracker-core';
@@ -289,4 +291,18 @@ t.test('probationAllows: SYNC: messages and a bare status, nothing else', async 
     ['', undefined],
   ];
   for (const [payload, expected] of cases) t.equal(probationAllows(Buffer.from(payload)), expected, JSON.stringify(payload));
+});
+
+t.test('cluster ids: who is a stranger', async (t) => {
+  const a = (seq: number, cluster: string | null = 'aa') => ({ cluster: cluster ?? undefined, seq });
+  t.notOk(replicaOfAnotherCluster(a(5), a(3)), 'same cluster');
+  t.ok(replicaOfAnotherCluster(a(5), a(3, 'bb')), 'a replica with data of another cluster');
+  t.ok(replicaOfAnotherCluster(a(0), a(3, 'bb')), 'even facing an empty primary (a new --db by mistake)');
+  t.notOk(replicaOfAnotherCluster(a(5), a(0, 'bb')), 'an empty replica is nobody\'s yet');
+  t.notOk(replicaOfAnotherCluster(a(5), a(3, null)), 'an unknown id is no stranger');
+  t.notOk(replicaOfAnotherCluster(a(5, null), a(3, 'bb')), 'nor on the primary\'s side');
+  t.ok(primaryOfAnotherCluster(a(5), a(3, 'bb')), 'two primaries with data of two clusters');
+  t.notOk(primaryOfAnotherCluster(a(0), a(3, 'bb')), 'an empty primary may be fenced');
+  t.notOk(primaryOfAnotherCluster(a(5), a(0, 'bb')), 'nor does an empty peer count');
+  t.notOk(primaryOfAnotherCluster(a(5), a(3)), 'same cluster');
 });

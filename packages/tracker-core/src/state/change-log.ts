@@ -9,6 +9,7 @@ import { applyChange } from './apply.js';
 import type { Change, ChangeBody, RequestRecord } from './changes.js';
 import { encodeChange } from './changes.js';
 import { GENESIS_HASH, LogMismatchError, nextLogHash, replayLog } from './log-chain.js';
+import { CLUSTER_ID_KEY } from './cluster-id.js';
 import { MemoryState } from './memory-state.js';
 
 export { GENESIS_HASH, LogMismatchError, nextLogHash } from './log-chain.js';
@@ -311,15 +312,17 @@ export class ChangeLog {
    * its primary), durably at once: a replica that lost them in a crash would
    * come back as a stranger to its primary.
    */
-  adoptIdentity(historyId: string, epoch: number): void {
+  adoptIdentity(historyId: string, epoch: number, clusterId: string | undefined): void {
     this.flush(); // outside any batch, so that no rollback takes them back
     this.state.setMeta('history_id', historyId);
     this.state.setMeta('epoch', epoch);
+    if (clusterId !== undefined) this.state.setMeta(CLUSTER_ID_KEY, clusterId);
     this.epoch = epoch;
     this.store.db
       .transaction(() => {
         this.store.setMeta('history_id', historyId);
         this.store.setMeta('epoch', epoch);
+        if (clusterId !== undefined) this.store.setMeta(CLUSTER_ID_KEY, clusterId);
       })
       .immediate();
   }

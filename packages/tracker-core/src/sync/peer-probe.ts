@@ -5,6 +5,9 @@ import { converse } from './converse.js';
 export interface PeerStatus {
   role: string;
   epoch: number;
+  seq: number;
+  /** Undefined for trackers that predate cluster ids. */
+  cluster: string | undefined;
 }
 
 /**
@@ -16,6 +19,8 @@ export async function probePeer(address: HostPort, timeoutMs: number): Promise<P
   const text = await converse<string>(address, timeoutMs, 'status', (answer) => ({ done: answer }));
   const role = /(?:^| )role=(\w+)/.exec(text)?.[1];
   const epoch = Number(/(?:^| )epoch=(\d+)/.exec(text)?.[1]);
+  const seq = Number(/(?:^| )seq=(\d+)/.exec(text)?.[1] ?? 0);
+  const cluster = /(?:^| )cluster=([0-9a-f]+)/.exec(text)?.[1];
   if (!text.startsWith('OK ') || role === undefined || !Number.isSafeInteger(epoch)) throw new Error(`unexpected status answer: ${text.slice(0, 80)}`);
-  return { role, epoch };
+  return { role, epoch, seq, cluster };
 }

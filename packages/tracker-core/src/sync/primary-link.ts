@@ -7,6 +7,8 @@ import type { Reply } from '../services.js';
 import type { ChangeLog, CommittedBatch } from '../state/change-log.js';
 import type { LogStore } from '../store/log-store.js';
 import { LINK_MAX_PAYLOAD, NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
+import type { ClusterPosition } from '../state/cluster-id.js';
+import { CLUSTER_ID_KEY, describePosition, replicaOfAnotherCluster } from '../state/cluster-id.js';
 
 /** Changes per SYNC:CHANGES frame, and bytes: well inside the default 1 MiB frame. */
 const MAX_CHANGES_PER_FRAME = 1000;
@@ -242,14 +244,32 @@ export class SyncServer {
   private auth(connection: Connection, args: string[]): Reply {
     const challenge = this.challenges.get(connection.id);
     this.challenges.delete(connection.id);
-    const [received, history, epochText, seqText, hash] = args;
-    if (!challenge || args.length !== 5 || !checkProof(this.deps.secret, 'replica', challenge.mine, challenge.theirs, received as string)) {
+    const [received, history, epochText, seqText, hash, theirCluster] = args;
+    if (!challenge || args.length < 5 || args.length > 6 || !checkProof(this.deps.secret, 'replica', challenge.mine, challenge.theirs, received as string)) {
       this.log.warn({ remote: connection.remote }, 'tracker link refused: authentication failed (wrong secret?)');
       connection.closeAfterAnswer();
       return { payload: err('FORBIDDEN', 'authentication failed'), session: 0n };
     }
     const { logStore, log } = this.deps;
     const ours = log.state.getMeta('history_id') ?? '';
+    const cluster = log.state.getMeta(CLUSTER_ID_KEY);
+    const mine: ClusterPosition = { cluster, seq: log.seq };
+    const theirs: ClusterPosition = { cluster: theirCluster, seq: Number(seqText) };
+    // Before the epoch: a stranger with a higher epoch must not fence this primary, nor one with data be overwritten.
+    if (replicaOfAnotherCluster(mine, theirs)) {
+      this.log.error(
+        { remote: connection.remote },
+        `tracker link refused: the replica holds another cluster's data (${describePosition(theirs)}; this primary: ${describePosition(mine)}); it is not overwritten`,
+      );
+      connection.closeAfterAnswer();
+      return {
+        payload: err(
+          'FORBIDDEN',
+          `this primary is of another cluster (${describePosition(mine)}; yours: ${describePosition(theirs)}): your data is not overwritten. Start the replica on an empty --db to follow this primary, or check the primary's --db`,
+        ),
+        session: 0n,
+      };
+    }
     const theirEpoch = Number(epochText);
     if (Number.isSafeInteger(theirEpoch) && theirEpoch > log.epoch) {
       this.log.error({ remote: connection.remote, ours: log.epoch, theirs: theirEpoch }, 'a tracker with a higher epoch dialled in: this primary is stale');
@@ -265,7 +285,7 @@ export class SyncServer {
     let answer: string;
     let snapshot: Buffer | undefined;
     if (held !== undefined && held === hash) {
-      answer = `SYNC:STREAM ${ours} ${log.epoch} ${seq + 1}`;
+      answer = `SYNC:STREAM ${ours} ${log.epoch} ${seq + 1}${cluster ? ` ${cluster}` : ''}`;
     } else {
       const snap = log.snapshot();
       snapshot = snap.image;

@@ -11,6 +11,7 @@ import type { ChangeLog } from '../state/change-log.js';
 import { decodeChange } from '../state/changes.js';
 import { checkSnapshotFile } from '../store/store.js';
 import { LINK_MAX_PAYLOAD, NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
+import { CLUSTER_ID_KEY } from '../state/cluster-id.js';
 import { HEARTBEAT_MS, LINK_SILENCE_MS } from './primary-link.js';
 
 /** The link's state; every transition is logged. */
@@ -286,7 +287,10 @@ export class ReplicaLink {
       return this.fault('the primary failed authentication (wrong secret?)', true);
     }
     const { log } = this.deps;
-    this.send(`SYNC:AUTH ${proof(this.deps.secret, 'replica', theirs, ours)} ${log.state.getMeta('history_id') ?? '-'} ${log.epoch} ${log.seq} ${log.logHash}`);
+    const cluster = log.state.getMeta(CLUSTER_ID_KEY);
+    this.send(
+      `SYNC:AUTH ${proof(this.deps.secret, 'replica', theirs, ours)} ${log.state.getMeta('history_id') ?? '-'} ${log.epoch} ${log.seq} ${log.logHash}${cluster ? ` ${cluster}` : ''}`,
+    );
     return true;
   }
 
@@ -391,15 +395,16 @@ export class ReplicaLink {
     this.heartbeat.unref();
   }
 
-  /** `OK SYNC:STREAM <history_id> <epoch> <from_seq>`. */
+  /** `OK SYNC:STREAM <history_id> <epoch> <from_seq> [<cluster_id>]`. */
   private beginStream(text: string): boolean {
-    const m = /^OK SYNC:STREAM (\S+) (\d+) (\d+)$/.exec(text);
+    const m = /^OK SYNC:STREAM (\S+) (\d+) (\d+)(?: ([0-9a-f]+))?$/.exec(text);
     if (!m) return this.fault(`primary refused the link: ${text.slice(0, 200)}`, true);
     const { log } = this.deps;
     const history = m[1] as string;
-    if (log.state.getMeta('history_id') !== history) {
-      // An empty replica takes the primary's history (the primary checked that we are empty).
-      log.adoptIdentity(history, Number(m[2]));
+    const cluster = m[4] ?? log.state.getMeta(CLUSTER_ID_KEY);
+    if (log.state.getMeta('history_id') !== history || log.state.getMeta(CLUSTER_ID_KEY) !== cluster) {
+      // An empty replica takes the primary's history and cluster (the primary checked that we are empty, or its).
+      log.adoptIdentity(history, Number(m[2]), cluster);
     }
     this.startStreaming();
     return true;
