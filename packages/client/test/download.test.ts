@@ -33,16 +33,21 @@ async function tempDir(t: Teardown): Promise<string> {
   return dir;
 }
 
-/** A piece server sharing `name` (10 pieces) in group `g`; the FilePeers a tracker would answer for it. */
-async function seed(t: Teardown, name: string): Promise<{ meta: FilePeers; data: Buffer; source: string }> {
+/**
+ * A piece server sharing `name` in group `g` (by default 10 pieces of 4 KiB);
+ * the FilePeers a tracker would answer for it.
+ */
+async function seed(t: Teardown, name: string, layout: { size: number; pieceSize: number } = { size: 10 * PIECE, pieceSize: PIECE }): Promise<{ meta: FilePeers; data: Buffer; source: string }> {
   const dir = await tempDir(t);
-  const data = Buffer.alloc(10 * PIECE);
+  const { size, pieceSize } = layout;
+  const pieces = Math.ceil(size / pieceSize);
+  const data = Buffer.alloc(size);
   for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) % 251;
   const source = path.join(dir, 'source.bin');
   await writeFile(source, data);
-  const hashes = Array.from({ length: 10 }, (_, i) => sha256(data.subarray(i * PIECE, (i + 1) * PIECE)));
+  const hashes = Array.from({ length: pieces }, (_, i) => sha256(data.subarray(i * pieceSize, (i + 1) * pieceSize)));
   const table = new ShareTable();
-  table.set({ group: 'g', file: name, sha256: sha256(data), size: data.length, pieceSize: PIECE, path: source, have: Bitfield.full(10) });
+  table.set({ group: 'g', file: name, sha256: sha256(data), size: data.length, pieceSize, path: source, have: Bitfield.full(pieces) });
   const server = new PieceServer(table);
   const address = await server.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => server.close());
@@ -50,7 +55,7 @@ async function seed(t: Teardown, name: string): Promise<{ meta: FilePeers; data:
     file: name,
     size: data.length,
     sha256: sha256(data),
-    pieceSize: PIECE,
+    pieceSize,
     hashes,
     peers: [{ user: 'seeder', address, text: `127.0.0.1:${address.port}` }],
   };
@@ -160,6 +165,21 @@ t.test('a peer whose file is gone: the failure says so, not "closed by us"', asy
   t.match(download.reason, /stalled: .*last peer error: .*NO_SUCH_FILE (the shared file is gone|this peer does not share that file)/);
   t.notMatch(download.reason, /closed by us/);
 });
+
+// The HAVE answer (`OK <pieces> <bitfield hex>`) grows with the piece count: with small pieces it is
+// larger than a piece, and the downloader's frame limit must take it (docs/protocol.md §7 "Frame limits").
+for (const [size, pieceSize] of [[2000, 1], [6_000_000, 1024]] as const) {
+  t.test(`small pieces: ${size} bytes in pieces of ${pieceSize} download (the HAVE answer is larger than a piece)`, async (t) => {
+    const { meta, data } = await seed(t, 'small.bin', { size, pieceSize });
+    const dest = await tempDir(t);
+    // Without the fix every peer is dropped for a frame too large, and the download stalls.
+    const download = new Download('g', 'small.bin', dest, meta, deps(meta), { ...quick, stallTimeoutMs: 10_000 });
+    await download.run();
+    t.equal(download.status, 'complete', download.reason);
+    t.notMatch(download.reason, /bad frame/);
+    t.equal(sha256(await readFile(path.join(dest, 'small.bin'))), sha256(data));
+  });
+}
 
 /** A download stand-in for the queue: it runs until `finish` is called. */
 function fakeDownload(group: string, file: string): Download & { settleAs(ok: boolean): void } {

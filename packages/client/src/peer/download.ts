@@ -320,7 +320,7 @@ export class Download implements DownloadView {
   private async join(key: string, address: FilePeers['peers'][number]['address']): Promise<void> {
     let conn: PeerConnection | undefined;
     try {
-      conn = await PeerConnection.connect(address, { maxPieceSize: this.meta.pieceSize, allocate: (size) => this.buffers.take(size) });
+      conn = await PeerConnection.connect(address, { maxPieceSize: this.meta.pieceSize, pieces: this.pieces, allocate: (size) => this.buffers.take(size) });
       const have = await conn.have(this.group, this.meta.sha256, this.pieces);
       if (this.ended || this.settle === undefined) {
         conn.close();

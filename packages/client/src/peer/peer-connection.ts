@@ -4,7 +4,7 @@ import type { HostPort } from '@tracker-cluster/protocol';
 import type { Bitfield } from './bitfield.js';
 import { PeerFrameReader } from './frame-reader.js';
 import { MAX_PIECE_SIZE } from './pieces.js';
-import { formatHaveRequest, formatPieceRequest, parseHaveAnswer, parsePieceAnswer, PIECE_HEADER_ROOM } from './wire.js';
+import { formatHaveRequest, formatPieceRequest, maxPeerAnswer, parseHaveAnswer, parsePieceAnswer } from './wire.js';
 
 /** The connection dropped, or the peer went quiet, with requests outstanding. */
 export class PeerConnectionError extends Error {
@@ -15,8 +15,14 @@ export class PeerConnectionError extends Error {
 }
 
 export interface PeerConnectionOptions {
-  /** Largest piece expected (the frame limit is this plus room for the text line). Default 64 MiB. */
+  /** Largest piece expected. Default 64 MiB. */
   maxPieceSize?: number;
+  /**
+   * Pieces of the file: its `HAVE` answer grows with them. The frame limit is
+   * the larger of the piece and that answer, plus room for the text line
+   * (`maxPeerAnswer`). Default 0.
+   */
+  pieces?: number;
   connectTimeoutMs?: number;
   /** With requests outstanding, no byte for this long closes the connection. Default 30 s. */
   stallTimeoutMs?: number;
@@ -59,7 +65,8 @@ export class PeerConnection {
     const timeoutMs = options.connectTimeoutMs ?? 5_000;
     return new Promise((resolve, reject) => {
       // The socket reads straight into the frame being assembled (no 'data' chunks to copy from).
-      const reader = new PeerFrameReader({ maxPayload: (options.maxPieceSize ?? MAX_PIECE_SIZE) + PIECE_HEADER_ROOM, allocate: options.allocate });
+      const maxPayload = maxPeerAnswer(options.maxPieceSize ?? MAX_PIECE_SIZE, options.pieces ?? 0);
+      const reader = new PeerFrameReader({ maxPayload, allocate: options.allocate });
       let conn: PeerConnection | undefined;
       const early: (Buffer | Error)[] = [];
       const onread = {

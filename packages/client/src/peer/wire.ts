@@ -24,6 +24,21 @@ export const MAX_PEER_REQUEST = 4096;
 /** Room for the text line in front of a piece's bytes. */
 export const PIECE_HEADER_ROOM = 256;
 
+/** Bytes of the `HAVE` answer for a file of `pieces` pieces: `OK <pieces> <bitfield hex>` (`OK 0 -` for none). */
+export function haveAnswerBytes(pieces: number): number {
+  return `OK ${pieces} `.length + (pieces === 0 ? 1 : 2 * Math.ceil(pieces / 8));
+}
+
+/**
+ * The largest answer payload a downloader can legitimately get for a file of
+ * `pieces` pieces of `pieceSize` bytes: a piece, or the `HAVE` bitfield (which
+ * grows with the piece count, and is the larger one for small pieces), plus
+ * `PIECE_HEADER_ROOM` for the text line.
+ */
+export function maxPeerAnswer(pieceSize: number, pieces: number): number {
+  return Math.max(pieceSize, haveAnswerBytes(pieces)) + PIECE_HEADER_ROOM;
+}
+
 export type PeerRequest =
   | { kind: 'have'; group: string; sha256: string }
   | { kind: 'piece'; group: string; sha256: string; index: number };
