@@ -11,7 +11,7 @@ export const DEFAULT_MAX_DOWNLOADS = 2;
 export class DownloadQueue {
   private readonly maxActive: number;
   private readonly all: Download[] = [];
-  private readonly running = new Set<Promise<void>>();
+  private readonly running = new Map<Download, Promise<void>>();
   private idleWaiters: (() => void)[] = [];
 
   constructor(maxActive = DEFAULT_MAX_DOWNLOADS) {
@@ -55,9 +55,20 @@ export class DownloadQueue {
 
   /** Stops every download (they keep their verified pieces) and waits for them to wind down. */
   async abortAll(reason: string): Promise<void> {
-    for (const d of this.all) if (d.status === 'queued' || d.status === 'running') d.abort(reason);
-    await Promise.all([...this.running]);
+    await this.abortWhere(() => true, reason);
+  }
+
+  /**
+   * Stops the queued and running downloads that `which` picks (they keep their
+   * verified pieces) and waits for them to wind down; returns them.
+   */
+  async abortWhere(which: (download: Download) => boolean, reason: string): Promise<Download[]> {
+    const stopped = this.all.filter((d) => (d.status === 'queued' || d.status === 'running') && which(d));
+    for (const d of stopped) d.abort(reason);
+    // Also those winding down already (failed, cleaning up): when this resolves, none of them touches its files.
+    await Promise.all([...this.running].filter(([d]) => which(d)).map(([, job]) => job));
     this.notifyIdle();
+    return stopped;
   }
 
   private startMore(): void {
@@ -65,11 +76,11 @@ export class DownloadQueue {
       const next = this.all.find((d) => d.status === 'queued');
       if (!next) break;
       const job: Promise<void> = next.run().finally(() => {
-        this.running.delete(job);
+        this.running.delete(next);
         this.startMore();
         this.notifyIdle();
       });
-      this.running.add(job);
+      this.running.set(next, job);
     }
   }
 

@@ -205,12 +205,14 @@ export class Download implements DownloadView {
     }
   }
 
-  /** Stops the download, keeping what it has for a later resume. */
+  /** Stops the download, keeping what it has for a later resume. A queued one ends at once (and says so, like any other). */
   abort(reason: string): void {
     if (this.status === 'queued') {
       this.status = 'failed';
       this.reason = reason;
       this.ended = true;
+      this.endedAt = Date.now();
+      this.deps.ended?.(this);
       return;
     }
     this.fail(reason);

@@ -184,6 +184,29 @@ export class PeerNode {
   }
 
   /**
+   * After the tracker answered `OK` to `leave_group`: it ended this user's
+   * shares in `group` (PROTOCOL.md §3), so stop serving every file in it,
+   * stop the downloads in it (queued or running; resumable after joining
+   * again) and forget its shares in the registry. Returns lines to show after
+   * the answer: one per share that ended, and a note if the registry could
+   * not be updated.
+   */
+  async leftGroup(group: string): Promise<string[]> {
+    const downloading = new Set(this.downloads.list().filter((d) => d.group === group && (d.status === 'queued' || d.status === 'running')).map((d) => d.file));
+    // Finished, they are neither served nor announced; stopped, they withdraw what they served.
+    for (const d of this.downloads.list()) if (d.group === group && downloading.has(d.file)) d.stopSharing();
+    const served = this.table.list().filter((s) => s.group === group);
+    for (const s of served) this.table.remove(s.group, s.sha256);
+    await this.downloads.abortWhere((d) => d.group === group, `left the group ${group} (join it again and run download_file again to resume)`);
+    const lines = served.filter((s) => !downloading.has(s.file)).map((s) => `[share] left ${group}: ${quote(s.file)} is no longer shared`);
+    const user = this.tracker.user();
+    if (user === undefined) return lines;
+    const failure = await registryFailure(this.registry.removeGroup(user, group));
+    if (failure !== undefined) lines.push(`[share] the shares in ${group} could not be forgotten (the next login tries them again): ${failure}`);
+    return lines;
+  }
+
+  /**
    * After a login: re-announce every share this user made from here whose
    * file is still on disk (hashed again if its size or time changed).
    * Returns lines to show, one per share.

@@ -10,7 +10,8 @@ import { PeerNode } from './peer-node.js';
  * The client's `Runner` with file sharing: runs the peer commands itself
  * (`upload_file <path> <group>`, `download_file`, `show_downloads`,
  * `wait_downloads`) and tells the peer side about `login` (re-announce the
- * user's shares), the end of the session (pause sharing) and `stop_share`.
+ * user's shares), the end of the session (pause sharing), `stop_share` and
+ * `leave_group` (end sharing and downloading in that group).
  * Everything else is the plain `Runner`'s.
  */
 export class PeerRunner extends Runner {
@@ -62,6 +63,15 @@ export class PeerRunner extends Runner {
             const lines = await this.peer.stoppedSharing(arg(1), arg(2));
             if (lines.length > 0) return { ...outcome, reply: { ...outcome.reply, payload: [outcome.reply.payload, ...lines].join('\n') } };
           }
+        }
+        return outcome;
+      }
+      case 'leave_group': {
+        // The tracker ends the leaver's shares in the group (PROTOCOL.md §3): stop serving and downloading them.
+        const outcome = await this.tracked(line, signal);
+        if (outcome.kind === 'reply' && outcome.ok && words.length === 2) {
+          const lines = await this.peer.leftGroup(arg(1));
+          if (lines.length > 0) return { ...outcome, reply: { ...outcome.reply, payload: [outcome.reply.payload, ...lines].join('\n') } };
         }
         return outcome;
       }

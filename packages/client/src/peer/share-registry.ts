@@ -73,6 +73,11 @@ export class ShareRegistry {
     return this.update(user, (shares) => shares.filter((s) => !(s.group === group && s.file === file)));
   }
 
+  /** Forgets every share in `group` (the user left it). */
+  removeGroup(user: string, group: string): Promise<void> {
+    return this.update(user, (shares) => shares.filter((s) => s.group !== group));
+  }
+
   /** Replaces the whole list. */
   replace(user: string, shares: ShareRecord[]): Promise<void> {
     return this.update(user, () => shares);
