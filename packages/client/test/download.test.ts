@@ -166,6 +166,17 @@ t.test('a peer whose file is gone: the failure says so, not "closed by us"', asy
   t.notMatch(download.reason, /closed by us/);
 });
 
+t.test('this client is the only peer listed: the failure says no other peer shares it', async (t) => {
+  const { meta } = await seed(t, 'mine.bin');
+  const dest = await tempDir(t);
+  // The tracker lists only this client's own address, which a download skips.
+  const self = meta.peers[0]?.text;
+  const download = new Download('g', 'mine.bin', dest, meta, { ...deps(meta), self: () => self }, stallsSoon);
+  await download.run();
+  t.equal(download.status, 'failed');
+  t.match(download.reason, /^stalled: no other peer shares it \(the tracker lists only this client\) for 2 s$/);
+});
+
 // The HAVE answer (`OK <pieces> <bitfield hex>`) grows with the piece count: with small pieces it is
 // larger than a piece, and the downloader's frame limit must take it (docs/protocol.md §7 "Frame limits").
 for (const [size, pieceSize] of [[2000, 1], [6_000_000, 1024]] as const) {

@@ -136,6 +136,8 @@ export class Download implements DownloadView {
   private saveTimer: NodeJS.Timeout | undefined;
   private saving: Promise<void> = Promise.resolve();
   private lastPeerError = '';
+  /** Peers other than this client in the last `file_peers` answer (undefined until one came). */
+  private othersListed: number | undefined;
   private ended = false;
   /** False once the user stopped sharing this file: the download goes on, and is neither served nor announced. */
   private sharing = true;
@@ -278,7 +280,7 @@ export class Download implements DownloadView {
   private tick(): void {
     const now = Date.now();
     if (now - this.lastProgress > this.tuning.stallTimeoutMs) {
-      this.fail(stallReason(this.peers.size, this.banned.size, this.tuning.stallTimeoutMs, this.lastPeerError));
+      this.fail(stallReason(this.peers.size, this.banned.size, this.tuning.stallTimeoutMs, this.lastPeerError, this.othersListed));
       return;
     }
     if (now - this.lastRefresh >= this.tuning.refreshMs && (this.peers.size < this.tuning.maxPeers || this.idle())) void this.refresh();
@@ -303,6 +305,7 @@ export class Download implements DownloadView {
         this.lastPeerError = `tracker: ${error instanceof Error ? error.message : String(error)}`;
       }
       const self = this.deps.self();
+      if (list) this.othersListed = list.peers.filter((peer) => formatHostPort(peer.address) !== self).length;
       const now = Date.now();
       const joins: Promise<void>[] = [];
       for (const peer of list?.peers ?? []) {

@@ -67,15 +67,19 @@ export function formatDownloadList(list: readonly DownloadView[]): string {
 
 /**
  * Why a download that verified no piece for `stallMs` failed: peers that
- * answered nothing useful, peers dropped for bad data, or none reachable.
+ * answered nothing useful, peers dropped for bad data, none reachable, or
+ * none but this client listed by the tracker (`othersListed` 0: the peers
+ * of the last `file_peers` answer, this client's own address left out).
  */
-export function stallReason(connected: number, banned: number, stallMs: number, lastPeerError?: string): string {
+export function stallReason(connected: number, banned: number, stallMs: number, lastPeerError?: string, othersListed?: number): string {
   const why =
     connected > 0
       ? 'the peers sent no usable piece'
       : banned > 0
         ? `no usable peer (${banned} dropped for sending bad data; no other could be reached)`
-        : 'no peer could be reached';
+        : othersListed === 0
+          ? 'no other peer shares it (the tracker lists only this client)'
+          : 'no peer could be reached';
   const detail = lastPeerError ? ` (last peer error: ${lastPeerError})` : '';
   return `stalled: ${why} for ${Math.round(stallMs / 1000)} s${detail}`;
 }

@@ -151,7 +151,9 @@ export class PeerNode {
     if (signal?.aborted === true) throw new AbandonedError('download_file', true);
     const position = this.downloads.add(download);
     const where = position > 0 ? `queued position=${position}` : 'started';
-    return `OK download ${where} ${quote(file)} size=${meta.size} pieces=${download.pieces} have=${resumed} peers=${meta.peers.length}`;
+    // This client's own share is not a peer to download from (docs/protocol.md §7).
+    const others = meta.peers.filter((peer) => formatHostPort(peer.address) !== this.announced).length;
+    return `OK download ${where} ${quote(file)} size=${meta.size} pieces=${download.pieces} have=${resumed} peers=${others}`;
   }
 
   showDownloads(): string {
