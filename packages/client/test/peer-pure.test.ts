@@ -7,6 +7,7 @@ import { encodeFrame, FrameDecoder } from '@tracker-cluster/protocol';
 import {
   Bitfield,
   encodePieceAnswerHead,
+  expandHome,
   formatHaveAnswer,
   formatPieceRequest,
   parseFilePeers,
@@ -300,4 +301,16 @@ t.test('why a stalled download failed', async (t) => {
     'peers dropped for bad data are not "unreachable"',
   );
   t.equal(stallReason(2, 1, 30_000), 'stalled: the peers sent no usable piece for 30 s', 'connected peers that sent nothing useful');
+});
+
+t.test('expandHome: a leading ~ or ~/ is the home directory; nothing else changes', async (t) => {
+  const home = (): string => '/home/ann';
+  t.equal(expandHome('~', home), '/home/ann');
+  t.equal(expandHome('~/', home), '/home/ann');
+  t.equal(expandHome('~/Downloads', home), '/home/ann/Downloads');
+  t.equal(expandHome('~/a b/c', home), '/home/ann/a b/c');
+  t.equal(expandHome('~bob/x', home), '~bob/x', '~user is not expanded');
+  t.equal(expandHome('dl/~/x', home), 'dl/~/x');
+  t.equal(expandHome('./~', home), './~');
+  t.equal(expandHome('/abs', home), '/abs');
 });

@@ -18,6 +18,7 @@ export * from './download.js';
 export * from './download-queue.js';
 export * from './format.js';
 export * from './options.js';
+export * from './local-path.js';
 export * from './commands.js';
 export * from './peer-node.js';
 export * from './peer-runner.js';

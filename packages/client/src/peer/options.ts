@@ -3,6 +3,7 @@ import path from 'node:path';
 import { AddressError, parseHostPort } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
 import { UsageError } from '../errors.js';
+import { expandHome } from './local-path.js';
 
 /** The peer side's settings (file sharing). */
 export interface PeerOptions {
@@ -75,7 +76,7 @@ export function resolvePeerOptions(raw: RawPeerOptions, env: Readonly<Record<str
   const serve = serveRaw === true || (typeof serveRaw === 'string' && /^(1|true|yes)$/i.test(serveRaw));
   return {
     listen,
-    dataDir: path.resolve(dataDir),
+    dataDir: path.resolve(expandHome(dataDir)),
     serve,
     uploadRate: wholeNumber('--upload-rate', raw.uploadRate ?? env[PEER_ENV_VARS.uploadRate], 0, 0),
     maxDownloads: wholeNumber('--max-downloads', raw.maxDownloads ?? env[PEER_ENV_VARS.maxDownloads], 2, 1),

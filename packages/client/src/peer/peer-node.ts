@@ -13,6 +13,7 @@ import { parseFilePeers } from './file-peers.js';
 import type { FilePeers } from './file-peers.js';
 import { formatDownload, formatDownloadList, sessionEndedShareNote } from './format.js';
 import { hashFile } from './hashing.js';
+import { expandHome } from './local-path.js';
 import type { FileDigest } from './hashing.js';
 import { PieceServer } from './piece-server.js';
 import type { FileGoneReason } from './piece-server.js';
@@ -91,7 +92,7 @@ export class PeerNode {
     if (!isValidName(group)) return `ERR BAD_REQUEST invalid group name ${quote(group)}`;
     const pieceSize = pieceSizeText === undefined ? DEFAULT_PIECE_SIZE : parsePieceSize(pieceSizeText);
     if (pieceSize === undefined) return `ERR BAD_REQUEST piece size ${quote(pieceSizeText ?? '')} is not 1 B-64 MiB (e.g. 65536, 512k, 4m)`;
-    const absolute = path.resolve(filePath);
+    const absolute = path.resolve(expandHome(filePath));
     const name = path.basename(absolute);
     if (!isValidFileName(name)) return `ERR BAD_REQUEST ${quote(name)} is not a valid file name to share`;
     let mtimeMs: number;
@@ -128,7 +129,7 @@ export class PeerNode {
     // Valid on the wire (PROTOCOL.md §2), but no file on disk can have these names.
     if (file === '.' || file === '..') return `ERR BAD_REQUEST ${quote(file)} names a directory, not a file: it cannot be downloaded`;
     if (this.downloads.active(group, file)) return `ERR BAD_REQUEST ${quote(file)} of ${group} is already being downloaded`;
-    const dir = path.resolve(destDir);
+    const dir = path.resolve(expandHome(destDir));
     try {
       if (!(await stat(dir)).isDirectory()) return `ERR BAD_REQUEST ${quote(destDir)} is not a directory`;
     } catch {
