@@ -67,7 +67,7 @@ export async function run(io: CliIo): Promise<ExitCode> {
   const stop = io.stop ?? (listener = listenForStopSignals()).signal;
   const script = { stdout: io.stdout, stderr: io.stderr, view, keepGoing: options.keepGoing, stop };
   try {
-    await startPeer(runner, options.peer.listen); // peer
+    await startPeer(runner, options.peer.listen, io.stderr); // peer
     await runner.connect(stop);
     const serve = options.peer.serve; // peer: --serve keeps a script's client up
     // peer: ... and its session alive, so that its shares do not expire while it serves.

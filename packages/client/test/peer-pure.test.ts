@@ -19,6 +19,7 @@ import {
   PeerFrameReader,
   PieceBufferPool,
   PiecePicker,
+  unspecifiedListenWarning,
   tieBlock,
   pieceCount,
   pieceLength,
@@ -313,4 +314,12 @@ t.test('expandHome: a leading ~ or ~/ is the home directory; nothing else change
   t.equal(expandHome('dl/~/x', home), 'dl/~/x');
   t.equal(expandHome('./~', home), './~');
   t.equal(expandHome('/abs', home), '/abs');
+});
+
+t.test('unspecifiedListenWarning: only for an address no peer can connect to', async (t) => {
+  for (const host of ['0.0.0.0', '::', '0:0:0:0:0:0:0:0']) {
+    t.match(unspecifiedListenWarning({ host, port: 0 }, undefined), /cannot connect to; give --listen this machine's address/, host);
+  }
+  t.match(unspecifiedListenWarning({ host: '0.0.0.0', port: 0 }, '0.0.0.0:4000'), /announced to the other peers as 0\.0\.0\.0:4000,/);
+  for (const host of ['127.0.0.1', '192.168.1.10', '::1', 'example.org']) t.equal(unspecifiedListenWarning({ host, port: 0 }, undefined), undefined, host);
 });
