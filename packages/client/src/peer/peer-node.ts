@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { mkdtemp, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { formatCommand, formatHostPort, isValidFileName, isValidName, parseResponse, quote } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
@@ -137,6 +137,8 @@ export class PeerNode {
     }
     const target = path.join(dir, file);
     if (await exists(target)) return `ERR BAD_REQUEST ${quote(target)} already exists`;
+    const unwritable = await cannotWriteIn(dir);
+    if (unwritable !== undefined) return `ERR BAD_REQUEST cannot write in ${quote(destDir)} (${unwritable})`;
     const answer = await this.tracker.request(formatCommand(['file_peers', group, file]), signal);
     const meta = parseFilePeers(answer);
     if (!meta) return parseResponse(answer).ok ? `ERR PROTOCOL unexpected file_peers answer` : firstLine(answer);
@@ -407,6 +409,21 @@ function firstLine(answer: string): string {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Why nothing can be created in `dir` (`EACCES`, `EPERM`, `EROFS` …), found by
+ * creating a directory there and removing it — the download creates its
+ * lock directory and part file there. Permission bits alone do not tell
+ * (root, read-only mounts, /sys). Undefined when it can.
+ */
+async function cannotWriteIn(dir: string): Promise<string | undefined> {
+  try {
+    await rmdir(await mkdtemp(path.join(dir, '.tracker-client-check-')));
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? errorText(error);
+  }
 }
 
 async function exists(file: string): Promise<boolean> {
