@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat, symlink, writeFile } from 'node:fs/promises';
 import t from 'tap';
 import { makeTempDir, runTrackerCommand, startTracker } from './helpers/tracker.js';
 import { connect } from './helpers/wire.js';
@@ -146,6 +146,17 @@ t.test('a database another tracker process has open exits 1, and the first goes 
   await first.kill9();
   const again = await first.restart();
   t.match(again.description, /^role=primary /, 'a lock left by kill -9 is gone with its process');
+});
+
+t.test('the same database through a symlink is the same database: in use, exit 1', async (t) => {
+  const first = await startTracker(t);
+  const alias = path.join(first.dir, 'alias.db');
+  await symlink(first.dbPath, alias);
+  const r = await runTrackerCommand(t, ['--host', '127.0.0.1', '--port', '0', '--db', alias, '--secret', 's'], { cwd: first.dir });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `is in use by another tracker process`);
+  t.equal(r.stdout, '', 'no ready line');
+  await t.rejects(stat(`${alias}-log`), 'no log of its own was made beside the alias');
 });
 
 t.test('an unreadable database exits 1', async (t) => {

@@ -27,7 +27,7 @@ import { ChangeLog, STATE_SYNCHRONOUS } from './state/change-log.js';
 import type { ChangeLogHooks } from './state/change-log.js';
 import type { MemoryState } from './state/memory-state.js';
 import { Checkpointer } from './store/checkpointer.js';
-import { DatabaseLock } from './store/db-lock.js';
+import { DatabaseLock, canonicalDbPath } from './store/db-lock.js';
 import { LogStore } from './store/log-store.js';
 import { Store, StoreOpenError } from './store/store.js';
 
@@ -367,7 +367,9 @@ export class Tracker {
   }
 
   /** Opens the database (throws StoreOpenError; the database in use by another process is one) and readies the tracker. */
-  static open(options: TrackerOptions, logger: Logger, deps: TrackerDeps = {}): Tracker {
+  static open(given: TrackerOptions, logger: Logger, deps: TrackerDeps = {}): Tracker {
+    // Every file is named after the database's real path: an alias (a symlink) is the same database.
+    const options = { ...given, dbPath: canonicalDbPath(given.dbPath) };
     let lock: DatabaseLock;
     try {
       lock = DatabaseLock.acquire(options.dbPath);

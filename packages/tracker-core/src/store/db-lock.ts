@@ -1,9 +1,30 @@
+import { realpathSync } from 'node:fs';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 
-/** The lock file that goes with a state file: `<db>-lock`, beside it. */
+/** The lock file that goes with a state file: `<db>-lock`, beside it (the file's real path: see canonicalDbPath). */
 export function lockPathFor(dbPath: string): string {
-  return `${dbPath}-lock`;
+  return `${canonicalDbPath(dbPath)}-lock`;
+}
+
+/**
+ * The one name of a database file, whatever path reached it: symlinks (to
+ * the file or a folder on the way) resolved. Its log, lock and snapshot
+ * files are named after it, so a second tracker given an alias finds the
+ * lock taken instead of opening the state beside a log of its own. A file
+ * not there yet is named from its folder's real path.
+ */
+export function canonicalDbPath(dbPath: string): string {
+  try {
+    return realpathSync(dbPath);
+  } catch {
+    try {
+      return path.join(realpathSync(path.dirname(dbPath)), path.basename(dbPath));
+    } catch {
+      return path.resolve(dbPath);
+    }
+  }
 }
 
 /** Another process holds the database (a tracker, or a restore in progress). */
