@@ -11,6 +11,7 @@ import {
   parseOptions,
 } from '@tracker-cluster/tracker-core';
 import type { HostPort, OptionsInput, Role, TrackerOptions } from '@tracker-cluster/tracker-core';
+import { formatHostPort } from '@tracker-cluster/protocol';
 
 /**
  * Command-line parsing shared by `tracker-primary` and `tracker-replica`.
@@ -369,6 +370,10 @@ export function parseTrackerArgs(
     );
   }
 
+  if (peer && isOwnAddress(listen, peer)) {
+    throw new UsageError(`the peer address ${formatHostPort(peer)} is this tracker's own (it listens on ${formatHostPort(listen)}): give the other tracker's address`);
+  }
+
   const secret = read('secret');
   const dbPath = text('db') ?? `tracker-${role}.db`;
   if (dbPath.length === 0) throw new UsageError('--db must name a database file');
@@ -503,4 +508,18 @@ export function describeOptions(config: CliConfig): Record<string, unknown> {
 /** True when the configured secret is the insecure built-in one. */
 export function usesDevelopmentSecret(config: CliConfig): boolean {
   return config.options.secret === DEVELOPMENT_SECRET;
+}
+
+/**
+ * A peer address that names this tracker itself: the same port, and the same
+ * host or two names of this machine's loopback (an unspecified listen host
+ * answers on loopback too). Another machine may well use the same port.
+ */
+function isOwnAddress(listen: HostPort, peer: HostPort): boolean {
+  if (listen.port === 0 || listen.port !== peer.port) return false;
+  const loopback = (host: string): boolean => host === 'localhost' || host === '::1' || /^127\./.test(host);
+  const unspecified = (host: string): boolean => host === '0.0.0.0' || host === '::';
+  const a = listen.host.toLowerCase();
+  const b = peer.host.toLowerCase();
+  return a === b || ((loopback(a) || unspecified(a)) && loopback(b));
 }

@@ -129,6 +129,9 @@ t.test('usage errors', async (t) => {
     ['primary', ['--db-synchronous', 'off'], /--db-synchronous must be FULL, NORMAL or EXTRA/],
     ['primary', ['--log-level', 'loud'], /--log-level must be one of/],
     ['primary', ['--db', ''], /--db must name a database file/],
+    ['replica', ['--port', '7002', '--primary', '127.0.0.1:7002'], /the peer address 127\.0\.0\.1:7002 is this tracker's own/],
+    ['primary', ['--host', '0.0.0.0', '--port', '7001', '--replica', 'localhost:7001'], /is this tracker's own/],
+    ['primary', ['127.0.0.1', '7001', '127.0.0.1', '7001'], /is this tracker's own/],
   ];
   for (const [role, argv, message] of bad) {
     t.throws(() => parseTrackerArgs(role as 'primary' | 'replica', argv, {}), UsageError, argv.join(' '));
