@@ -660,6 +660,27 @@ t.test('a replica that acknowledges changes it was never sent is dropped, and no
   t.equal((await status(c))['degraded'], '1', 'the write was answered without a replica: degraded, not replicated');
 });
 
+t.test('a snapshot cut short by the replica is logged as such', async (t) => {
+  const primary = await startTracker(t, { args: ['--secret', CLUSTER_SECRET] });
+  const c = await open(t, primary);
+  await signUp(c, 'alice');
+  const link = await open(t, primary);
+  const nonceR = randomBytes(16).toString('hex');
+  const challenge = /^OK SYNC:CHALLENGE ([0-9a-f]{32}) [0-9a-f]{64}$/.exec((await link.request(`SYNC:HELLO 1 ${nonceR}`)).payload);
+  const proof = hmac(CLUSTER_SECRET, `tracker-sync/1 replica ${challenge?.[1] ?? ''} ${nonceR}`);
+  // A position the primary never held: it needs a snapshot.
+  t.match((await link.request(`SYNC:AUTH ${proof} - 1 1 ${'ab'.repeat(32)}`)).payload, /^OK SYNC:SNAPSHOT /, 'a snapshot is on its way');
+  await link.close();
+  await waitFor(() => (primary.stderr().includes('replica link closed before the replica installed its snapshot') ? true : undefined), {
+    timeoutMs: DEADLINE_MS,
+    message: 'the primary to say the snapshot was cut short',
+  }).catch((error: unknown) => {
+    t.comment(primary.stderr());
+    throw error;
+  });
+  t.notMatch(primary.stderr(), /"msg":"replica link closed"/, 'not the plain line');
+});
+
 t.test('a write forwarded while the primary stops is answered as not applied, and is not applied', async (t) => {
   // async mode: a change the (fake) replica never acknowledges is answered at once, and then holds the stop open
   // for --sync-timeout-ms while the primary waits for the replica: the window a forwarded write can arrive in.

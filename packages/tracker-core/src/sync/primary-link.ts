@@ -318,7 +318,11 @@ export class SyncServer {
         this.degrade('the replica link was lost');
       }
       link.close();
-      this.log.info({ remote: connection.remote, acked: link.ackedSeq }, 'replica link closed');
+      if (link.snapshotPending) {
+        this.log.warn({ remote: connection.remote, snapshotSeq: from }, 'replica link closed before the replica installed its snapshot; it gets another when it comes back');
+      } else {
+        this.log.info({ remote: connection.remote, acked: link.ackedSeq }, 'replica link closed');
+      }
     });
     // Streaming starts once this answer has been written. A replica that is
     // already caught up counts as having acknowledged where it stands; one
@@ -333,6 +337,8 @@ export class SyncServer {
 /** One authenticated replica: what it has been sent and what it has acknowledged. */
 class PrimaryLink {
   ackedSeq: number;
+  /** The link began with a snapshot that the replica has not acknowledged yet (it acknowledges once installed). */
+  snapshotPending: boolean;
   private nextSeq: number;
   /** The last seq sent on this link (metrics: the SyncQueue's depth). */
   get sentSeq(): number {
@@ -355,6 +361,7 @@ class PrimaryLink {
     private snapshot?: Buffer,
   ) {
     this.ackedSeq = snapshot ? 0 : replicaSeq;
+    this.snapshotPending = snapshot !== undefined;
     this.nextSeq = replicaSeq + 1;
     this.heartbeat = setInterval(() => {
       if (Date.now() - this.lastSent >= HEARTBEAT_MS) this.send(`SYNC:CHANGES ${this.nextSeq} 0`);
@@ -498,6 +505,7 @@ class PrimaryLink {
       return;
     }
     this.ackedSeq = Math.max(this.ackedSeq, acked);
+    this.snapshotPending = false;
     this.replica.acked(this.ackedSeq);
   }
 
