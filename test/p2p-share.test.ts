@@ -208,6 +208,27 @@ t.test('quota: a share past --max-shares-per-user is refused and not remembered'
   t.same(registry.shares.map((s) => s.file), ['a.bin']);
 });
 
+t.test('quota: a download by a user at the quota says at its first piece that it is not served', async (t) => {
+  const tracker = await startTracker(t, { args: ['--max-shares-per-user', '1'] });
+  const dir = await makeTempDir(t);
+  await makeGroup(t, tracker.port, 'q', 'ned', ['ola']);
+  await makeFile(dir, 'big.bin', 16 * 64 * 1024);
+  await makeFile(dir, 'own.bin', 100);
+  const seeder = spawnClient(t, ['--tracker', tracker.address, '--data-dir', path.join(dir, 'ned'), '--serve', '--exec', 'login ned ned-pw; upload_file big.bin q 64k'], dir);
+  await seeder.waitOut(/OK shared big\.bin/);
+  const dest = await makeTempDir(t);
+  const run = await runClient(
+    t,
+    ['--tracker', tracker.address, '--data-dir', path.join(dir, 'ola'), '--exec', `login ola ola-pw; upload_file own.bin q; download_file q big.bin ${dest}; wait_downloads`],
+    dir,
+  );
+  t.equal(run.code, 0, run.stdout + run.stderr);
+  const out = run.stdout + run.stderr;
+  const during = out.search(/share_not_announced q big\.bin ERR QUOTA_EXCEEDED [^\n]*\(while downloading: the download goes on, its pieces are not served\)/);
+  t.ok(during >= 0, `said while downloading:\n${out}`);
+  t.ok(during < out.search(/download_complete q big\.bin/), 'before the download completed');
+});
+
 async function waitForStderr(client: { stderr(): string }, re: RegExp): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (!re.test(client.stderr())) {

@@ -324,8 +324,14 @@ export class PeerNode {
       announce: async (served: ServedFile) => {
         // Serve first: peers told about us may ask at once.
         this.table.set(served);
-        const answer = await this.tracker.request(this.uploadLine(served)).catch((e: unknown) => `ERR ${String(e)}`);
-        if (!parseResponse(answer).ok) this.table.remove(served.group, served.sha256);
+        const answer = await this.tracker.request(this.uploadLine(served)).catch((e: unknown) => `ERR ${errorText(e)}`);
+        if (!parseResponse(answer).ok) {
+          this.table.remove(served.group, served.sha256);
+          // Said now, not only when the download ends (a quota, a name taken): nobody gets its pieces from us meanwhile.
+          if (this.tracker.user() !== undefined) {
+            this.notify(`share_not_announced ${group} ${quote(file)} ${firstLine(answer)} (while downloading: the download goes on, its pieces are not served)`);
+          }
+        }
       },
       completed: async (served: ServedFile) => {
         this.table.set(served);
