@@ -79,11 +79,7 @@ export class FrameDecoder {
   private failed: TrackerError | undefined;
 
   constructor(options: FrameDecoderOptions = {}) {
-    const max = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
-    if (!Number.isInteger(max) || max < 0 || max > ABSOLUTE_MAX_PAYLOAD) {
-      throw new RangeError(`maxPayload must be an integer in 0..${ABSOLUTE_MAX_PAYLOAD}`);
-    }
-    this.limit = max;
+    this.limit = checkMaxPayload(options.maxPayload ?? DEFAULT_MAX_PAYLOAD);
   }
 
   /** Largest accepted payload in bytes. */
@@ -93,10 +89,7 @@ export class FrameDecoder {
 
   /** Raises the largest accepted payload (never lowers it): a peer that proved who it is may send more. */
   raiseMaxPayload(max: number): void {
-    if (!Number.isInteger(max) || max < 0 || max > ABSOLUTE_MAX_PAYLOAD) {
-      throw new RangeError(`maxPayload must be an integer in 0..${ABSOLUTE_MAX_PAYLOAD}`);
-    }
-    this.limit = Math.max(this.limit, max);
+    this.limit = Math.max(this.limit, checkMaxPayload(max));
   }
 
   /** Bytes held for the frame not yet complete. */
@@ -186,6 +179,13 @@ export class FrameDecoder {
     this.buffered = 0;
     throw error;
   }
+}
+
+function checkMaxPayload(max: number): number {
+  if (!Number.isInteger(max) || max < 0 || max > ABSOLUTE_MAX_PAYLOAD) {
+    throw new RangeError(`maxPayload must be an integer in 0..${ABSOLUTE_MAX_PAYLOAD}`);
+  }
+  return max;
 }
 
 function sliceFrame(buf: Buffer, offset: number, total: number): Frame {

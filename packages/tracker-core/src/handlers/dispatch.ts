@@ -75,9 +75,11 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
   const ctx: RequestContext = { services, origin: request.origin, session: undefined };
   let answerSession = NO_SESSION;
   let expiresAt = 0;
+  // Read only for a request with a session: the clock is not free, and most requests of a ping-heavy client have none.
+  let now = 0;
   try {
     if (request.session !== NO_SESSION) {
-      const now = services.clock.now();
+      now = services.clock.now();
       const key = formatSessionId(request.session);
       const row = services.store.session(key);
       if (row && row.expires_at > now) {
@@ -91,7 +93,7 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
     // (docs/protocol.md §4): an unknown command or a bad argument count is still the client's activity.
     if (ctx.session) {
       onSession?.(ctx.session.key);
-      extendSession(services, ctx.session.key, expiresAt, services.clock.now());
+      extendSession(services, ctx.session.key, expiresAt, now);
     }
     const { command, requestId } = splitRequestId(parse(request.payload), request.session);
     if (requestId) ctx.requestId = requestId;
@@ -131,7 +133,7 @@ export function dispatch(services: Services, request: Request, onSession?: (key:
         }),
       );
     }
-    const reply = result.session === undefined ? { payload: result.payload, session: answerSession } : result;
+    const reply = sessioned(result, answerSession);
     const barrier = services.log.barrier();
     return barrier ? barrier.then(() => reply, failure(services, answerSession)) : reply;
   } catch (error) {
@@ -215,8 +217,13 @@ function requestLine(payload: Buffer): string {
   return payload.toString(ascii ? 'latin1' : 'utf8', 0, end);
 }
 
+/** The reply with the request's session when the handler named none (login and logout name theirs). */
+function sessioned(reply: Reply, session: bigint): Reply {
+  return reply.session === undefined ? { payload: reply.payload, session } : reply;
+}
+
 function withSession(session: bigint): (reply: Reply) => Reply {
-  return (reply) => (reply.session === undefined ? { payload: reply.payload, session } : reply);
+  return (reply) => sessioned(reply, session);
 }
 
 function failure(services: Services, session: bigint): (error: unknown) => Reply {

@@ -185,7 +185,7 @@ export class Connection implements EventSink {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closing || this.closeRequested) return;
+    if (this.closingSoon) return;
     this.lastActivity = Date.now();
     let frames: Frame[];
     try {
@@ -200,12 +200,12 @@ export class Connection implements EventSink {
     const cork = frames.length > 1;
     if (cork) this.stream.cork();
     for (const frame of frames) {
-      if (this.closing || this.closeRequested) break;
+      if (this.closingSoon) break;
       if (this.link) this.link(frame);
       else this.onFrame(frame);
     }
     // A fault after whole frames in the same chunk: those are answered first.
-    if (this.decoder.error && !this.closing && !this.closeRequested) this.fail(this.decoder.error);
+    if (this.decoder.error && !this.closingSoon) this.fail(this.decoder.error);
     this.flush();
     if (cork) this.stream.uncork();
     this.updateFrameTimer(frames.length > 0);
@@ -358,7 +358,7 @@ export class Connection implements EventSink {
 
   private updateFrameTimer(completedAny: boolean): void {
     if (completedAny || this.decoder.bufferedBytes === 0) this.clearFrameTimer();
-    if (this.decoder.bufferedBytes > 0 && this.frameTimer === undefined && !this.closing && !this.closeRequested) {
+    if (this.decoder.bufferedBytes > 0 && this.frameTimer === undefined && !this.closingSoon) {
       this.frameTimer = setTimeout(() => {
         this.frameTimer = undefined;
         this.log.info({ buffered: this.decoder.bufferedBytes }, 'frame timeout');
