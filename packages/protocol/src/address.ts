@@ -63,3 +63,14 @@ export function parseHostPort(text: string, options: ParseHostPortOptions = {}):
 export function formatHostPort(address: HostPort): string {
   return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
+
+/** 0.0.0.0, ::, 0:0:0:0:0:0:0:0: every interface to listen on, but no address to connect to. */
+export function isUnspecifiedHost(host: string): boolean {
+  return host === '0.0.0.0' || (host.includes(':') && /^[0:]+$/.test(host));
+}
+
+/** A name of this machine's loopback: `localhost`, 127.x.y.z, `::1`. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\./.test(h);
+}

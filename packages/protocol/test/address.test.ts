@@ -1,5 +1,5 @@
 import t from 'tap';
-import { AddressError, formatHostPort, parseHostPort } from '@tracker-cluster/protocol';
+import { AddressError, formatHostPort, isLoopbackHost, isUnspecifiedHost, parseHostPort } from '@tracker-cluster/protocol';
 
 t.test('HOST:PORT and [IPv6]:PORT parse and format back', async (t) => {
   const cases: Array<[string, { host: string; port: number }]> = [
@@ -37,4 +37,11 @@ t.test('bad addresses are AddressErrors that say what is wrong', async (t) => {
     t.throws(() => parseHostPort(text), AddressError, `${JSON.stringify(text)} refused`);
     t.throws(() => parseHostPort(text), { message: why }, `${JSON.stringify(text)}: ${String(why)}`);
   }
+});
+
+t.test('isUnspecifiedHost and isLoopbackHost', async (t) => {
+  for (const host of ['0.0.0.0', '::', '0:0:0:0:0:0:0:0']) t.ok(isUnspecifiedHost(host), host);
+  for (const host of ['127.0.0.1', '::1', '10.0.0.1', 'localhost']) t.notOk(isUnspecifiedHost(host), host);
+  for (const host of ['localhost', 'LocalHost', '127.0.0.1', '127.1.2.3', '::1']) t.ok(isLoopbackHost(host), host);
+  for (const host of ['0.0.0.0', '10.0.0.1', 'example.org', '::']) t.notOk(isLoopbackHost(host), host);
 });

@@ -11,7 +11,7 @@ import {
   parseOptions,
 } from '@tracker-cluster/tracker-core';
 import type { HostPort, OptionsInput, Role, TrackerOptions } from '@tracker-cluster/tracker-core';
-import { formatHostPort } from '@tracker-cluster/protocol';
+import { formatHostPort, isLoopbackHost, isUnspecifiedHost } from '@tracker-cluster/protocol';
 
 /**
  * Command-line parsing shared by `tracker-primary` and `tracker-replica`.
@@ -517,9 +517,6 @@ export function usesDevelopmentSecret(config: CliConfig): boolean {
  */
 function isOwnAddress(listen: HostPort, peer: HostPort): boolean {
   if (listen.port === 0 || listen.port !== peer.port) return false;
-  const loopback = (host: string): boolean => host === 'localhost' || host === '::1' || /^127\./.test(host);
-  const unspecified = (host: string): boolean => host === '0.0.0.0' || host === '::';
-  const a = listen.host.toLowerCase();
-  const b = peer.host.toLowerCase();
-  return a === b || ((loopback(a) || unspecified(a)) && loopback(b));
+  if (listen.host.toLowerCase() === peer.host.toLowerCase()) return true;
+  return (isLoopbackHost(listen.host) || isUnspecifiedHost(listen.host)) && isLoopbackHost(peer.host);
 }

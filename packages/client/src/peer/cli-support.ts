@@ -1,4 +1,4 @@
-import { formatHostPort } from '@tracker-cluster/protocol';
+import { formatHostPort, isUnspecifiedHost } from '@tracker-cluster/protocol';
 import type { Writable } from 'node:stream';
 import { UsageError } from '../errors.js';
 import type { ExitCode } from '../errors.js';
@@ -20,11 +20,6 @@ export async function startPeer(runner: PeerRunner, listen: { host: string; port
   }
   const warning = unspecifiedListenWarning(listen, runner.peer.peerAddress);
   if (warning !== undefined) stderr?.write(`${formatClientError(warning)}\n`);
-}
-
-/** 0.0.0.0, ::, 0:0:0:0:0:0:0:0: every interface to listen on, but no address to connect to. */
-export function isUnspecifiedHost(host: string): boolean {
-  return host === '0.0.0.0' || (host.includes(':') && /^[0:]+$/.test(host));
 }
 
 /**
