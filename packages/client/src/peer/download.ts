@@ -5,6 +5,7 @@ import { formatHostPort } from '@tracker-cluster/protocol';
 import { Bitfield } from './bitfield.js';
 import { checkWorkingFilesFree, inspectWorkingFiles, lockWorkingFiles, lstatOrUndefined, partPath, removeDownloadState, saveDownloadState, thisProcess } from './download-state.js';
 import type { FilePeers } from './file-peers.js';
+import { otherPeerCount } from './file-peers.js';
 import type { DownloadView } from './format.js';
 import { stallReason } from './format.js';
 import { PieceBufferPool } from './frame-reader.js';
@@ -305,7 +306,7 @@ export class Download implements DownloadView {
         this.lastPeerError = `tracker: ${error instanceof Error ? error.message : String(error)}`;
       }
       const self = this.deps.self();
-      if (list) this.othersListed = list.peers.filter((peer) => formatHostPort(peer.address) !== self).length;
+      if (list) this.othersListed = otherPeerCount(list, self);
       const now = Date.now();
       const joins: Promise<void>[] = [];
       for (const peer of list?.peers ?? []) {

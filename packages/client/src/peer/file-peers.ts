@@ -1,4 +1,4 @@
-import { parseHostPort, parseResponse, parseRow, tokenize } from '@tracker-cluster/protocol';
+import { formatHostPort, parseHostPort, parseResponse, parseRow, tokenize } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
 
 /** The tracker's `file_peers` answer (PROTOCOL.md §3), parsed. */
@@ -9,6 +9,11 @@ export interface FilePeers {
   pieceSize: number;
   hashes: string[];
   peers: { user: string; address: HostPort; text: string }[];
+}
+
+/** How many listed peers are not this client itself (`self`: its announced `host:port`): those a download can use. */
+export function otherPeerCount(list: FilePeers, self: string | undefined): number {
+  return list.peers.filter((peer) => formatHostPort(peer.address) !== self).length;
 }
 
 /** Parses a `file_peers` answer; undefined for an `ERR` or anything malformed. */

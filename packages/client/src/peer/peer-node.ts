@@ -9,7 +9,7 @@ import { Download } from './download.js';
 import type { DownloadTuning } from './download.js';
 import { DownloadQueue } from './download-queue.js';
 import { WorkingFileError } from './download-state.js';
-import { parseFilePeers } from './file-peers.js';
+import { otherPeerCount, parseFilePeers } from './file-peers.js';
 import type { FilePeers } from './file-peers.js';
 import { formatDownload, formatDownloadList, sessionEndedShareNote } from './format.js';
 import { hashFile } from './hashing.js';
@@ -155,8 +155,7 @@ export class PeerNode {
     const position = this.downloads.add(download);
     const where = position > 0 ? `queued position=${position}` : 'started';
     // This client's own share is not a peer to download from (docs/protocol.md §7).
-    const others = meta.peers.filter((peer) => formatHostPort(peer.address) !== this.announced).length;
-    return `OK download ${where} ${quote(file)} size=${meta.size} pieces=${download.pieces} have=${resumed} peers=${others}`;
+    return `OK download ${where} ${quote(file)} size=${meta.size} pieces=${download.pieces} have=${resumed} peers=${otherPeerCount(meta, this.announced)}`;
   }
 
   showDownloads(): string {
@@ -197,9 +196,10 @@ export class PeerNode {
    * not be updated.
    */
   async leftGroup(group: string): Promise<string[]> {
-    const downloading = new Set(this.downloads.list().filter((d) => d.group === group && (d.status === 'queued' || d.status === 'running')).map((d) => d.file));
+    const active = this.downloads.list().filter((d) => d.group === group && (d.status === 'queued' || d.status === 'running'));
     // Finished, they are neither served nor announced; stopped, they withdraw what they served.
-    for (const d of this.downloads.list()) if (d.group === group && downloading.has(d.file)) d.stopSharing();
+    for (const d of active) d.stopSharing();
+    const downloading = new Set(active.map((d) => d.file));
     const served = this.table.list().filter((s) => s.group === group);
     for (const s of served) this.table.remove(s.group, s.sha256);
     await this.downloads.abortWhere((d) => d.group === group, `left the group ${group} (join it again and run download_file again to resume)`);
