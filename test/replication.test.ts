@@ -635,7 +635,15 @@ t.test('a replayed or duplicated stream changes nothing; a gap closes the link, 
     { history: truth['history'], seq: n, hash: truth['log_hash'] },
     'the replica resumes from its applied seq',
   );
-  again.socket.destroy();
+
+  // A frame that carries more changes than it announces closes the link too, and the log says so.
+  again.send(`OK SYNC:STREAM ${truth['history']} ${truth['epoch']} ${n + 1}`);
+  again.send(`SYNC:CHANGES ${n + 1} 1\n{}\n{}`);
+  await again.closed;
+  await waitFor(() => (/SYNC:CHANGES announced 1 change and carried 2/.test(replica.stdout() + replica.stderr()) ? true : undefined), {
+    timeoutMs: DEADLINE_MS,
+    message: 'the replica to log the miscounted frame, the count in the singular',
+  });
 });
 
 t.test('a replica that acknowledges changes it was never sent is dropped, and no write is answered as replicated on its word', async (t) => {

@@ -26,6 +26,7 @@ import {
   pieceOffset,
   progressBar,
   stallReason,
+  downloadsFailedLine,
 } from '@tracker-cluster/client';
 
 t.test('piece arithmetic', async (t) => {
@@ -37,6 +38,7 @@ t.test('piece arithmetic', async (t) => {
   t.same([0, 1, 2].map((i) => pieceLength(layout, i)), [10, 10, 5], 'the last piece is shorter');
   t.equal(pieceOffset(layout, 2), 20);
   t.throws(() => pieceLength(layout, 3), RangeError);
+  t.throws(() => pieceLength({ size: 1, pieceSize: 4 }, 1), { name: 'RangeError', message: /^no piece 1 in 1 piece$/ }, 'the count in the singular');
   t.throws(() => pieceLength({ size: 0, pieceSize: 10 }, 0), RangeError);
   t.equal(parsePieceSize('65536'), 65536);
   t.equal(parsePieceSize('512k'), 512 * 1024);
@@ -249,6 +251,7 @@ t.test('HAVE answers', async (t) => {
   t.equal(formatHaveAnswer(new Bitfield(0)), 'OK 0 -');
   t.equal(parseHaveAnswer(Buffer.from('OK 0 -'), 0).length, 0);
   t.throws(() => parseHaveAnswer(Buffer.from(text), 11), { code: 'PROTOCOL' });
+  t.throws(() => parseHaveAnswer(Buffer.from('OK 1 80'), 2), { code: 'PROTOCOL', message: 'PROTOCOL peer has 1 piece, expected 2' }, 'the count in the singular');
   t.throws(() => parseHaveAnswer(Buffer.from('ERR NO_SUCH_FILE nope'), 10), { code: 'NO_SUCH_FILE' });
 });
 
@@ -265,6 +268,8 @@ t.test('PIECE answers: text line, newline, raw bytes; one frame', async (t) => {
   t.same(parsePieceAnswer(payload, 7, 5), bytes);
   t.throws(() => parsePieceAnswer(payload, 8, 5), PeerAnswerError, 'another index');
   t.throws(() => parsePieceAnswer(payload, 7, 6), { code: 'PROTOCOL' }, 'wrong length');
+  t.throws(() => parsePieceAnswer(Buffer.from('OK 7 1\nab'), 7, 2), { code: 'PROTOCOL', message: 'PROTOCOL piece says 1 byte, carries 2' }, 'says one byte');
+  t.throws(() => parsePieceAnswer(Buffer.from('OK 7 1\na'), 7, 2), { code: 'PROTOCOL', message: 'PROTOCOL piece 7 has 1 byte, expected 2' }, 'carries one byte');
   const err = encodeFrame(0n, 'ERR BUSY later').subarray(12);
   t.throws(() => parsePieceAnswer(err, 7, 5), { code: 'BUSY' });
 });
@@ -302,6 +307,12 @@ t.test('why a stalled download failed', async (t) => {
     'peers dropped for bad data are not "unreachable"',
   );
   t.equal(stallReason(2, 1, 30_000), 'stalled: the peers sent no usable piece for 30 s', 'connected peers that sent nothing useful');
+});
+
+t.test('wait_downloads: how many of the downloads failed', async (t) => {
+  t.equal(downloadsFailedLine(1, 1), 'ERR DOWNLOAD_FAILED 1 of 1 download failed', 'the count in the singular');
+  t.equal(downloadsFailedLine(1, 3), 'ERR DOWNLOAD_FAILED 1 of 3 downloads failed');
+  t.equal(downloadsFailedLine(2, 2), 'ERR DOWNLOAD_FAILED 2 of 2 downloads failed');
 });
 
 t.test('expandHome: a leading ~ or ~/ is the home directory; nothing else changes', async (t) => {

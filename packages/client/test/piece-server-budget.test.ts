@@ -337,3 +337,13 @@ t.test('ByteBudget: first come first served, a request over the capacity takes a
   t.equal(await budget.acquire(1, controller.signal), undefined, 'an aborted signal takes nothing');
   t.equal(budget.held, 0);
 });
+
+t.test('past maxConnections a peer gets ERR BUSY, the count in the singular for a limit of 1', async (t) => {
+  const { port } = await startServer(t, { maxConnections: 1 });
+  const first = await Peer.connect(t, port);
+  const second = await Peer.connect(t, port);
+  second.read();
+  t.equal((await second.answer(0)).toString('utf8'), 'ERR BUSY this peer already serves 1 peer; try later');
+  await waitFor('the busy connection closed', () => second.closed);
+  t.notOk(first.closed, 'the first peer stays');
+});

@@ -5,3 +5,4 @@ export * from './command-line.js';
 export * from './response.js';
 export * from './names.js';
 export * from './address.js';
+export * from './wording.js';

@@ -236,6 +236,9 @@ t.test('upload_file checks every argument before any state (BAD_REQUEST)', async
     t.equal(answer.session, alice!.s, `${why}: the session stays`);
     if (index === 3 && /^[0-9]{16,}$/.test(value)) t.match(answer.text, /size must be at most 2\^53-1 bytes/, `${why}: the message says why`);
   }
+  const hashCount = (size: string, hashes: string): Promise<string> => ask(alice!, line('upload_file', 'g', 'f.bin', size, HEX, '4', '127.0.0.1:9000', hashes));
+  t.equal(await hashCount('10', HEX), 'ERR BAD_REQUEST a file of 10 bytes in pieces of 4 has 3 pieces; 1 hash given', 'the counts in the message: one hash');
+  t.equal(await hashCount('1', `${HEX},${HEX}`), 'ERR BAD_REQUEST a file of 1 byte in pieces of 4 has 1 piece; 2 hashes given', 'one byte, one piece');
   t.equal(code(await ask(alice!, line('upload_file', 'g', 'e', '0', EMPTY.sha256, '4', '127.0.0.1:9000', HEX))), 'BAD_REQUEST', 'a piece hash for an empty file');
   t.equal(code(await ask(alice!, line('upload_file', 'g', 'e', '0', EMPTY.sha256, '4', '127.0.0.1:9000', ''))), 'BAD_REQUEST', 'no "-" for an empty file');
   t.equal(code(await ask(alice!, valid.slice(0, -1).join(' '))), 'BAD_REQUEST', 'six arguments');
@@ -425,7 +428,7 @@ t.test('QUOTA_EXCEEDED with maxSharesPerUser 2: files the user shares live, acro
   t.equal(await ask(alice!, upload('g', 'one', A)), 'OK shared one seeders=1');
   t.equal(await ask(alice!, upload('h', 'two', B)), 'OK shared two seeders=1', 'a second share, in another group');
   const quota = await ask(alice!, upload('g', 'three', EMPTY));
-  t.match(quota, /^ERR QUOTA_EXCEEDED /, 'a third share is past the quota');
+  t.equal(quota, 'ERR QUOTA_EXCEEDED you already share 2 files; stop sharing one first', 'a third share is past the quota');
   t.equal(await ask(alice!, upload('g', 'one', A, '127.0.0.1:9001')), 'OK shared one seeders=1', 're-uploading a file this session shares uses no quota');
   t.equal(await ask(alice!, upload('h', 'two', B, '127.0.0.1:9001')), 'OK shared two seeders=1');
   t.equal(await ask(alice2, upload('g', 'one', A)), 'OK shared one seeders=2', 'another session of the user sharing the same file is not one more file');

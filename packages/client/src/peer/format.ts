@@ -1,4 +1,4 @@
-import { quote } from '@tracker-cluster/protocol';
+import { counted, quote } from '@tracker-cluster/protocol';
 
 /** What a download line shows: a `Download` has all of it (kept structural so that this module needs nothing of it). */
 export interface DownloadView {
@@ -63,6 +63,11 @@ export function formatDownload(d: DownloadView): string {
 /** A list answer: `OK <n>` then one line per download. */
 export function formatDownloadList(list: readonly DownloadView[]): string {
   return [`OK ${list.length}`, ...list.map(formatDownload)].join('\n');
+}
+
+/** The first line of `wait_downloads` when `failed` of the `total` downloads it lists failed. */
+export function downloadsFailedLine(failed: number, total: number): string {
+  return `ERR DOWNLOAD_FAILED ${failed} of ${counted(total, 'download')} failed`;
 }
 
 /**

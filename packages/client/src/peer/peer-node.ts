@@ -11,7 +11,7 @@ import { DownloadQueue } from './download-queue.js';
 import { WorkingFileError } from './download-state.js';
 import { otherPeerCount, parseFilePeers } from './file-peers.js';
 import type { FilePeers } from './file-peers.js';
-import { formatDownload, formatDownloadList, sessionEndedShareNote } from './format.js';
+import { downloadsFailedLine, formatDownload, formatDownloadList, sessionEndedShareNote } from './format.js';
 import { hashFile } from './hashing.js';
 import { expandHome } from './local-path.js';
 import type { FileDigest } from './hashing.js';
@@ -169,7 +169,7 @@ export class PeerNode {
     const failed = list.filter((d) => d.status === 'failed').length;
     const body = formatDownloadList(list);
     if (failed === 0) return body;
-    return [`ERR DOWNLOAD_FAILED ${failed} of ${list.length} downloads failed`, ...body.split('\n').slice(1)].join('\n');
+    return [downloadsFailedLine(failed, list.length), ...body.split('\n').slice(1)].join('\n');
   }
 
   /**

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { encodeFrame, FrameDecoder } from '@tracker-cluster/protocol';
+import { counted, encodeFrame, FrameDecoder } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
 import { ByteBudget } from './byte-budget.js';
 import type { BudgetRelease } from './byte-budget.js';
@@ -123,7 +123,7 @@ export class PieceServer {
     socket.on('error', () => undefined);
     if (this.sockets.size >= this.maxConnections) {
       this.stats.refusedBusy++;
-      socket.end(encodeFrame(0n, `ERR BUSY this peer already serves ${this.maxConnections} peers; try later`));
+      socket.end(encodeFrame(0n, `ERR BUSY this peer already serves ${counted(this.maxConnections, 'peer')}; try later`));
       return;
     }
     this.sockets.add(socket);

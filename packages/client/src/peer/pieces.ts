@@ -3,6 +3,7 @@
  * pieces of `pieceSize` bytes, the last one shorter; an empty file has no
  * pieces. Pure.
  */
+import { counted } from '@tracker-cluster/protocol';
 
 /** Default piece size of `upload_file <path> <group>`: 512 KiB. */
 export const DEFAULT_PIECE_SIZE = 512 * 1024;
@@ -26,7 +27,7 @@ export function pieceOffset(layout: PieceLayout, index: number): number {
 /** Length of piece `index` (the last one may be shorter). */
 export function pieceLength(layout: PieceLayout, index: number): number {
   const count = pieceCount(layout.size, layout.pieceSize);
-  if (!Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`no piece ${index} in ${count} pieces`);
+  if (!Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`no piece ${index} in ${counted(count, 'piece')}`);
   return index === count - 1 ? layout.size - index * layout.pieceSize : layout.pieceSize;
 }
 

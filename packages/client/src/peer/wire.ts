@@ -1,4 +1,4 @@
-import { HEADER_BYTES, LENGTH_BYTES, SESSION_BYTES, formatCommand, tokenize } from '@tracker-cluster/protocol';
+import { HEADER_BYTES, LENGTH_BYTES, SESSION_BYTES, counted, formatCommand, tokenize } from '@tracker-cluster/protocol';
 import { Bitfield } from './bitfield.js';
 
 /**
@@ -107,7 +107,7 @@ export function parseHaveAnswer(payload: Buffer, pieces: number): Bitfield {
   const text = payload.toString('utf8');
   const m = /^OK ([0-9]+) ([0-9a-f]+|-)$/.exec(text);
   if (!m) throw errorFrom(text.split('\n', 1)[0] ?? '');
-  if (Number(m[1]) !== pieces) throw new PeerAnswerError('PROTOCOL', `peer has ${m[1]} pieces, expected ${pieces}`);
+  if (Number(m[1]) !== pieces) throw new PeerAnswerError('PROTOCOL', `peer has ${counted(Number(m[1]), 'piece')}, expected ${pieces}`);
   if (pieces === 0) return new Bitfield(0);
   const have = Bitfield.fromHex(pieces, m[2] as string);
   if (!have) throw new PeerAnswerError('PROTOCOL', 'malformed bitfield');
@@ -136,7 +136,7 @@ export function parsePieceAnswer(payload: Buffer, index: number, length: number)
   if (!m || nl < 0) throw errorFrom(first);
   if (Number(m[1]) !== index) throw new PeerAnswerError('PROTOCOL', `asked for piece ${index}, got ${m[1]}`);
   const data = payload.subarray(nl + 1);
-  if (Number(m[2]) !== data.length) throw new PeerAnswerError('PROTOCOL', `piece says ${m[2]} bytes, carries ${data.length}`);
-  if (data.length !== length) throw new PeerAnswerError('PROTOCOL', `piece ${index} has ${data.length} bytes, expected ${length}`);
+  if (Number(m[2]) !== data.length) throw new PeerAnswerError('PROTOCOL', `piece says ${counted(Number(m[2]), 'byte')}, carries ${data.length}`);
+  if (data.length !== length) throw new PeerAnswerError('PROTOCOL', `piece ${index} has ${counted(data.length, 'byte')}, expected ${length}`);
   return data;
 }

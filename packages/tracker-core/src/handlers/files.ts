@@ -1,4 +1,4 @@
-import { AddressError, TrackerError, formatHostPort, formatRow, isValidFileName, ok, okList, parseHostPort, quote } from '@tracker-cluster/protocol';
+import { AddressError, TrackerError, counted, formatHostPort, formatRow, isValidFileName, ok, okList, parseHostPort, quote } from '@tracker-cluster/protocol';
 import type { Reply } from '../services.js';
 import { checkName, existingGroup, requireMember } from './checks.js';
 import type { Command } from './command.js';
@@ -46,7 +46,7 @@ function parseMeta(size: string, sha256: string, pieceSize: string, hashes: stri
     if (hashes !== '-') bad('an empty file has no pieces: hashes must be -');
   } else {
     const list = hashes.split(',');
-    if (list.length !== pieces) bad(`a file of ${meta.size} bytes in pieces of ${meta.pieceSize} has ${pieces} pieces; ${list.length} hashes given`);
+    if (list.length !== pieces) bad(`a file of ${counted(meta.size, 'byte')} in pieces of ${meta.pieceSize} has ${counted(pieces, 'piece')}; ${counted(list.length, 'hash', 'hashes')} given`);
     if (!list.every((h) => SHA256.test(h))) bad('each piece hash must be 64 lowercase hex digits');
   }
   return meta;
@@ -85,7 +85,7 @@ export const uploadFile: Command = {
     // The quota counts files: the same file shared from another of the user's sessions is not one more.
     const anotherFile = !store.userSharesLive(user, group as string, file as string, now);
     if (anotherFile && store.liveSharedFileCount(user, now) >= options.maxSharesPerUser) {
-      throw new TrackerError('QUOTA_EXCEEDED', `you already share ${options.maxSharesPerUser} files; stop sharing one first`);
+      throw new TrackerError('QUOTA_EXCEEDED', `you already share ${counted(options.maxSharesPerUser, 'file')}; stop sharing one first`);
     }
     // This session's share counts once, whether it is new or renewed.
     const seeders = store.liveSeeders(group as string, file as string, now) + (store.hasShare(key, group as string, file as string) ? 0 : 1);

@@ -5,7 +5,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Frame, HostPort } from '@tracker-cluster/protocol';
-import { FrameDecoder, TrackerError, encodeFrame, formatHostPort } from '@tracker-cluster/protocol';
+import { FrameDecoder, TrackerError, counted, encodeFrame, formatHostPort } from '@tracker-cluster/protocol';
 import type { Reply } from '../services.js';
 import type { ChangeLog } from '../state/change-log.js';
 import { decodeChange } from '../state/changes.js';
@@ -423,7 +423,7 @@ export class ReplicaLink {
     if (count === 0) return; // heartbeat
     const lines = text.slice(nl + 1).split('\n');
     if (lines.length !== count) {
-      this.fault(`SYNC:CHANGES announced ${count} changes and carried ${lines.length}`);
+      this.fault(`SYNC:CHANGES announced ${counted(count, 'change')} and carried ${lines.length}`);
       return;
     }
     const { log } = this.deps;
