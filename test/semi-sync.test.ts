@@ -135,3 +135,48 @@ t.test('SIGTERM flushes the SyncQueue: when the primary has exited, the replica 
   t.equal(Number((await status(r))['seq']), committed, 'the replica holds every committed change');
   t.match(primary.stderr(), /tracker stopped/);
 });
+
+t.test('SIGTERM with the replica frozen and a write waiting for it: the shutdown waits for the replica once, not twice', async (t) => {
+  // The replica is stopped, not killed: its connection stays up, so only the timeout tells the primary it is gone.
+  const SYNC_TIMEOUT_MS = 3000;
+  const { primary, replica } = await startCluster(t, { primary: { args: ['--sync-timeout-ms', String(SYNC_TIMEOUT_MS), '--admin-port', '0'] } });
+  t.teardown(() => {
+    replica.proc.kill('SIGCONT');
+  });
+  const c = await connect(primary.port);
+  t.teardown(() => c.close());
+  const s = await signUp(c, 'erin');
+  await waitForConvergence(primary, replica, { acked: true });
+  await waitFor(async () => (await status(c))['degraded'] === '0', { timeoutMs: 20_000, message: 'semi-sync on' });
+
+  replica.proc.kill('SIGSTOP');
+  const sent = Date.now();
+  const write = c.request('create_group frozen', s).then((reply) => ({ reply, waited: Date.now() - sent }));
+  // Committed and waiting for the replica's acknowledgement: the SIGTERM comes while the write is in flight.
+  await waitFor(
+    async () => {
+      const metrics = await (await fetch(`${primary.adminUrl as string}/metrics`)).text();
+      return /^tracker_sync_waiting_batches [1-9]/m.test(metrics) ? true : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 10, message: 'the write waiting for the replica' },
+  );
+  const signalled = Date.now();
+  primary.proc.kill('SIGTERM');
+  const exit = await primary.exited;
+  const elapsed = Date.now() - signalled;
+
+  t.equal(exit.code, 0, 'the primary exits 0');
+  // One wait for the frozen replica, not two (the write's, then the flush's again): 1.5 × lies halfway, so that
+  // neither a slow machine's overhead nor how soon the SIGTERM followed the write decides the outcome.
+  t.ok(elapsed < SYNC_TIMEOUT_MS * 1.5, `exited ${elapsed} ms after SIGTERM: within one --sync-timeout-ms (${SYNC_TIMEOUT_MS} ms) and a margin, not two`);
+  const { reply, waited } = await write;
+  t.equal(reply.payload, 'OK group created', 'the write, committed on the primary, is answered as degraded mode answers it');
+  // The primary releases it no sooner than the timeout after its commit, by the machine's clock; the slack is for rounding to the millisecond.
+  t.ok(waited >= SYNC_TIMEOUT_MS - 5, `answered ${waited} ms after it was sent: not before its own --sync-timeout-ms had passed`);
+  t.match(primary.stderr(), /degraded: answering writes without the replica/, 'the timeout degraded the primary, as it does outside a shutdown');
+  t.match(
+    primary.stderr(),
+    /stopping before the replica acknowledged everything: it acknowledged seq \d+ of \d+ within --sync-timeout-ms \(3000 ms\) of the stop/,
+    'the shutdown says the replica did not acknowledge',
+  );
+});

@@ -554,6 +554,9 @@ export class Tracker {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    // One wait for the replica in the whole shutdown, counted from here: a writer pending now has already
+    // waited out its own timeout against the same replica, and the flush must not wait that long again.
+    const replicaDeadline = Date.now() + this.options.syncTimeoutMs;
     clearInterval(this.purgeTimer);
     clearInterval(this.retentionTimer);
     if (this.fenceTimer) clearInterval(this.fenceTimer);
@@ -563,7 +566,7 @@ export class Tracker {
     this.replicaLink?.stop();
     await this.log.drain();
     // Then the SyncQueue: the replica gets, and acknowledges, everything committed.
-    await this.sync?.flush(this.options.syncTimeoutMs);
+    await this.sync?.flush(replicaDeadline);
     this.sync?.close();
     await Promise.all([...this.connections].map((c) => c.shutdown()));
     await this.log.close();

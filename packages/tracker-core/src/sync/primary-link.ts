@@ -133,17 +133,18 @@ export class SyncServer {
   }
 
   /**
-   * Graceful stop: ships everything committed and waits, at most `timeoutMs`,
-   * for the replica to acknowledge it (PROTOCOL.md §6: flush the SyncQueue).
+   * Graceful stop: ships everything committed and waits, until `deadline`
+   * (ms since the epoch) at the latest, for the replica to acknowledge it
+   * (PROTOCOL.md §6: flush the SyncQueue).
    */
-  async flush(timeoutMs: number): Promise<void> {
+  async flush(deadline: number): Promise<void> {
     const link = this.link;
     if (!link) return;
     link.pump();
     const target = this.deps.log.committed;
     if (link.ackedSeq >= target) return;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
+      const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
       timer.unref();
       this.waiters.push({
         seq: target,
@@ -155,7 +156,12 @@ export class SyncServer {
       });
       this.waiters.sort((a, b) => a.seq - b.seq);
     });
-    if (link.ackedSeq < target) this.log.warn({ acked: link.ackedSeq, committed: target }, 'stopping before the replica acknowledged everything');
+    if (link.ackedSeq < target) {
+      this.log.warn(
+        { acked: link.ackedSeq, committed: target, syncTimeoutMs: this.deps.syncTimeoutMs },
+        `stopping before the replica acknowledged everything: it acknowledged seq ${link.ackedSeq} of ${target} within --sync-timeout-ms (${this.deps.syncTimeoutMs} ms) of the stop; it resumes from there when it reconnects`,
+      );
+    }
   }
 
   /** The replica acknowledged everything up to `seq`. */
