@@ -554,8 +554,8 @@ export class Tracker {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    // One wait for the replica in the whole shutdown, counted from here: a writer pending now has already
-    // waited out its own timeout against the same replica, and the flush must not wait that long again.
+    // One wait for the replica in the whole shutdown, counted from here: a writer pending now is released
+    // by its own timeout before this deadline, and the flush must not then wait a whole timeout again.
     const replicaDeadline = Date.now() + this.options.syncTimeoutMs;
     clearInterval(this.purgeTimer);
     clearInterval(this.retentionTimer);
