@@ -15,7 +15,8 @@ import { COMMANDS, dispatch } from './handlers/dispatch.js';
 import { sessionExpiry, touchGranularity } from './handlers/session-ttl.js';
 import { FailureWindow } from './limits/rate-limit.js';
 import { ConnectionSlots, PROBATION_MS, PROBATION_SETUP_MS, probationAllows } from './net/admission.js';
-import { Connection } from './net/connection.js';
+import { Connection, MAX_EVENT_BACKLOG_TOTAL_BYTES } from './net/connection.js';
+import { ByteBudget } from './net/byte-budget.js';
 import { SessionHub } from './net/session-hub.js';
 import type { Readiness, SnapshotDirection, TrackerGauges, TrackerObserver } from './observe/observer.js';
 import { commandLabel, resultCode } from './observe/observer.js';
@@ -79,6 +80,8 @@ export class Tracker {
   private readonly state: MemoryState;
   private readonly services: Services;
   private readonly connections = new Set<Connection>();
+  /** Events held for clients that do not read them, all connections together (net/byte-budget.ts). */
+  private readonly eventBudget = new ByteBudget(MAX_EVENT_BACKLOG_TOTAL_BYTES);
   private readonly slots: ConnectionSlots;
   private readonly purgeTimer: NodeJS.Timeout;
   private readonly retentionTimer: NodeJS.Timeout;
@@ -446,6 +449,7 @@ export class Tracker {
         return this.observed(commandLabel(frame.payload, COMMAND_NAMES), started, outcome);
       },
       logger,
+      this.eventBudget,
     );
     this.connections.add(connection);
     logger.debug('connection opened');
@@ -505,6 +509,7 @@ export class Tracker {
       shares: counts.shares,
       stateFileLag: this.log.committed - this.log.stateFileSeq,
       diskFull: this.log.diskFull,
+      eventBacklogBytes: this.eventBudget.inUse,
     };
     if (this.options.role === 'primary') {
       const link = this.sync?.status();

@@ -6,6 +6,7 @@ import type { Outcome, Reply } from '../services.js';
 import { OrderedReply } from '../services.js';
 import { TokenBucket } from '../limits/rate-limit.js';
 import type { EventSink } from './session-hub.js';
+import { ByteBudget } from './byte-budget.js';
 
 export interface ConnectionLimits {
   maxPayload: number;
@@ -22,8 +23,15 @@ export type FrameHandler = (frame: Frame, rateLimited: boolean, connection: Conn
 /** A request held behind an ordered one, or the framing fault that ends the connection. */
 type Held = { frame: Frame; rateLimited: boolean } | TrackerError;
 
-/** Output a peer does not read is capped: past this much unsent data the connection is dropped. */
-const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+/**
+ * Events written to a peer that is not reading (since its socket last
+ * drained) at most: past this the connection is dropped. A peer that reads
+ * drains its socket long before (events are small); one that stopped would
+ * otherwise cost the tracker ~1.7 bytes of memory per byte held.
+ */
+export const MAX_EVENT_BACKLOG_BYTES = 1024 * 1024;
+/** The same, for every connection together (the tracker's default ByteBudget). */
+export const MAX_EVENT_BACKLOG_TOTAL_BYTES = 64 * 1024 * 1024;
 /**
  * Past this much written and not yet taken by the peer, no further request
  * of the connection is run until it drains: a few small requests can ask
@@ -85,14 +93,26 @@ export class Connection implements EventSink {
   private idleTimer: NodeJS.Timeout | undefined;
   /** `--idle-timeout`, or a tracker link's own, longer, silence limit once upgraded. */
   private idleTimeoutMs: number;
+  /** Event bytes written since the socket last drained, held in `eventBudget` until it does. */
+  private eventBacklog = 0;
+  private readonly eventBudget: ByteBudget;
 
-  constructor(id: number, stream: Duplex, remote: string, limits: ConnectionLimits, handle: FrameHandler, logger: Logger) {
+  constructor(
+    id: number,
+    stream: Duplex,
+    remote: string,
+    limits: ConnectionLimits,
+    handle: FrameHandler,
+    logger: Logger,
+    eventBudget: ByteBudget = new ByteBudget(MAX_EVENT_BACKLOG_TOTAL_BYTES),
+  ) {
     this.id = id;
     this.stream = stream;
     this.remote = remote;
     this.limits = limits;
     this.handle = handle;
     this.log = logger;
+    this.eventBudget = eventBudget;
     this.decoder = new FrameDecoder({ maxPayload: limits.maxPayload });
     this.bucket = limits.rateLimit > 0 ? new TokenBucket(limits.rateLimit, Date.now()) : undefined;
     this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
@@ -103,6 +123,7 @@ export class Connection implements EventSink {
     stream.once('close', () => this.onClose());
     stream.on('drain', () => {
       this.stalledSince = undefined;
+      this.releaseEventBacklog();
       if (this.held.length > 0 && !this.ordered) this.releaseHeld();
       else this.maybeResume();
     });
@@ -110,15 +131,28 @@ export class Connection implements EventSink {
     this.armIdleTimer(limits.idleTimeoutMs);
   }
 
-  /** Sends an unasked EVENT frame (never a response). */
+  /**
+   * Sends an unasked EVENT frame (never a response). While the peer is not
+   * taking what was written, each event counts against this connection's
+   * backlog and the tracker's budget; past either, the connection is dropped
+   * (once: later events find it destroyed).
+   */
   sendEvent(session: bigint, payload: string): void {
-    if (this.isClosed || this.closing) return;
-    if (this.stream.writableLength > MAX_UNSENT_BYTES) {
-      this.log.warn({ unsent: this.stream.writableLength }, 'peer does not read its events; dropping the connection');
-      this.stream.destroy();
-      return;
+    if (this.isClosed || this.closing || this.stream.destroyed) return;
+    const frame = encodeFrame(session, payload);
+    if (this.stream.writableNeedDrain) {
+      if (this.eventBacklog + frame.length > MAX_EVENT_BACKLOG_BYTES || !this.eventBudget.take(frame.length)) {
+        const ownCap = this.eventBacklog + frame.length > MAX_EVENT_BACKLOG_BYTES;
+        this.log.warn(
+          { unsent: this.stream.writableLength, eventBacklog: this.eventBacklog, allBacklogs: this.eventBudget.inUse },
+          ownCap ? 'peer does not read its events; dropping the connection' : 'peers that do not read hold the tracker\'s whole event budget; dropping this one',
+        );
+        this.stream.destroy();
+        return;
+      }
+      this.eventBacklog += frame.length;
     }
-    this.stream.write(encodeFrame(session, payload));
+    this.stream.write(frame);
     this.noteStall();
   }
 
@@ -373,6 +407,11 @@ export class Connection implements EventSink {
   }
 
   /** After a write: the socket now holds more than it takes without blocking, and this is when that began. */
+  private releaseEventBacklog(): void {
+    this.eventBudget.give(this.eventBacklog);
+    this.eventBacklog = 0;
+  }
+
   private noteStall(): void {
     if (this.stalledSince === undefined && this.stream.writableNeedDrain) this.stalledSince = Date.now();
   }
@@ -402,6 +441,7 @@ export class Connection implements EventSink {
   private onClose(): void {
     this.isClosed = true;
     this.closing = true;
+    this.releaseEventBacklog();
     this.clearFrameTimer();
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.queue.length = 0;

@@ -42,6 +42,8 @@ export interface TrackerGauges {
   stateFileLag: number;
   /** The last commit (log or state file) found no room on the disk: writes are being refused. */
   diskFull: boolean;
+  /** Bytes of events held for peers that are not reading them (all connections). */
+  eventBacklogBytes: number;
   /** Primary only: the replica link, its acknowledged seq, and committed − acknowledged. */
   replicaConnected?: boolean;
   replicaSeq?: number;
