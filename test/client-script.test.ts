@@ -281,3 +281,23 @@ t.test('two clients logged in as the same user work side by side and see the liv
   t.equal((await two.exited).code, 0);
   t.equal(r.code, 0);
 });
+
+t.test('an answer longer than 16 MiB reaches the client whole (a file of many pieces, a long list)', async (t) => {
+  // 300,000 piece hashes: a file_peers answer of ~19 MiB. The request that registers them needs a larger --max-frame.
+  const pieces = 300_000;
+  const tracker = await startTracker(t, { args: ['--max-frame', String(32 * 1024 * 1024)] });
+  const c = await connect(tracker.port);
+  t.teardown(() => c.close());
+  t.equal((await c.request('create_user ana pw')).payload, 'OK user created');
+  const session = (await c.request('login ana pw')).session;
+  t.equal((await c.request('create_group big', session)).payload, 'OK group created');
+  const hash = 'a'.repeat(64);
+  const hashes = Array.from({ length: pieces }, () => hash).join(',');
+  const shared = await c.request(`upload_file big many.bin ${pieces} ${hash} 1 127.0.0.1:9 ${hashes}`, session);
+  t.equal(shared.payload, 'OK shared many.bin seeders=1');
+  const r = await runClient(t, ['--tracker', tracker.address, '--exec', 'login ana pw; file_peers big many.bin']);
+  t.equal(r.code, 0, r.stderr);
+  const out = lines(r.stdout);
+  t.match(out[1], new RegExp(`^OK many\\.bin size=${pieces} .* pieces=${pieces} peers=1$`));
+  t.ok(r.stdout.length > 16 * 1024 * 1024, `${r.stdout.length} bytes of answer printed`);
+});
