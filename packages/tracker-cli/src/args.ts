@@ -121,6 +121,12 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
       default: '100000',
       doc: 'changes the change log keeps behind its head (and always what the state file and a connected replica still need); a replica further behind is sent a snapshot',
     },
+    'log-retention-bytes': {
+      group: REPLICATION,
+      describe: 'bytes the log\'s rows may take; past it the oldest go, even within --log-retention',
+      default: '1073741824',
+      doc: 'bytes the change log\'s rows may take (at least 1048576): past it the oldest are dropped even within `--log-retention` (a change can be as large as a frame), never what the state file or a connected replica still needs',
+    },
     db: { group: STORAGE, describe: 'SQLite database file', default: `tracker-${role}.db`, doc: 'SQLite state file (created if missing); the change log is `<db>-log` beside it' },
     'db-synchronous': {
       group: STORAGE,
@@ -399,6 +405,7 @@ export function parseTrackerArgs(
     maxSharesPerUser: integer('max-shares-per-user'),
     maxPipeline: integer('max-pipeline'),
     logRetention: integer('log-retention'),
+    logRetentionBytes: integer('log-retention-bytes'),
     scryptCost: integer('scrypt-cost'),
     dbSynchronous: dbSynchronous?.trim().toUpperCase() as TrackerOptions['dbSynchronous'] | undefined,
   };

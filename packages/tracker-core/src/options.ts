@@ -51,6 +51,12 @@ export interface TrackerOptions {
    * behind than this is sent a snapshot instead of the log.
    */
   logRetention: number;
+  /**
+   * Bytes the log's rows may take at most: past it the oldest are dropped
+   * even within `logRetention` (changes can be up to a frame each), never
+   * what the state file or a connected replica still needs.
+   */
+  logRetentionBytes: number;
 }
 
 export const DEFAULT_PRIMARY_PORT = 7001;
@@ -70,6 +76,9 @@ export const DEFAULT_MAX_SHARES_PER_USER = 1000;
 export const DEFAULT_SCRYPT_COST = 16384;
 export const DEFAULT_MAX_PIPELINE = 1024;
 export const DEFAULT_LOG_RETENTION = 100_000;
+export const DEFAULT_LOG_RETENTION_BYTES = 1024 * 1024 * 1024;
+/** The smallest `--log-retention-bytes`: below it a few large changes would leave the log nothing to resume from. */
+export const MIN_LOG_RETENTION_BYTES = 1024 * 1024;
 /** Used only when no secret is configured; the trackers log a loud warning. */
 export const DEVELOPMENT_SECRET = 'tracker-cluster-INSECURE-development-secret';
 
@@ -91,6 +100,7 @@ export const DEFAULTS: Omit<TrackerOptions, 'role' | 'dbPath' | 'peer'> = {
   scryptCost: DEFAULT_SCRYPT_COST,
   maxPipeline: DEFAULT_MAX_PIPELINE,
   logRetention: DEFAULT_LOG_RETENTION,
+  logRetentionBytes: DEFAULT_LOG_RETENTION_BYTES,
 };
 
 /** Raised for an option that cannot work; the CLIs print the message and exit 2. */
@@ -124,6 +134,7 @@ export function parseOptions(input: OptionsInput): TrackerOptions {
   integer('--max-shares-per-user', o.maxSharesPerUser, 0);
   integer('--max-pipeline', o.maxPipeline, 1);
   integer('--log-retention', o.logRetention, 1);
+  integer('--log-retention-bytes', o.logRetentionBytes, MIN_LOG_RETENTION_BYTES);
   integer('--scrypt-cost', o.scryptCost, 2, 1 << 20);
   if ((o.scryptCost & (o.scryptCost - 1)) !== 0) throw new OptionsError('--scrypt-cost must be a power of two');
   if (o.peer) hostPort('peer', o.peer);

@@ -360,10 +360,14 @@ export class Tracker {
     }
   }
 
-  /** Retention: the log keeps `--log-retention` changes, and everything the replica link may still need. */
+  /**
+   * Retention: the log keeps `--log-retention` changes, fewer if they pass
+   * `--log-retention-bytes`, and always everything the replica link may
+   * still need (and the state file: ChangeLog.truncate).
+   */
   private applyRetention(): void {
     if (this.closing) return;
-    let through = this.log.seq - this.options.logRetention;
+    let through = Math.max(this.log.seq - this.options.logRetention, this.log.sizeRetentionThrough(this.options.logRetentionBytes) ?? 0);
     const needed = this.sync?.neededAfter();
     if (needed !== undefined) through = Math.min(through, needed);
     if (through > this.log.baseSeq) this.log.truncate(through);

@@ -79,6 +79,8 @@ interface OpenBatch extends CommittedBatch {
  */
 export const MAX_BATCH_CHANGES = 1000;
 const SYNC_FAILED = 'the change log could not be synced to disk (fsync failed)';
+/** About the most bytes of log rows one round of retention drops. */
+const TRUNCATE_BYTES = 64 * 1024 * 1024;
 /** Longest wait between two attempts to write the state file while its disk is full. */
 export const MAX_STATE_RETRY_MS = 10_000;
 /** At most one "disk full" line per this interval for refused batches; the others are counted. */
@@ -443,11 +445,30 @@ export class ChangeLog {
   /**
    * Retention: drops log rows up to `seq`, but never one that a restart
    * would replay (after the state file's last commit) or that is not yet
-   * committed. Only between batches. Returns the log's new base seq.
+   * committed. Only between batches, and at most `limit` rows or about
+   * `TRUNCATE_BYTES` of them at once (rows can be as large as a frame), so
+   * that one round never stalls the tracker. Returns the log's new base seq.
    */
   truncate(seq: number, limit = 50_000): number {
     if (this.batch || this.closing) return this.baseSeq;
-    return this.logStore.truncateThrough(Math.min(seq, this.stateOnDisk, this.committedSeq), limit);
+    const rows = this.seq - this.baseSeq;
+    const perRow = rows > 0 ? this.logStore.usedBytes() / rows : 0;
+    const bounded = perRow > 0 ? Math.min(limit, Math.max(1, Math.floor(TRUNCATE_BYTES / perRow))) : limit;
+    return this.logStore.truncateThrough(Math.min(seq, this.stateOnDisk, this.committedSeq), bounded);
+  }
+
+  /**
+   * Retention by size: the seq through which to drop rows so that the log
+   * takes about 90% of `maxBytes` (undefined when it is within it), from its
+   * pages in use and its average row. Rows vary; the next round corrects.
+   */
+  sizeRetentionThrough(maxBytes: number): number | undefined {
+    const rows = this.seq - this.baseSeq;
+    if (rows <= 0) return undefined;
+    const used = this.logStore.usedBytes();
+    if (used <= maxBytes) return undefined;
+    const perRow = used / rows;
+    return this.baseSeq + Math.min(rows, Math.ceil((used - 0.9 * maxBytes) / perRow));
   }
 
   /** The log rows after `seq`, for whoever ships them (the SyncQueue). */

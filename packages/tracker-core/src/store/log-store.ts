@@ -133,6 +133,14 @@ export class LogStore {
     return upTo;
   }
 
+  /** Bytes the log file's pages in use take (free pages, left by dropped rows, excluded): what retention by size bounds. */
+  usedBytes(): number {
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    const size = this.db.pragma('page_size', { simple: true }) as number;
+    return (pages - free) * size;
+  }
+
   /** Appends one change with the rolling hash after it. */
   append(seq: number, epoch: number, change: string, hash: string): void {
     this.s.append.run(seq, epoch, change, hash);
