@@ -1,11 +1,13 @@
 /**
  * File sharing between real tracker-client processes through a real
- * tracker: one seeder (a file name with spaces), three partial seeders, a
- * peer serving corrupt bytes, a non-member, the empty file, logout pausing
- * and login resuming sharing, and the share quota. Partial and corrupt
- * seeders are small in-test fake peers (test/helpers/peers.ts).
+ * tracker: one seeder (a file name with spaces), a shared file deleted or
+ * changed on disk, three partial seeders, a peer serving corrupt bytes, a
+ * non-member, the empty file, logout pausing and login resuming sharing,
+ * and the share quota. Partial and corrupt seeders are small in-test fake
+ * peers (test/helpers/peers.ts).
  */
-import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { makeTempDir, startTracker } from './helpers/tracker.js';
@@ -56,6 +58,38 @@ t.test('file sharing', async (t) => {
     const after = await runClient(t, [...base('hugo', path.join(dir, 'hugo2')), '--exec', 'login hugo hugo-pw; list_files gone'], dir);
     t.equal(after.code, 0, after.stderr);
     t.notMatch(after.stdout, /old\.bin/, 'the tracker no longer lists it');
+    t.same(await registryFiles(path.join(dir, 'gwen'), 'gwen'), [], 'nor does the registry: the next login does not offer it');
+  });
+
+  t.test('a shared file changed on disk: the seeder sends none of it, stops sharing it and says so; the download comes from the other seeder', async (t) => {
+    const dir = await makeTempDir(t);
+    const { c, session } = await makeGroup(t, tracker.port, 'edits', 'rex', ['sue', 'tom']);
+    const data = await makeFile(dir, 'doc.bin', 40 * PIECE);
+    const sueDir = await makeTempDir(t);
+    await writeFile(path.join(sueDir, 'doc.bin'), data);
+    const rex = spawnClient(t, [...base('rex', path.join(dir, 'rex')), '--serve', '--exec', 'login rex rex-pw; upload_file doc.bin edits 64k'], dir);
+    await rex.waitOut(/OK shared doc\.bin seeders=1/);
+    const sue = spawnClient(t, [...base('sue', path.join(dir, 'sue')), '--serve', '--exec', 'login sue sue-pw; upload_file doc.bin edits 64k'], sueDir);
+    await sue.waitOut(/OK shared doc\.bin seeders=2/);
+    // Same size, other bytes: nothing but the piece hashes tells.
+    await writeFile(path.join(dir, 'doc.bin'), randomBytes(data.length));
+    const dest = await makeTempDir(t);
+    const run = await runClient(t, [...base('tom', path.join(dir, 'tom')), '--exec', `login tom tom-pw; download_file edits doc.bin ${dest}; wait_downloads`], dir);
+    t.equal(run.code, 0, run.stdout + run.stderr);
+    t.match(run.stdout, /peers=2/, 'both seeders were listed');
+    t.match(run.stdout, /\[C\] \[edits\] doc\.bin 100% .* sources=1 resumed=0$/m, 'every piece from the other seeder, and nobody banned');
+    t.equal(await sha256OfFile(path.join(dest, 'doc.bin')), sha256(data), 'the announced bytes');
+    await rex.waitOut(/\[event\] share_stopped edits doc\.bin /);
+    const notices = rex.stdout().match(/share_stopped[^\n]*/g) ?? [];
+    t.same(
+      notices,
+      [`share_stopped edits doc.bin the file changed on disk since it was shared: ${path.join(dir, 'doc.bin')} (share it again to serve the new content)`],
+      'told once',
+    );
+    const peers = (await send(c, ['file_peers', 'edits', 'doc.bin'], session)).payload;
+    t.match(peers, /peers=1\n/, 'the tracker lists only the other seeder');
+    t.match(peers, /^peer sue /m);
+    t.same(await registryFiles(path.join(dir, 'rex'), 'rex'), [], 'the registry forgot it');
   });
 
   t.test('three partial seeders, each holding a third of the pieces', async (t) => {
@@ -228,6 +262,12 @@ t.test('quota: a download by a user at the quota says at its first piece that it
   t.ok(during >= 0, `said while downloading:\n${out}`);
   t.ok(during < out.search(/download_complete q big\.bin/), 'before the download completed');
 });
+
+/** The files a user's share registry remembers. */
+async function registryFiles(dataDir: string, user: string): Promise<string[]> {
+  const registry = JSON.parse(await readFile(path.join(dataDir, `shares-${user}.json`), 'utf8')) as { shares: { file: string }[] };
+  return registry.shares.map((s) => s.file);
+}
 
 async function waitForStderr(client: { stderr(): string }, re: RegExp): Promise<void> {
   const deadline = Date.now() + 20_000;

@@ -47,7 +47,7 @@ async function seed(t: Teardown, name: string, layout: { size: number; pieceSize
   await writeFile(source, data);
   const hashes = Array.from({ length: pieces }, (_, i) => sha256(data.subarray(i * pieceSize, (i + 1) * pieceSize)));
   const table = new ShareTable();
-  table.set({ group: 'g', file: name, sha256: sha256(data), size: data.length, pieceSize, path: source, have: Bitfield.full(pieces) });
+  table.set({ group: 'g', file: name, sha256: sha256(data), size: data.length, pieceSize, path: source, have: Bitfield.full(pieces), hashes });
   const server = new PieceServer(table);
   const address = await server.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => server.close());

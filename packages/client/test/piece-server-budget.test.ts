@@ -1,7 +1,7 @@
 /**
  * The piece server's budget of piece bytes in memory (read from disk, not
  * yet taken by the peers' sockets), and what it does when a shared file is
- * gone — against real sockets and real (sparse) files.
+ * gone or changed — against real sockets and real (sparse) files.
  *
  * A peer that "never reads" is a socket paused right after it connects: its
  * kernel buffers fill, and the rest of its piece stays in the server's
@@ -10,8 +10,8 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm, truncate, unlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,6 +77,7 @@ async function share(dir: string, table: ShareTable, pieceSize: number, pieces: 
     pieceSize,
     path: file,
     have: Bitfield.full(pieceCount(size, pieceSize)),
+    hashes: marks.map((mark) => createHash('sha256').update(mark).update(Buffer.alloc(pieceSize - mark.length)).digest('hex')),
   };
   table.set(served);
   return { served, marks };
@@ -239,35 +240,44 @@ t.test('a peer that closes while waiting gives up its place: the next one is not
   t.equal(server.stats.piecesServed, 2, "the quitter's piece was never read");
 });
 
-t.test('a shared file gone or shorter than announced: the same answer, the share is dropped, the owner is told once', async (t) => {
+t.test('a shared file gone, shorter than announced or changed: no piece sent, the share is dropped, the owner is told once', async (t) => {
   const gone: { served: ServedFile; reason: FileGoneReason }[] = [];
   const { server, table, port } = await startServer(t, { onFileGone: (served, reason) => gone.push({ served, reason }) });
   const dir = await tempDir(t);
   const missing = await share(dir, table, 1000, 3);
   const short = await share(dir, table, 1000, 3);
+  const changed = await share(dir, table, 1000, 3);
   const kept = await share(dir, table, 1000, 3);
   await unlink(missing.served.path);
   await truncate(short.served.path, 1500);
+  // Same size, other bytes: only the piece hashes tell.
+  await writeFile(changed.served.path, randomBytes(3000));
 
   const peer = await Peer.connect(t, port);
   peer.read();
   peer.send(formatPieceRequest(GROUP, missing.served.sha256, 1));
   peer.send(formatPieceRequest(GROUP, missing.served.sha256, 2));
   peer.send(formatPieceRequest(GROUP, short.served.sha256, 2));
+  peer.send(formatPieceRequest(GROUP, changed.served.sha256, 1));
+  peer.send(formatPieceRequest(GROUP, changed.served.sha256, 0));
   peer.send(formatPieceRequest(GROUP, kept.served.sha256, 2));
   t.equal((await peer.answer(0)).toString(), 'ERR NO_SUCH_FILE the shared file is gone');
   t.equal((await peer.answer(1)).toString(), `ERR NO_SUCH_FILE this peer does not share that file in ${GROUP}`, 'then no longer offered');
   t.equal((await peer.answer(2)).toString(), 'ERR NO_SUCH_FILE the shared file is shorter than announced');
-  checkPiece(t, await peer.answer(3), 2, 1000, kept.marks[2] as Buffer, 'another share');
+  t.equal((await peer.answer(3)).toString(), 'ERR NO_SUCH_FILE the shared file changed on disk since it was shared', 'the changed piece is not sent');
+  t.equal((await peer.answer(4)).toString(), `ERR NO_SUCH_FILE this peer does not share that file in ${GROUP}`, 'nor any other of that file');
+  checkPiece(t, await peer.answer(5), 2, 1000, kept.marks[2] as Buffer, 'another share');
 
   t.equal(table.get(GROUP, missing.served.sha256), undefined, 'the missing file left the share table');
   t.equal(table.get(GROUP, short.served.sha256), undefined, 'the short file left the share table');
+  t.equal(table.get(GROUP, changed.served.sha256), undefined, 'the changed file left the share table');
   t.equal(table.get(GROUP, kept.served.sha256), kept.served, 'the other share stays');
   t.same(
     gone.map((g) => [g.served, g.reason]),
     [
       [missing.served, 'missing'],
       [short.served, 'truncated'],
+      [changed.served, 'changed'],
     ],
     'onFileGone once per file, with its entry and why',
   );
@@ -280,7 +290,7 @@ t.test('a shared file gone or shorter than announced: the same answer, the share
   table.set(replacement);
   t.same(await answer, { text: 'ERR NO_SUCH_FILE the shared file is gone' });
   t.equal(table.get(GROUP, old.served.sha256), replacement, 'a share replaced meanwhile is not dropped for the old one');
-  t.equal(gone.length, 2, 'nor is the owner told');
+  t.equal(gone.length, 3, 'nor is the owner told');
 });
 
 t.test('ByteBudget: first come first served, a request over the capacity takes all of it, a waiter can leave', async (t) => {

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
-import { PeerNode, ShareRegistry } from '@tracker-cluster/client';
+import { PeerNode, ShareRegistry, formatPieceRequest } from '@tracker-cluster/client';
 import type { ShareRecord } from '@tracker-cluster/client';
 
 const CLIENT_URL = import.meta.resolve('@tracker-cluster/client');
@@ -126,4 +126,40 @@ t.test('a registry that cannot be written: the command answers, the share is not
 
   t.match(await peer.stoppedSharing('g', 'my.bin'), [/^\[share\] my\.bin in g could not be forgotten/]);
   t.match(await peer.loggedIn('carol'), [/^\[share\] cannot read the share registry .*ENOTDIR/]);
+});
+
+t.test('a shared file found changed while the registry cannot be written: withdrawn, and the notice says it is still remembered', async (t) => {
+  const dir = await tempDir(t);
+  const blocker = path.join(dir, 'not-a-dir');
+  await writeFile(blocker, '');
+  const sent: string[] = [];
+  const notices: string[] = [];
+  const peer = new PeerNode(
+    { listen: { host: '127.0.0.1', port: 0 }, dataDir: path.join(blocker, 'data'), serve: false, uploadRate: 0, maxDownloads: 1, keepaliveMs: 0 },
+    {
+      request: async (line) => {
+        sent.push(line);
+        return line.startsWith('upload_file') ? 'OK shared my.bin seeders=1' : 'OK';
+      },
+      user: () => 'carol',
+    },
+    (text) => notices.push(text),
+  );
+  t.teardown(() => peer.close());
+  const file = path.join(dir, 'my.bin');
+  await writeFile(file, 'some bytes');
+  t.match(await peer.uploadFile(file, 'g'), /^OK shared my\.bin/);
+  const [served] = peer.table.list();
+  await writeFile(file, 'SOME BYTES');
+
+  const answer = await peer.server.answer(Buffer.from(formatPieceRequest('g', served?.sha256 ?? '', 0)));
+  t.same(answer, { text: 'ERR NO_SUCH_FILE the shared file changed on disk since it was shared' });
+  const deadline = Date.now() + 10_000;
+  while (notices.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.same(sent.slice(1), ['stop_share g my.bin'], 'withdrawn from the tracker');
+  t.equal(notices.length, 1);
+  t.match(
+    notices[0],
+    new RegExp(`^share_stopped g my\\.bin the file changed on disk since it was shared: ${file} \\(share it again to serve the new content\\); it could not be forgotten \\(the next login shares it again\\): .*ENOTDIR`),
+  );
 });

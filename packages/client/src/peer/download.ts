@@ -265,6 +265,7 @@ export class Download implements DownloadView {
       pieceSize: this.meta.pieceSize,
       path: part,
       have: this.have,
+      hashes: this.meta.hashes,
     };
   }
 

@@ -379,21 +379,40 @@ export class PeerNode {
   }
 
   /**
-   * The piece server found a shared file gone or cut short and stopped serving
-   * it: the tracker stops listing it too (downloaders would wait on us for
-   * nothing), and the user is told. The next login drops or hashes it again.
+   * The piece server found that what a share announced is no longer on disk
+   * (the file deleted, cut short, or changed) and stopped serving it. Sharing
+   * it ends as with `stop_share`: the tracker stops listing this client for it
+   * (downloaders would wait on us for nothing), a download of it finishes
+   * unshared, and the registry forgets it — the next login would otherwise
+   * announce whatever the file holds then, which the user never chose to
+   * share. The user is told once: nothing else would say why the file is gone
+   * from `list_files`.
    */
   private async fileGone(served: ServedFile, reason: FileGoneReason): Promise<void> {
-    const why = reason === 'missing' ? 'the file is gone' : 'the file is shorter than when it was shared';
-    if (this.tracker.user() !== undefined) {
-      await this.tracker.request(formatCommand(['stop_share', served.group, served.file])).catch(() => undefined);
-    }
-    this.notify(`share_stopped ${served.group} ${quote(served.file)} ${why}: ${served.path}`);
+    const { group, file } = served;
+    const user = this.tracker.user();
+    if (user !== undefined) await this.tracker.request(formatCommand(['stop_share', group, file])).catch(() => undefined);
+    this.downloads.active(group, file)?.stopSharing();
+    const failure = user === undefined ? undefined : await registryFailure(this.registry.remove(user, group, file));
+    const unforgotten = failure === undefined ? '' : `; it could not be forgotten (the next login shares it again): ${failure}`;
+    this.notify(`share_stopped ${group} ${quote(file)} ${fileGoneText(reason, served.path)}${unforgotten}`);
   }
 
   /** A line for a download that just ended, for notices. */
   describe(download: Download): string {
     return formatDownload(download);
+  }
+}
+
+/** Why a share stopped by itself, for its `share_stopped` notice. */
+function fileGoneText(reason: FileGoneReason, where: string): string {
+  switch (reason) {
+    case 'missing':
+      return `the file is gone: ${where}`;
+    case 'truncated':
+      return `the file is shorter than when it was shared: ${where} (share it again to serve the new content)`;
+    case 'changed':
+      return `the file changed on disk since it was shared: ${where} (share it again to serve the new content)`;
   }
 }
 

@@ -12,6 +12,12 @@ export interface ServedFile {
   path: string;
   /** The pieces held (all of them for a shared file; the verified ones for a download). Shared, live. */
   have: Bitfield;
+  /**
+   * SHA-256 of each piece (hex), as announced: a piece read back from disk is
+   * checked against it before it is sent, so that a file changed since it was
+   * shared is never served as the announced one.
+   */
+  hashes: readonly string[];
 }
 
 /**
