@@ -5,22 +5,9 @@
 import t from 'tap';
 import { promote, startCluster } from './helpers/cluster.js';
 import { send, signUp } from './helpers/commands.js';
-import { runTrackerCommand, startTracker } from './helpers/tracker.js';
+import { metricSample as sample, runTrackerCommand, startTracker } from './helpers/tracker.js';
 import type { RunningTracker } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
-
-/** One sample of a Prometheus text exposition: `name{labels} value`. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have: Record<string, string> = {};
-    for (const pair of (m[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) have[pair[1] as string] = pair[2] as string;
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
-  }
-  return undefined;
-}
 
 async function get(tracker: RunningTracker, path: string): Promise<{ status: number; type: string; body: string }> {
   if (!tracker.adminUrl) throw new Error(`no admin= in the ready line: ${tracker.readyLine}`);
