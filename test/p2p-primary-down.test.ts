@@ -4,16 +4,15 @@
  * finished download) reach only a replica, which answers
  * `ERR PRIMARY_UNAVAILABLE`. The client must say so, never drop it silently;
  * a finished download is remembered, so the next login shares it. The
- * seeder is slowed with `--upload-rate` so that "mid-download" is a real
- * moment, not a race.
+ * download's seeder is a fake peer that holds no piece until the primary
+ * is down, so that "while the primary is down" is a real moment, not a race.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { startCluster, waitForConvergence } from './helpers/cluster.js';
-import { makeFile, makeGroup, runClient, sha256, sha256OfFile, sidecarPieces, spawnClient } from './helpers/peers.js';
+import { announceFake, fakePeer, makeFile, makeGroup, runClient, sha256, sha256OfFile, spawnClient } from './helpers/peers.js';
 import { makeTempDir } from './helpers/tracker.js';
-import { waitFor } from './helpers/wire.js';
 
 const PIECE = 64 * 1024;
 
@@ -43,24 +42,28 @@ t.test('a seeder that leaves while the primary is down says which shares stay li
 t.test('a download finished while the primary is down is announced as not shared, remembered, and shared at the next login', async (t) => {
   const { primary, replica } = await startCluster(t);
   const dir = await makeTempDir(t);
-  await makeGroup(t, primary.port, 'g', 'cal', ['dee']);
+  const { c, session } = await makeGroup(t, primary.port, 'g', 'cal', ['dee']);
   const data = await makeFile(dir, 'big.bin', 16 * PIECE);
-  const seeder = spawnClient(
-    t,
-    ['--tracker', primary.address, '--tracker', replica.address, '--data-dir', path.join(dir, 'cal'), '--upload-rate', String(512 * 1024), '--serve', '--exec', 'login cal cal-pw; upload_file big.bin g 64k'],
-    dir,
-  );
-  await seeder.waitOut(/OK shared big\.bin/);
-  await waitForConvergence(primary, replica, { acked: true });
+  // It holds nothing until the primary is down: the download's first piece, and so its first announce, come after.
+  let holding = false;
+  const seeder = await fakePeer(t, { group: 'g', data, pieceSize: PIECE, holds: () => holding });
+  await announceFake(c, session, 'g', 'big.bin', data, PIECE, seeder);
 
   const dest = await makeTempDir(t);
   const trackers = ['--tracker', primary.address, '--tracker', replica.address];
   const downloader = spawnClient(t, [...trackers, '--data-dir', path.join(dir, 'dee'), '--exec', `login dee dee-pw; download_file g big.bin ${dest}; wait_downloads`], dir);
-  await waitFor(async () => ((await sidecarPieces(dest, 'big.bin')) >= 2 ? true : undefined), { timeoutMs: 30_000, message: 'the download under way' });
+  await downloader.waitOut(/OK download started big\.bin .* peers=1/);
+  await waitForConvergence(primary, replica, { acked: true });
   await primary.kill9();
+  holding = true;
   const done = await downloader.exited;
   t.equal(done.code, 0, downloader.stdout() + downloader.stderr());
   t.equal(await sha256OfFile(path.join(dest, 'big.bin')), sha256(data), 'the download itself is whole');
+  t.match(
+    downloader.stdout() + downloader.stderr(),
+    /\[event\] share_not_announced g big\.bin ERR [^\n]* \(while downloading: the download goes on, its pieces are not served\)/,
+    'its first piece could not be announced either',
+  );
   t.match(
     downloader.stdout() + downloader.stderr(),
     /\[event\] share_not_announced g big\.bin ERR [^\n]* \(remembered: the next login shares it\)/,

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { makeTempDir, startTracker } from './helpers/tracker.js';
+import { makeTempDir, metricSample, startTracker } from './helpers/tracker.js';
 import type { RunningTracker } from './helpers/tracker.js';
 import { connect } from './helpers/wire.js';
 import { login, send } from './helpers/commands.js';
@@ -261,6 +261,27 @@ t.test('quota: a download by a user at the quota says at its first piece that it
   const during = out.search(/share_not_announced q big\.bin ERR QUOTA_EXCEEDED [^\n]*\(while downloading: the download goes on, its pieces are not served\)/);
   t.ok(during >= 0, `said while downloading:\n${out}`);
   t.ok(during < out.search(/download_complete q big\.bin/), 'before the download completed');
+});
+
+t.test('a finished download is announced to the tracker once, not again at its end', async (t) => {
+  const tracker = await startTracker(t, { args: ['--admin-port', '0'] });
+  const dir = await makeTempDir(t);
+  await makeGroup(t, tracker.port, 'g', 'una', ['vic']);
+  await makeFile(dir, 'once.bin', 16 * PIECE);
+  const shares = async (): Promise<number | undefined> =>
+    metricSample(await (await fetch(`${tracker.adminUrl}/metrics`)).text(), 'tracker_requests_total', { command: 'upload_file', result: 'OK' });
+  const seeder = spawnClient(t, ['--tracker', tracker.address, '--data-dir', path.join(dir, 'una'), '--serve', '--exec', 'login una una-pw; upload_file once.bin g 64k'], dir);
+  await seeder.waitOut(/OK shared once\.bin seeders=1/);
+  t.equal(await shares(), 1, "the seeder's");
+  const dest = await makeTempDir(t);
+  const run = await runClient(t, ['--tracker', tracker.address, '--data-dir', path.join(dir, 'vic'), '--exec', `login vic vic-pw; download_file g once.bin ${dest}; wait_downloads`], dir);
+  t.equal(run.code, 0, run.stdout + run.stderr);
+  t.match(run.stdout, /\[C\] \[g\] once\.bin 100%/);
+  t.equal(await shares(), 2, "and the downloader's, once");
+  await seeder.waitOut(/\[event\] file_shared g once\.bin vic/);
+  t.equal(seeder.stdout().match(/\[event\] file_shared g once\.bin vic/g)?.length, 1, 'the other members hear of it once');
+  const registry = JSON.parse(await readFile(path.join(dir, 'vic', 'shares-vic.json'), 'utf8')) as { shares: { file: string; path: string }[] };
+  t.same(registry.shares.map((s) => [s.file, s.path]), [['once.bin', path.join(dest, 'once.bin')]], 'remembered for the next login all the same');
 });
 
 /** The files a user's share registry remembers. */

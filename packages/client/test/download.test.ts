@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -327,6 +327,48 @@ t.test('end game: pieces asked of a hung peer come from another, long before its
   t.ok(hung.asked() > 0, `the hung peer was asked for pieces (${hung.asked()})`);
   t.same([...download.sources], [`127.0.0.1:${meta.peers[0]?.address.port}`], 'every piece came from the live peer');
   t.same(await readFile(path.join(dest, 'notes.txt')), data);
+});
+
+t.test('the end of a download waits for the answer to its first announce, which decides whether to announce again', async (t) => {
+  const { meta, data } = await seed(t, 'order.bin');
+  const dest = await tempDir(t);
+  const calls: string[] = [];
+  let answered = false;
+  let answer = (): void => undefined;
+  const answering = new Promise<void>((resolve) => (answer = resolve));
+  const download = new Download(
+    'g',
+    'order.bin',
+    dest,
+    meta,
+    {
+      ...deps(meta),
+      announce: async () => {
+        calls.push('announce');
+        await answering;
+        answered = true;
+        calls.push('answered');
+      },
+      completed: async () => {
+        calls.push(answered ? 'completed' : 'completed before the answer');
+        answer();
+      },
+    },
+    quick,
+  );
+  const run = download.run();
+  // The tracker answers the first announce only once the download is published and its state gone: the point where
+  // the end either waits for that answer or goes on without it.
+  const there = (file: string): Promise<boolean> => stat(file).then(() => true, () => false);
+  const deadline = Date.now() + 20_000;
+  while (!answered && Date.now() < deadline) {
+    if ((await there(path.join(dest, 'order.bin'))) && !(await there(statePath(dest, 'order.bin')))) answer();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await run;
+  t.equal(download.status, 'complete', download.reason);
+  t.same(calls, ['announce', 'answered', 'completed']);
+  t.same(await readFile(path.join(dest, 'order.bin')), data);
 });
 
 t.test('queue positions: 0 for a download that starts, then 1, 2 … in line', async (t) => {

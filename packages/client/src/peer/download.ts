@@ -57,7 +57,7 @@ export interface DownloadDeps {
   self(): string | undefined;
   /** Announce as a seeder of `served` (partial while downloading) and serve it. */
   announce(served: ServedFile): Promise<void>;
-  /** The download completed; `served.path` is the final file. */
+  /** The download completed; `served.path` is the final file. Called once `announce`, if it was called, has settled. */
   completed(served: ServedFile): Promise<void>;
   /** The download failed or was interrupted: stop serving the partial file. */
   withdraw(served: ServedFile): Promise<void>;
@@ -127,6 +127,8 @@ export class Download implements DownloadView {
   private readonly peers = new Map<string, PeerSlot>();
   private readonly retryAt = new Map<string, number>();
   private announced = false;
+  /** The announce at the first verified piece, under way or settled; the end waits for it (`DownloadDeps.completed`). */
+  private announcing: Promise<void> = Promise.resolve();
   private settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastProgress = 0;
@@ -504,7 +506,8 @@ export class Download implements DownloadView {
   private async announceOnce(): Promise<void> {
     if (this.announced || !this.served || !this.sharing) return;
     this.announced = true;
-    await this.deps.announce(this.served);
+    this.announcing = this.deps.announce(this.served);
+    await this.announcing;
   }
 
   private scheduleSave(): void {
@@ -554,6 +557,8 @@ export class Download implements DownloadView {
     served.path = this.destination;
     await removeDownloadState(this.destDir, this.file);
     if (!this.sharing) return;
+    // Its answer decides whether the tracker must be told again: a last piece can be verified before the first's announce is answered.
+    await this.announcing.catch(() => undefined);
     this.announced = true;
     await this.deps.completed(served);
   }

@@ -313,6 +313,8 @@ export class PeerNode {
   }
 
   private downloadDeps(group: string, file: string): ConstructorParameters<typeof Download>[4] {
+    /** The tracker took the announce at the first verified piece: it lists this client as a seeder of the file already. */
+    let listed = false;
     return {
       fetchPeers: async (): Promise<FilePeers> => {
         const answer = await this.tracker.request(formatCommand(['file_peers', group, file]));
@@ -325,7 +327,8 @@ export class PeerNode {
         // Serve first: peers told about us may ask at once.
         this.table.set(served);
         const answer = await this.tracker.request(this.uploadLine(served)).catch((e: unknown) => `ERR ${errorText(e)}`);
-        if (!parseResponse(answer).ok) {
+        listed = parseResponse(answer).ok;
+        if (!listed) {
           this.table.remove(served.group, served.sha256);
           // Said now, not only when the download ends (a quota, a name taken): nobody gets its pieces from us meanwhile.
           if (this.tracker.user() !== undefined) {
@@ -336,18 +339,24 @@ export class PeerNode {
       completed: async (served: ServedFile) => {
         this.table.set(served);
         const user = this.tracker.user();
-        let reached = true;
-        const answer = await this.tracker.request(this.uploadLine(served)).catch((e: unknown) => {
-          reached = false;
-          return `ERR ${errorText(e)}`;
-        });
-        const response = parseResponse(answer);
-        // Not listed now, but only because no primary could take the write: the next login shares it.
-        const later = !response.ok && (!reached || response.code === 'PRIMARY_UNAVAILABLE');
-        if (user !== undefined && !response.ok) {
-          this.notify(`share_not_announced ${group} ${quote(file)} ${firstLine(answer)}${later ? ' (remembered: the next login shares it)' : ''}`);
+        // Listed since its first piece, by the same upload_file line: sent again, it would only be committed, replicated
+        // and told to every other member (file_shared) a second time.
+        let remember = listed;
+        if (!listed) {
+          let reached = true;
+          const answer = await this.tracker.request(this.uploadLine(served)).catch((e: unknown) => {
+            reached = false;
+            return `ERR ${errorText(e)}`;
+          });
+          const response = parseResponse(answer);
+          // Not listed now, but only because no primary could take the write: the next login shares it.
+          const later = !response.ok && (!reached || response.code === 'PRIMARY_UNAVAILABLE');
+          if (user !== undefined && !response.ok) {
+            this.notify(`share_not_announced ${group} ${quote(file)} ${firstLine(answer)}${later ? ' (remembered: the next login shares it)' : ''}`);
+          }
+          remember = response.ok || later;
         }
-        if (user !== undefined && (response.ok || later)) {
+        if (user !== undefined && remember) {
           const info = await stat(served.path);
           const d = this.downloads.list().find((x) => x.group === group && x.file === file && x.status === 'running');
           const failure = await registryFailure(this.registry.put(user, {
