@@ -92,6 +92,51 @@ t.test('file sharing', async (t) => {
     t.same(await registryFiles(path.join(dir, 'rex'), 'rex'), [], 'the registry forgot it');
   });
 
+  t.test('--json: show_downloads and wait_downloads answer one object per download, its fields as data', async (t) => {
+    const dir = await makeTempDir(t);
+    await makeGroup(t, tracker.port, 'json', 'wes', ['xia']);
+    const first = await makeFile(dir, 'first.bin', 16 * PIECE);
+    const second = await makeFile(dir, 'second file.bin', 16 * PIECE + 1);
+    // Slowed, so that the first download still runs while the second waits its turn.
+    const seeder = spawnClient(
+      t,
+      [...base('wes', path.join(dir, 'wes')), '--upload-rate', String(1024 * 1024), '--serve', '--exec', 'login wes wes-pw; upload_file first.bin json 64k; upload_file "second file.bin" json 64k'],
+      dir,
+    );
+    await seeder.waitOut(/OK shared "second file\.bin" seeders=1/);
+    const dest = await makeTempDir(t);
+    const run = await runClient(
+      t,
+      [
+        ...base('xia', path.join(dir, 'xia')),
+        '--json',
+        '--max-downloads',
+        '1',
+        '--exec',
+        `login xia xia-pw; download_file json first.bin ${dest}; download_file json "second file.bin" ${dest}; show_downloads; wait_downloads`,
+      ],
+      dir,
+    );
+    t.equal(run.code, 0, run.stdout + run.stderr);
+    const answers = run.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{"ok"'))
+      .map((line) => JSON.parse(line) as { ok: boolean; message: string; rows: Record<string, unknown>[] });
+    const [shown, waited] = answers.slice(-2);
+    const keys = ['group', 'file', 'state', 'percent', 'size', 'bytes_per_second', 'peers', 'sources', 'resumed', 'banned', 'reason'];
+    t.equal(shown?.message, '2');
+    t.match(shown?.rows, [
+      { group: 'json', file: 'first.bin', state: 'downloading', percent: Number, size: first.length, peers: Number, reason: null },
+      { group: 'json', file: 'second file.bin', state: 'queued', percent: 0, size: second.length, peers: 0, reason: null },
+    ]);
+    t.same(waited?.rows.map((r) => r['state']), ['complete', 'complete']);
+    t.match(waited?.rows, [
+      { file: 'first.bin', percent: 100, size: first.length, bytes_per_second: Number, sources: 1, resumed: 0, banned: 0, reason: null },
+      { file: 'second file.bin', percent: 100, size: second.length, sources: 1, resumed: 0, banned: 0, reason: null },
+    ]);
+    for (const row of [...(shown?.rows ?? []), ...(waited?.rows ?? [])]) t.same(Object.keys(row), keys, 'the same keys in every row');
+  });
+
   t.test('three partial seeders, each holding a third of the pieces', async (t) => {
     const dir = await makeTempDir(t);
     const { c, session } = await makeGroup(t, tracker.port, 'thirds', 'cat', ['dan', 'cat2', 'cat3']);

@@ -45,6 +45,12 @@ export const LIST_COMMANDS: Readonly<Record<string, string>> = Object.freeze({
   list_files: 'file',
 });
 
+/**
+ * A row of an answer in `--json`: the words of a tracker's row, as text; or
+ * a row the client has as data (`show_downloads`), with numbers as numbers.
+ */
+export type JsonRow = Readonly<Record<string, string | number | null>>;
+
 /** One answer as data: what `--json` prints. */
 export interface JsonAnswer {
   ok: boolean;
@@ -52,8 +58,8 @@ export interface JsonAnswer {
   code: string | null;
   /** The text after `OK` (for a list, the count), or the error message. */
   message: string;
-  /** The rows of a list answer (`{"name": ..., key: value, ...}`); empty for other answers. */
-  rows: Record<string, string>[];
+  /** The rows of a list answer (`{"name": ..., key: value, ...}`), or the client's own rows; empty for other answers. */
+  rows: JsonRow[];
 }
 
 /** Parses an answer payload into `JsonAnswer` form; rows are read for list commands and for any `OK <n>` with `n` rows. */
@@ -75,9 +81,10 @@ export function answerData(payload: string, command = ''): JsonAnswer {
   return { ok: true, code: null, message: response.text, rows };
 }
 
-/** `--json`: one line per answer. */
-export function formatJsonAnswer(payload: string, command = ''): string {
-  return JSON.stringify(answerData(payload, command));
+/** `--json`: one line per answer; `rows`, when the client has the answer's rows as data, instead of those read from the text. */
+export function formatJsonAnswer(payload: string, command = '', rows?: readonly JsonRow[]): string {
+  const data = answerData(payload, command);
+  return JSON.stringify(rows === undefined ? data : { ...data, rows });
 }
 
 /** `--json` for a client-side command (`help`, …): the same shape, with the text as the message. */
@@ -101,9 +108,9 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
  * An answer for people. `raw`: as the tracker sent it. `pretty`: `OK`/`ERR`
  * coloured, and a list answer's rows as a table with a header.
  */
-export function formatReply(payload: string, view: View = PLAIN_VIEW, command = ''): string {
+export function formatReply(payload: string, view: View = PLAIN_VIEW, command = '', rows?: readonly JsonRow[]): string {
   const text = payload.replace(/\n+$/, '');
-  if (view.mode === 'json') return formatJsonAnswer(payload, command);
+  if (view.mode === 'json') return formatJsonAnswer(payload, command, rows);
   if (view.mode === 'raw' && !view.color) return text;
   const [first = '', ...rest] = text.split('\n');
   const response = parseResponse(first);
@@ -118,7 +125,7 @@ export function formatReply(payload: string, view: View = PLAIN_VIEW, command = 
   for (const row of data.rows) for (const key of Object.keys(row)) if (key !== 'name' && !keys.includes(key)) keys.push(key);
   const table = formatTable(
     [LIST_COMMANDS[command] ?? 'name', ...keys],
-    data.rows.map((row) => [row['name'] ?? '', ...keys.map((k) => row[k] ?? '')]),
+    data.rows.map((row) => [String(row['name'] ?? ''), ...keys.map((k) => String(row[k] ?? ''))]),
   );
   return `${head}\n${table}`;
 }

@@ -140,7 +140,7 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
       const outcome = await untilAborted(runner.execute(line, signal), signal, abandoned);
       if (outcome.kind === 'quit') break;
       if (outcome.kind === 'local' && outcome.text !== undefined) io.output.write(`${formatLocal(outcome.ok, outcome.text, view)}\n`);
-      else if (outcome.kind === 'reply') io.output.write(`${formatReply(outcome.reply.payload, view, outcome.command)}\n`);
+      else if (outcome.kind === 'reply') io.output.write(`${formatReply(outcome.reply.payload, view, outcome.command, outcome.rows)}\n`);
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
       if (!(error instanceof AbandonedError)) {

@@ -12,7 +12,7 @@ import type { ConnectOptions } from './connection.js';
 import { AbandonedError, ConnectionLostError, UnreachableError } from './errors.js';
 import type { ConnectAttempt } from './errors.js';
 import { commandName } from './format.js';
-import type { FailoverInfo } from './format.js';
+import type { FailoverInfo, JsonRow } from './format.js';
 import type { ClientOptions } from './options.js';
 import { RequestIds, withRequestId } from './request-id.js';
 import type { RequestId } from './request-id.js';
@@ -26,8 +26,11 @@ export type Outcome =
   | { kind: 'quit' }
   /** Handled by the client (`help`, …); `ok` false for a failure such as help on an unknown command. */
   | { kind: 'local'; command: string; text: string | undefined; ok: boolean }
-  /** The tracker's answer. */
-  | { kind: 'reply'; command: string; reply: Reply; ok: boolean };
+  /**
+   * The tracker's answer (or a client command's in the tracker's form). `rows`: the answer's rows as data when the
+   * client has them so (its own lists, `show_downloads`), for `--json`; otherwise they are read from the text.
+   */
+  | { kind: 'reply'; command: string; reply: Reply; ok: boolean; rows?: readonly JsonRow[] };
 
 export interface RunnerHooks {
   /** An `EVENT` frame arrived. */

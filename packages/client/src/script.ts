@@ -83,7 +83,7 @@ export async function runScript(
           else io.stderr.write(`${formatClientError(outcome.text)}\n`);
         }
       } else {
-        io.stdout.write(`${formatReply(outcome.reply.payload, view, outcome.command)}\n`);
+        io.stdout.write(`${formatReply(outcome.reply.payload, view, outcome.command, outcome.rows)}\n`);
       }
       if (!outcome.ok) {
         failed = true;

@@ -27,7 +27,10 @@ import {
   progressBar,
   stallReason,
   downloadsFailedLine,
+  downloadListing,
+  formatReply,
 } from '@tracker-cluster/client';
+import type { DownloadView } from '@tracker-cluster/client';
 
 t.test('piece arithmetic', async (t) => {
   t.equal(pieceCount(0, 10), 0, 'an empty file has no pieces');
@@ -297,6 +300,63 @@ t.test('progress bar', async (t) => {
   t.equal(progressBar(0, 10), '[..........]');
   t.equal(progressBar(0.5, 10), '[#####.....]');
   t.equal(progressBar(1, 10), '[##########]');
+});
+
+t.test('show_downloads and wait_downloads: the text lines, and the same downloads as rows for --json', async (t) => {
+  const view = (over: Partial<DownloadView>): DownloadView => ({
+    group: 'g',
+    file: 'f.bin',
+    status: 'queued',
+    reason: '',
+    meta: { size: 1000 },
+    bytesDone: 0,
+    rate: 0,
+    activePeers: 0,
+    resumedPieces: 0,
+    banned: new Set(),
+    sources: new Set(),
+    ...over,
+  });
+  const list = [
+    view({ file: 'my file.bin', status: 'running', bytesDone: 420, rate: 12_345_678.9, activePeers: 3, banned: new Set(['x']), sources: new Set(['a', 'b']) }),
+    view({ group: 'h', status: 'complete', bytesDone: 1000, rate: 2_000_000, sources: new Set(['a']), resumedPieces: 2 }),
+    view({ status: 'failed', bytesDone: 100, reason: 'stalled: no peer could be reached for 60 s' }),
+    view({ file: 'later.bin' }),
+  ];
+  const shown = downloadListing(list);
+  t.equal(
+    shown.payload,
+    [
+      'OK 4',
+      '[D] [g] "my file.bin"  42% [########............] 12.3 MB/s peers=3 banned=1',
+      '[C] [h] f.bin 100% size=1000 2.0 MB/s sources=1 resumed=2',
+      '[F] [g] f.bin failed: stalled: no peer could be reached for 60 s',
+      '[Q] [g] later.bin queued',
+    ].join('\n'),
+  );
+  const row = { percent: 0, size: 1000, bytes_per_second: 0, peers: 0, sources: 0, resumed: 0, banned: 0, reason: null };
+  t.same(shown.rows, [
+    { ...row, group: 'g', file: 'my file.bin', state: 'downloading', percent: 42, bytes_per_second: 12_345_679, peers: 3, sources: 2, banned: 1 },
+    { ...row, group: 'h', file: 'f.bin', state: 'complete', percent: 100, bytes_per_second: 2_000_000, sources: 1, resumed: 2 },
+    { ...row, group: 'g', file: 'f.bin', state: 'failed', percent: 10, reason: 'stalled: no peer could be reached for 60 s' },
+    { ...row, group: 'g', file: 'later.bin', state: 'queued' },
+  ]);
+  const keys = ['group', 'file', 'state', 'percent', 'size', 'bytes_per_second', 'peers', 'sources', 'resumed', 'banned', 'reason'];
+  for (const r of shown.rows) t.same(Object.keys(r), keys, 'every key in every row, in one order');
+
+  const json = { mode: 'json', color: false } as const;
+  t.same(JSON.parse(formatReply(shown.payload, json, 'show_downloads', shown.rows)), { ok: true, code: null, message: '4', rows: shown.rows }, '--json: the rows as data');
+  t.equal(formatReply(shown.payload, { mode: 'raw', color: false }, 'show_downloads', shown.rows), shown.payload, 'the text form is unchanged');
+
+  const waited = downloadListing(list, true);
+  t.equal(waited.payload.split('\n')[0], 'ERR DOWNLOAD_FAILED 1 of 4 downloads failed');
+  t.same(waited.payload.split('\n').slice(1), shown.payload.split('\n').slice(1));
+  t.same(
+    JSON.parse(formatReply(waited.payload, json, 'wait_downloads', waited.rows)),
+    { ok: false, code: 'DOWNLOAD_FAILED', message: '1 of 4 downloads failed', rows: shown.rows },
+    'a failed wait keeps its rows',
+  );
+  t.equal(downloadListing([list[1] as DownloadView], true).payload.split('\n')[0], 'OK 1', 'none failed: OK');
 });
 
 t.test('why a stalled download failed', async (t) => {

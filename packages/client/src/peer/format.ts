@@ -60,9 +60,68 @@ export function formatDownload(d: DownloadView): string {
   }
 }
 
-/** A list answer: `OK <n>` then one line per download. */
-export function formatDownloadList(list: readonly DownloadView[]): string {
-  return [`OK ${list.length}`, ...list.map(formatDownload)].join('\n');
+/** A download's state as `show_downloads` names it (`[Q]`, `[D]`, `[C]`, `[F]`). */
+export type DownloadStateName = 'queued' | 'downloading' | 'complete' | 'failed';
+
+const STATE_NAMES: Readonly<Record<DownloadView['status'], DownloadStateName>> = {
+  queued: 'queued',
+  running: 'downloading',
+  complete: 'complete',
+  failed: 'failed',
+};
+
+/**
+ * One download as `--json` shows it: the fields of its text line as data,
+ * every key in every row whatever the state, so that a program reads them
+ * without parsing the line (`reason` is null unless it failed).
+ */
+export type DownloadRow = {
+  group: string;
+  file: string;
+  state: DownloadStateName;
+  percent: number;
+  size: number;
+  bytes_per_second: number;
+  peers: number;
+  sources: number;
+  resumed: number;
+  banned: number;
+  reason: string | null;
+};
+
+export function downloadRow(d: DownloadView): DownloadRow {
+  return {
+    group: d.group,
+    file: d.file,
+    state: STATE_NAMES[d.status],
+    percent: percent(d),
+    size: d.meta.size,
+    bytes_per_second: Math.round(d.rate),
+    peers: d.activePeers,
+    sources: d.sources.size,
+    resumed: d.resumedPieces,
+    banned: d.banned.size,
+    reason: d.status === 'failed' ? d.reason : null,
+  };
+}
+
+/** What `show_downloads` and `wait_downloads` answer: the text, and the same downloads as rows for `--json`. */
+export interface DownloadListing {
+  payload: string;
+  rows: DownloadRow[];
+}
+
+/**
+ * `show_downloads`' answer, `OK <n>` then one line per download; or
+ * `wait_downloads`' (`failedIsError`), whose first line is `ERR
+ * DOWNLOAD_FAILED <k> of <n> downloads failed` when any failed (downloadsFailedLine). Text and
+ * rows come from one look at the list.
+ */
+export function downloadListing(list: readonly DownloadView[], failedIsError = false): DownloadListing {
+  const rows = list.map(downloadRow);
+  const failed = rows.filter((r) => r.state === 'failed').length;
+  const head = failedIsError && failed > 0 ? downloadsFailedLine(failed, list.length) : `OK ${list.length}`;
+  return { payload: [head, ...list.map(formatDownload)].join('\n'), rows };
 }
 
 /** The first line of `wait_downloads` when `failed` of the `total` downloads it lists failed. */

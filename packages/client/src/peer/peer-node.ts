@@ -11,7 +11,8 @@ import { DownloadQueue } from './download-queue.js';
 import { WorkingFileError } from './download-state.js';
 import { otherPeerCount, parseFilePeers } from './file-peers.js';
 import type { FilePeers } from './file-peers.js';
-import { downloadsFailedLine, formatDownload, formatDownloadList, sessionEndedShareNote } from './format.js';
+import { downloadListing, formatDownload, sessionEndedShareNote } from './format.js';
+import type { DownloadListing } from './format.js';
 import { hashFile } from './hashing.js';
 import { expandHome } from './local-path.js';
 import type { FileDigest } from './hashing.js';
@@ -158,18 +159,14 @@ export class PeerNode {
     return `OK download ${where} ${quote(file)} size=${meta.size} pieces=${download.pieces} have=${resumed} peers=${otherPeerCount(meta, this.announced)}`;
   }
 
-  showDownloads(): string {
-    return formatDownloadList(this.downloads.list());
+  showDownloads(): DownloadListing {
+    return downloadListing(this.downloads.list());
   }
 
   /** Waits until no download is queued or running; `ERR` if any of them failed. The downloads go on when `signal` aborts the wait. */
-  async waitDownloads(signal?: AbortSignal): Promise<string> {
+  async waitDownloads(signal?: AbortSignal): Promise<DownloadListing> {
     await untilAborted(this.downloads.whenIdle(), signal, () => new AbandonedError('wait_downloads', false));
-    const list = this.downloads.list();
-    const failed = list.filter((d) => d.status === 'failed').length;
-    const body = formatDownloadList(list);
-    if (failed === 0) return body;
-    return [downloadsFailedLine(failed, list.length), ...body.split('\n').slice(1)].join('\n');
+    return downloadListing(this.downloads.list(), true);
   }
 
   /**

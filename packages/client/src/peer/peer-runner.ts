@@ -1,5 +1,6 @@
 import { parseResponse, tokenize } from '@tracker-cluster/protocol';
 import { classifyLine } from '../commands.js';
+import type { JsonRow } from '../format.js';
 import { Runner } from '../runner.js';
 import type { Outcome, RunnerHooks, RunnerOptions } from '../runner.js';
 import { sessionEndedShareNote } from './format.js';
@@ -51,10 +52,14 @@ export class PeerRunner extends Runner {
       case 'download_file':
         if (words.length !== 4) return this.answer(command, 'ERR BAD_REQUEST usage: download_file <group> <file> <dest_dir>');
         return this.answer(command, await this.peer.downloadFile(arg(1), arg(2), arg(3), signal));
-      case 'show_downloads':
-        return this.answer(command, this.peer.showDownloads());
-      case 'wait_downloads':
-        return this.answer(command, await this.peer.waitDownloads(signal));
+      case 'show_downloads': {
+        const listing = this.peer.showDownloads();
+        return this.answer(command, listing.payload, listing.rows);
+      }
+      case 'wait_downloads': {
+        const listing = await this.peer.waitDownloads(signal);
+        return this.answer(command, listing.payload, listing.rows);
+      }
       case 'stop_share': {
         const outcome = await this.tracked(line, signal);
         if (outcome.kind === 'reply' && words.length === 3) {
@@ -109,7 +114,8 @@ export class PeerRunner extends Runner {
     return outcome;
   }
 
-  private answer(command: string, payload: string): Outcome {
-    return { kind: 'reply', command, reply: { session: this.state.session, payload }, ok: parseResponse(payload).ok };
+  private answer(command: string, payload: string, rows?: readonly JsonRow[]): Outcome {
+    const outcome: Outcome = { kind: 'reply', command, reply: { session: this.state.session, payload }, ok: parseResponse(payload).ok };
+    return rows === undefined ? outcome : { ...outcome, rows };
   }
 }
