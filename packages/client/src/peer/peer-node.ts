@@ -294,10 +294,7 @@ export class PeerNode {
 
   /** Sends `upload_file` for a record and serves it when the tracker says OK. */
   private async announce(record: ShareRecord, signal?: AbortSignal): Promise<string> {
-    const hashes = record.hashes.length === 0 ? '-' : record.hashes.join(',');
-    const line = formatCommand([
-      'upload_file', record.group, record.file, String(record.size), record.sha256, String(record.pieceSize), this.announced ?? '', hashes,
-    ]);
+    const line = this.uploadLine(record);
     if (Buffer.byteLength(line) > TRACKER_MAX_REQUEST) {
       return `ERR BAD_REQUEST ${record.hashes.length} pieces do not fit in one request; use a larger piece size`;
     }
@@ -355,10 +352,9 @@ export class PeerNode {
         }
         if (user !== undefined && remember) {
           const info = await stat(served.path);
-          const d = this.downloads.list().find((x) => x.group === group && x.file === file && x.status === 'running');
           const failure = await registryFailure(this.registry.put(user, {
             group, file, path: served.path, size: served.size, mtimeMs: info.mtimeMs, sha256: served.sha256,
-            pieceSize: served.pieceSize, hashes: d?.meta.hashes ?? [],
+            pieceSize: served.pieceSize, hashes: [...served.hashes],
           }));
           // The download itself succeeded: say so, but not as a failure of it.
           if (failure !== undefined) this.notify(`share_not_remembered ${group} ${quote(file)} ${failure}`);
@@ -376,12 +372,10 @@ export class PeerNode {
     };
   }
 
-  private uploadLine(served: ServedFile): string {
-    const d = this.downloads.list().find((x) => x.group === served.group && x.file === served.file && x.meta.sha256 === served.sha256);
-    const hashes = d && d.meta.hashes.length > 0 ? d.meta.hashes.join(',') : '-';
-    return formatCommand([
-      'upload_file', served.group, served.file, String(served.size), served.sha256, String(served.pieceSize), this.announced ?? '', hashes,
-    ]);
+  /** The tracker's `upload_file` for a file this client serves (a share, or a download), at this client's peer address. */
+  private uploadLine(f: Pick<ServedFile, 'group' | 'file' | 'size' | 'sha256' | 'pieceSize' | 'hashes'>): string {
+    const hashes = f.hashes.length === 0 ? '-' : f.hashes.join(',');
+    return formatCommand(['upload_file', f.group, f.file, String(f.size), f.sha256, String(f.pieceSize), this.announced ?? '', hashes]);
   }
 
   /**
