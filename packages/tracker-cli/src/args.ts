@@ -157,6 +157,12 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
     'session-ttl': { group: LIMITS, describe: 'sessions idle this long expire', default: '24h' },
     'session-purge-interval': { group: LIMITS, describe: 'how often expired sessions are purged', default: '1m' },
     'max-shares-per-user': { group: LIMITS, describe: 'files one user may share', default: '1000', doc: "files one user may share at once (from live sessions; a file shared from several of the user's sessions counts once)" },
+    'max-sessions-per-user': {
+      group: LIMITS,
+      describe: "live sessions one user may hold; a login past it ends the user's least recently active one (at least 1)",
+      default: '100',
+      doc: "live sessions one user may hold, at least 1; a login past it still succeeds and ends the user's least recently active session, as `logout` would (its shares end with it)",
+    },
     'log-level': { group: LOGGING, describe: LOG_LEVELS.join(', '), default: 'info', doc: '`fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`' },
     'log-format': { group: LOGGING, describe: 'auto (pretty on a terminal, else JSON), json or pretty', default: 'auto', doc: '`auto` (pretty on a terminal, else JSON lines), `json`, `pretty`' },
     'admin-port': {
@@ -403,6 +409,7 @@ export function parseTrackerArgs(
     rateLimit: integer('rate-limit'),
     maxLoginFailures: integer('max-login-failures'),
     maxSharesPerUser: integer('max-shares-per-user'),
+    maxSessionsPerUser: integer('max-sessions-per-user'),
     maxPipeline: integer('max-pipeline'),
     logRetention: integer('log-retention'),
     logRetentionBytes: integer('log-retention-bytes'),

@@ -34,7 +34,7 @@ t.test('every option, as flags', async (t) => {
     '--sync-mode', 'async', '--sync-timeout-ms', '250', '--max-frame', '4096', '--frame-timeout', '500ms',
     '--idle-timeout', '10m', '--login-window', '30s', '--session-ttl', '7d', '--session-purge-interval', '2s',
     '--max-connections', '10', '--rate-limit', '0', '--max-login-failures', '3', '--max-shares-per-user', '7',
-    '--max-pipeline', '16', '--scrypt-cost', '1024', '--db-synchronous', 'normal', '--log-level', 'debug',
+    '--max-sessions-per-user', '3', '--max-pipeline', '16', '--scrypt-cost', '1024', '--db-synchronous', 'normal', '--log-level', 'debug',
     '--log-format', 'json',
   ]);
   t.same(c.listen, { host: '0.0.0.0', port: 0 });
@@ -55,6 +55,7 @@ t.test('every option, as flags', async (t) => {
     rateLimit: 0,
     maxLoginFailures: 3,
     maxSharesPerUser: 7,
+    maxSessionsPerUser: 3,
     maxPipeline: 16,
     scryptCost: 1024,
     dbSynchronous: 'NORMAL',
@@ -85,6 +86,16 @@ t.test('TRACKER_* variables, and flags win over them', async (t) => {
   t.equal(flags.listen.port, 1);
   t.equal(flags.options.secret, 'flag');
   t.equal(flags.secretSource, 'option');
+});
+
+t.test('the per-user limits: flags and TRACKER_* variables, the same on both trackers', async (t) => {
+  const env = { TRACKER_MAX_SESSIONS_PER_USER: '4' };
+  for (const role of ['primary', 'replica'] as const) {
+    t.equal(run(role, [], env).options.maxSessionsPerUser, 4, `${role}: from the variable`);
+    t.equal(run(role, ['--max-sessions-per-user', '5'], env).options.maxSessionsPerUser, 5, `${role}: the flag wins`);
+    t.equal(run(role, []).options.maxSessionsPerUser, 100, `${role}: the default`);
+  }
+  t.throws(() => run('primary', ['--max-sessions-per-user', '0']), { name: 'UsageError', message: /--max-sessions-per-user must be an integer from 1 / });
 });
 
 t.test('every option has a TRACKER_ variable name', async (t) => {

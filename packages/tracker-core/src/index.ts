@@ -20,6 +20,8 @@ export type { DomainEvent } from './state/apply.js';
 export { encodeChange, decodeChange } from './state/changes.js';
 export type { Change, ChangeBody, ChangeType, RequestRecord } from './state/changes.js';
 export { COMMANDS, dispatch, splitRequestId } from './handlers/dispatch.js';
+export { sessionsToEvict } from './handlers/session-cap.js';
+export type { LiveSession } from './handlers/session-cap.js';
 export type { Command } from './handlers/command.js';
 export { Connection, MAX_EVENT_BACKLOG_BYTES, MAX_EVENT_BACKLOG_TOTAL_BYTES } from './net/connection.js';
 export { ByteBudget } from './net/byte-budget.js';

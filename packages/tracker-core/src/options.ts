@@ -40,6 +40,8 @@ export interface TrackerOptions {
   /** How often expired sessions are purged by a replicated change (ms). */
   sessionPurgeIntervalMs: number;
   maxSharesPerUser: number;
+  /** Live sessions one user may hold; a login past it ends the user's least recently active one. */
+  maxSessionsPerUser: number;
   /** SQLite `synchronous` pragma, set explicitly on every open. */
   dbSynchronous: SqliteSynchronous;
   /** scrypt cost parameter N for new password hashes (power of two). */
@@ -73,6 +75,7 @@ export const DEFAULT_LOGIN_WINDOW_MS = 60_000;
 export const DEFAULT_SESSION_TTL_MS = 24 * 3600_000;
 export const DEFAULT_SESSION_PURGE_INTERVAL_MS = 60_000;
 export const DEFAULT_MAX_SHARES_PER_USER = 1000;
+export const DEFAULT_MAX_SESSIONS_PER_USER = 100;
 export const DEFAULT_SCRYPT_COST = 16384;
 export const DEFAULT_MAX_PIPELINE = 1024;
 export const DEFAULT_LOG_RETENTION = 100_000;
@@ -96,6 +99,7 @@ export const DEFAULTS: Omit<TrackerOptions, 'role' | 'dbPath' | 'peer'> = {
   sessionTtlMs: DEFAULT_SESSION_TTL_MS,
   sessionPurgeIntervalMs: DEFAULT_SESSION_PURGE_INTERVAL_MS,
   maxSharesPerUser: DEFAULT_MAX_SHARES_PER_USER,
+  maxSessionsPerUser: DEFAULT_MAX_SESSIONS_PER_USER,
   dbSynchronous: 'FULL',
   scryptCost: DEFAULT_SCRYPT_COST,
   maxPipeline: DEFAULT_MAX_PIPELINE,
@@ -132,6 +136,8 @@ export function parseOptions(input: OptionsInput): TrackerOptions {
   integer('--session-ttl', o.sessionTtlMs, 1000);
   integer('--session-purge-interval', o.sessionPurgeIntervalMs, 10);
   integer('--max-shares-per-user', o.maxSharesPerUser, 0);
+  // At least 1: a login always succeeds (it ends older sessions instead), so its own session is one.
+  integer('--max-sessions-per-user', o.maxSessionsPerUser, 1);
   integer('--max-pipeline', o.maxPipeline, 1);
   integer('--log-retention', o.logRetention, 1);
   integer('--log-retention-bytes', o.logRetentionBytes, MIN_LOG_RETENTION_BYTES);

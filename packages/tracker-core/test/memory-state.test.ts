@@ -35,8 +35,12 @@ function randomBody(rand: () => number): ChangeBody {
   switch (Math.floor(rand() * 15)) {
     case 0:
       return { type: 'user_created', user, salt: `s-${user}`, hash: `h-${at}`, params: 'p', at };
-    case 1:
-      return { type: 'session_opened', session: pick(SESSIONS), user, at, expires: at + Math.floor(rand() * 150) };
+    case 1: {
+      const opened: ChangeBody = { type: 'session_opened', session: pick(SESSIONS), user, at, expires: at + Math.floor(rand() * 150) };
+      // Some logins end sessions (--max-sessions-per-user): any ids, the login's own or unknown ones included.
+      if (rand() < 0.3) opened.evicted = [pick(SESSIONS), pick(SESSIONS)];
+      return opened;
+    }
     case 2:
       return { type: 'session_closed', session: pick(SESSIONS) };
     case 3:

@@ -20,6 +20,7 @@ import {
   probationAllows,
   RESERVED_CONNECTIONS,
   splitRequestId,
+  sessionsToEvict,
   primaryOfAnotherCluster,
   replicaOfAnotherCluster,
   startingRole,
@@ -101,6 +102,7 @@ t.test('parseOptions fills in the defaults', async (t) => {
   t.equal(o.idleTimeoutMs, 600_000);
   t.equal(o.sessionTtlMs, 24 * 3600_000);
   t.equal(o.maxSharesPerUser, 1000);
+  t.equal(o.maxSessionsPerUser, 100);
   t.equal(o.dbSynchronous, 'FULL');
   const r = parseOptions({ role: 'replica', dbPath: 'r.db', maxConnections: undefined, peer: { host: '::1', port: 7001 }, syncMode: 'async' });
   t.equal(r.maxConnections, DEFAULTS.maxConnections, 'an undefined value means the default');
@@ -130,6 +132,7 @@ t.test('every bad option is an OptionsError naming the option', async (t) => {
     [{ sessionTtlMs: 999 }, /--session-ttl/],
     [{ sessionPurgeIntervalMs: 9 }, /--session-purge-interval/],
     [{ maxSharesPerUser: -1 }, /--max-shares-per-user/],
+    [{ maxSessionsPerUser: 0 }, /--max-sessions-per-user must be an integer from 1 /],
     [{ maxPipeline: 0 }, /--max-pipeline/],
     [{ scryptCost: 1 }, /--scrypt-cost/],
     [{ scryptCost: 1000 }, /--scrypt-cost.*power of two/],
@@ -150,6 +153,22 @@ t.test('every bad option is an OptionsError naming the option', async (t) => {
       t.match((error as Error).message, flag, `${label}: names ${flag.source}`);
     }
   }
+});
+
+t.test('sessionsToEvict: room for the new session, least recently active (earliest expiry) first, ties by id', async (t) => {
+  const live = [
+    { id: '30', expires_at: 500 },
+    { id: '4', expires_at: 100 },
+    { id: '12', expires_at: 300 },
+    { id: '2', expires_at: 300 },
+  ];
+  t.same(sessionsToEvict(live, 5), [], 'under the cap: nothing ends');
+  t.same(sessionsToEvict(live, 4), ['4'], 'at the cap: one ends, the earliest expiry');
+  t.same(sessionsToEvict(live, 3), ['4', '12'], "equal expiries go by id's bytes, whatever the input order");
+  t.same(sessionsToEvict([...live].reverse(), 3), ['4', '12'], 'the input order does not matter');
+  t.same(sessionsToEvict(live, 1), ['4', '12', '2', '30'], 'a cap lowered below the count: as many as it takes');
+  t.same(sessionsToEvict([], 1), []);
+  t.same(live.map((s) => s.id), ['30', '4', '12', '2'], 'the input is left as it was');
 });
 
 t.test('parseDuration', async (t) => {

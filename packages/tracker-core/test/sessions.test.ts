@@ -5,6 +5,7 @@ import { decodeChange, logPathFor } from '@tracker-cluster/tracker-core';
 import type { Change } from '@tracker-cluster/tracker-core';
 import type { FrameClient } from './fixtures/frame-client.js';
 import { waitFor } from './fixtures/env.js';
+import type { Test } from './fixtures/env.js';
 import { logIn, signUp, startTracker } from './fixtures/tracker.js';
 
 t.test('sessions=<n> counts the live sessions of a user across logins and logouts', async (t) => {
@@ -267,4 +268,68 @@ t.test('pipelined requests take effect in the order they were sent', async (t) =
   t.not(login.session, 0n);
   t.match((await c.response()).text, /^ERR USER_EXISTS /);
   t.equal((await c.response()).text, 'OK PONG');
+});
+
+/** The log's changes, as another process reads them. */
+function logOf(t: Test, dbPath: string): () => Change[] {
+  const logDb = new Database(logPathFor(dbPath), { readonly: true });
+  t.teardown(() => logDb.close());
+  return () => (logDb.prepare('SELECT change FROM sync_log ORDER BY seq').pluck().all() as string[]).map(decodeChange);
+}
+
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+t.test('past --max-sessions-per-user a login still succeeds and ends the least recently active session, as logout would', async (t) => {
+  const run = await startTracker(t, { maxSessionsPerUser: 3 });
+  const logged = logOf(t, run.dbPath);
+  const a = await run.connect();
+  const first = await signUp(a, 'alice');
+  run.clock.advance(1000);
+  const second = await logIn(a, 'alice');
+  run.clock.advance(1000);
+  const third = await logIn(a, 'alice');
+  t.equal(await a.text('create_group g', second), 'OK group created');
+  t.equal(await a.text(`upload_file g empty.txt 0 ${EMPTY_SHA256} 1 127.0.0.1:9000 -`, second), 'OK shared empty.txt seeders=1');
+  // `first` is the oldest login, but used since: its expiry moves past the others' (a touch is due after a granularity, 1 min).
+  run.clock.advance(61_000);
+  t.equal(await a.text('whoami', first), 'OK alice sessions=3');
+  t.equal(await a.text('whoami', third), 'OK alice sessions=3');
+
+  const fourth = await a.request('login alice pw-alice');
+  t.equal(fourth.text, 'OK logged in as alice sessions=3', 'at most the cap, this one included');
+  t.same(await a.request('whoami', second), { text: 'ERR AUTH_REQUIRED whoami needs a session: log in first', session: 0n }, 'the least recently active session ended');
+  t.equal(await a.text('whoami', first), 'OK alice sessions=3', 'the oldest login lives on: it was used since');
+  t.equal(await a.text('whoami', fourth.session), 'OK alice sessions=3');
+  t.equal(await a.text('list_files g', first), 'OK 0', "the ended session's shares ended with it");
+  t.match(await a.text('file_peers g empty.txt', first), /^ERR NO_SUCH_FILE /);
+  const opened = logged().at(-1)?.body;
+  t.same(opened, { type: 'session_opened', session: fourth.session.toString(), user: 'alice', at: run.clock.t, expires: opened?.type === 'session_opened' ? opened.expires : 0, evicted: [second.toString()] }, 'the handler chose the ended session and the change carries it');
+  t.equal(logged().filter((c) => c.body.type === 'session_opened' && c.body.evicted !== undefined).length, 1, 'logins under the cap carry no evicted field');
+
+  await run.stop();
+  const again = await startTracker(t, { dbPath: run.dbPath, maxSessionsPerUser: 3 }, run.clock);
+  const b = await again.connect();
+  t.match(await b.text('whoami', second), /^ERR AUTH_REQUIRED /, 'still ended after a restart');
+  t.equal(await b.text('whoami', first), 'OK alice sessions=3');
+});
+
+t.test('a login ends as many sessions as it takes to reach the cap (it was lowered), others\' sessions untouched', async (t) => {
+  const run = await startTracker(t);
+  const a = await run.connect();
+  const alice: bigint[] = [await signUp(a, 'alice')];
+  const bob = await signUp(a, 'bob');
+  for (let i = 0; i < 4; i++) {
+    run.clock.advance(1000);
+    alice.push(await logIn(a, 'alice'));
+  }
+  t.equal(await a.text('whoami', alice[0]), 'OK alice sessions=5');
+  await run.stop();
+
+  const again = await startTracker(t, { dbPath: run.dbPath, maxSessionsPerUser: 2 }, run.clock);
+  const b = await again.connect();
+  const next = await b.request('login alice pw-alice');
+  t.equal(next.text, 'OK logged in as alice sessions=2');
+  for (const s of alice.slice(0, 4)) t.match(await b.text('whoami', s), /^ERR AUTH_REQUIRED /, 'the four least recently active ended');
+  t.equal(await b.text('whoami', alice[4]), 'OK alice sessions=2', 'the most recent one lives on');
+  t.equal(await b.text('whoami', bob), 'OK bob sessions=1', "another user's session is not counted or touched");
 });

@@ -473,6 +473,9 @@ const HISTORY: ChangeBody[] = [
   { type: 'sessions_expired', sessions: ['42'], at: 600 },
   { type: 'session_closed', session: '9007199254740993' },
   { type: 'group_created', group: 'g2', owner: 'carol', at: 30 },
+  { type: 'session_opened', session: '5', user: 'dave', at: 31, expires: 3000 },
+  { type: 'file_shared', group: 'g1', file: 'f', size: 0, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', piece_size: 1, hashes: '-', session: '5', user: 'dave', peer: '127.0.0.1:9000', at: 32 },
+  { type: 'session_opened', session: '6', user: 'dave', at: 33, expires: 3001, evicted: ['5'] },
 ];
 
 t.test('determinism: replaying the log into a fresh database gives the same state, seq, hash and events', async (t) => {
@@ -503,6 +506,8 @@ t.test('determinism: replaying the log into a fresh database gives the same stat
     { name: 'g2', owner: 'carol', members: 1 },
   ], 'the history did what it says');
   t.same(source.state.listRequests('g2'), [], "the deleted g2's pending request went with it");
+  t.same(source.state.liveSessionsOf('dave', 0), ['6'], 'the login ended the session its change names');
+  t.same(source.state.listLiveFiles('g1', 0), [], "and that session's share with it");
 
   // Replay once more, into files reopened between halves: the same again.
   const file = await tempDb(t);
@@ -602,6 +607,11 @@ t.test('session changes', async (t) => {
   t.equal(store.session('3'), undefined);
   apply({ type: 'session_closed', session: '2' });
   t.same(store.liveSessionsOf('alice', 0), ['1']);
+  apply({ type: 'group_created', group: 'g', owner: 'alice', at: 0 });
+  apply({ type: 'file_shared', group: 'g', file: 'f', size: 0, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', piece_size: 1, hashes: '-', session: '1', user: 'alice', peer: 'h:1', at: 0 });
+  t.same(apply({ type: 'session_opened', session: '4', user: 'alice', at: 0, expires: 100, evicted: ['1'] }), [], 'an eviction, like a logout, tells nobody');
+  t.same(store.liveSessionsOf('alice', 0), ['4'], 'a login ends the sessions its change names, and only those');
+  t.equal(store.file('g', 'f'), undefined, "the ended session's share ended with it, as at logout");
 });
 
 t.test('applyChange is the same function the log uses and reads nothing but the store and the change', async (t) => {

@@ -1,9 +1,12 @@
 import { NO_SESSION, TrackerError, formatSessionId, ok } from '@tracker-cluster/protocol';
 import { dummyVerify, hashPassword, verifyPassword } from '../auth/password.js';
 import type { Reply, RequestContext, Services } from '../services.js';
+import type { ChangeBody } from '../state/changes.js';
+import type { SessionRow } from '../store/store.js';
 import type { Command } from './command.js';
 import { commit, sessionOf, userOf } from './command.js';
 import { checkName, checkPassword } from './checks.js';
+import { sessionsToEvict } from './session-cap.js';
 import { sessionExpiry } from './session-ttl.js';
 
 export const createUser: Command = {
@@ -66,10 +69,21 @@ export const login: Command = {
     loginFailures.clear(keys[0]);
     let id = entropy.sessionId();
     while (store.session(formatSessionId(id))) id = entropy.sessionId();
+    // Past the cap the login still succeeds: refusing it would lock out a user whose client lost its
+    // session ids until they expire. The least recently active sessions end instead, chosen here and
+    // carried in the change, so that the replica and a replay end the same ones.
+    const live = store.liveSessionsOf(user as string, now).map((key) => ({ id: key, expires_at: (store.session(key) as SessionRow).expires_at }));
+    const evicted = sessionsToEvict(live, options.maxSessionsPerUser);
     // This session counts: it is live from now.
-    const sessions = store.liveSessionCount(user as string, now) + 1;
-    const body = { type: 'session_opened', session: formatSessionId(id), user: user as string, at: now, expires: sessionExpiry(now, options.sessionTtlMs) } as const;
-    return commit(ctx, body, { payload: ok(`logged in as ${user} sessions=${sessions}`), session: id });
+    const sessions = live.length - evicted.length + 1;
+    const body: ChangeBody = { type: 'session_opened', session: formatSessionId(id), user: user as string, at: now, expires: sessionExpiry(now, options.sessionTtlMs) };
+    if (evicted.length > 0) body.evicted = evicted;
+    const reply = await commit(ctx, body, { payload: ok(`logged in as ${user} sessions=${sessions}`), session: id });
+    if (evicted.length > 0) {
+      // Session ids are credentials: the log names the user and how many, never which.
+      services.logger.info({ user, ended: evicted.length, max: options.maxSessionsPerUser }, 'login past --max-sessions-per-user ended the least recently active session(s)');
+    }
+    return reply;
   },
 };
 

@@ -27,20 +27,17 @@ function applyBody(store: StateStore, change: Change): DomainEvent[] {
       store.insertUser(c.user, c.salt, c.hash, c.params, c.at);
       return [];
     case 'session_opened':
+      for (const id of c.evicted ?? []) endSession(store, id);
       store.insertSession(c.session, c.user, c.at, c.expires);
       return [];
     case 'session_closed':
-      store.deleteSharesOfSession(c.session);
-      store.deleteSession(c.session);
+      endSession(store, c.session);
       return [];
     case 'sessions_touched':
       for (const [id, expires] of c.sessions) store.touchSession(id, expires);
       return [];
     case 'sessions_expired':
-      for (const id of c.sessions) {
-        store.deleteSharesOfSession(id);
-        store.deleteSession(id);
-      }
+      for (const id of c.sessions) endSession(store, id);
       return [];
     case 'promoted':
       store.setMeta('epoch', change.epoch);
@@ -79,6 +76,12 @@ function applyBody(store: StateStore, change: Change): DomainEvent[] {
       store.deleteShare(c.session, c.group, c.file);
       return [];
   }
+}
+
+/** Logout, expiry and eviction end a session alike: its shares end with it, and nobody is told. */
+function endSession(store: StateStore, session: string): void {
+  store.deleteSharesOfSession(session);
+  store.deleteSession(session);
 }
 
 function applyLeave(store: StateStore, group: string, user: string): DomainEvent[] {

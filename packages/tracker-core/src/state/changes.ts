@@ -6,7 +6,20 @@
  */
 export type ChangeBody =
   | { type: 'user_created'; user: string; salt: string; hash: string; params: string; at: number }
-  | { type: 'session_opened'; session: string; user: string; at: number; expires: number }
+  | {
+      type: 'session_opened';
+      session: string;
+      user: string;
+      at: number;
+      expires: number;
+      /**
+       * The user's sessions this login ends, as `session_closed` would, to stay within
+       * --max-sessions-per-user. Chosen by the primary's handler, never by `apply`: the
+       * replica and a replay must end the same ones. Absent when none (the text of an
+       * ordinary login stays what it was).
+       */
+      evicted?: string[];
+    }
   | { type: 'session_closed'; session: string }
   | { type: 'sessions_touched'; sessions: Array<[session: string, expires: number]> }
   | { type: 'sessions_expired'; sessions: string[]; at: number }
