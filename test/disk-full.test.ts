@@ -269,7 +269,8 @@ async function groupNames(c: WireClient, session: bigint): Promise<string[]> {
 
 t.test('tracker-primary on a full disk: refuses writes clearly, serves reads, loses nothing across kill -9, and recovers by itself', { skip: SKIP }, async (t) => {
   const disk = smallDisk(t, 4096);
-  const first = await startTracker(t, { dir: disk, args: ['--log-level', 'info', '--admin-port', '0'] });
+  // One user fills the disk with groups: the group limit must not refuse them first.
+  const first = await startTracker(t, { dir: disk, args: ['--log-level', 'info', '--admin-port', '0', '--max-groups-per-user', '1000000'] });
   const c = await connect(first.port);
   t.teardown(() => c.close());
   const olga = await signUp(c, 'olga');

@@ -201,7 +201,9 @@ t.test('a live old primary that learns of a promotion steps down by itself', asy
 
 t.test('a replica promoted under write load tells its live primary, which steps down: no write it answered OK is lost', async (t) => {
   // No --replica on the primary: it has no peer to probe, so the replica's word on the link is the only way it can learn.
-  const { primary, replica } = await startCluster(t);
+  // One user is the whole write load: the group limit must not end it (on either tracker: the replica becomes the primary).
+  const load = ['--max-groups-per-user', '1000000'];
+  const { primary, replica } = await startCluster(t, { primary: { args: load }, replica: { args: load } });
   const p = await open(t, primary);
   const alice = await signUp(p, 'alice');
   await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });

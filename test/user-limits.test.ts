@@ -2,11 +2,14 @@
  * Per-user limits against real tracker processes: what one user (and
  * `create_user` needs no session, so anyone) may hold of the trackers' memory
  * and disk. Sessions past `--max-sessions-per-user` end the least recently
- * active one at login, the same on both trackers.
+ * active one at login, the same on both trackers; groups past
+ * `--max-groups-per-user` and join requests past `--max-requests-per-user`
+ * are QUOTA_EXCEEDED.
  */
 import t from 'tap';
-import { login, signUp } from './helpers/commands.js';
+import { login, parseList, settle, signUp } from './helpers/commands.js';
 import { startCluster, waitForConvergence } from './helpers/cluster.js';
+import { startTracker } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 import type { WireClient } from './helpers/wire.js';
 import type { TeardownHost } from './helpers/tracker.js';
@@ -55,4 +58,24 @@ t.test('--max-sessions-per-user 3: the 4th login answers sessions=3 and ends the
   t.equal(lines.length, 2, 'each eviction is logged once, by the primary');
   t.match(JSON.parse(lines[0] as string), { level: 30, user: 'alice', ended: 1, max: 3 });
   for (const id of sessions) t.notOk(primary.stderr().includes(id.toString()), 'no session id in the log');
+});
+
+t.test('--max-groups-per-user 2 and TRACKER_MAX_REQUESTS_PER_USER=1: QUOTA_EXCEEDED past either, nothing stored, no event sent', async (t) => {
+  const tracker = await startTracker(t, { args: ['--max-groups-per-user', '2'], env: { TRACKER_MAX_REQUESTS_PER_USER: '1' } });
+  const owner = await client(t, tracker.port);
+  const asker = await client(t, tracker.port);
+  const o = await signUp(owner, 'olga');
+  const m = await signUp(asker, 'mike');
+  t.equal((await owner.request('create_group g1', o)).payload, 'OK group created');
+  t.equal((await owner.request('create_group g2', o)).payload, 'OK group created');
+  t.equal((await owner.request('create_group g3', o)).payload, 'ERR QUOTA_EXCEEDED you already own 2 groups and a user may own at most 2; leave one first');
+  t.same(parseList((await owner.request('list_groups', o)).payload), ['g1 owner=olga members=1', 'g2 owner=olga members=1'], 'the refused group was not created');
+
+  t.equal((await asker.request('join_group g1', m)).payload, 'OK request sent');
+  t.equal((await asker.request('join_group g2', m)).payload, 'ERR QUOTA_EXCEEDED you already have 1 pending join request and a user may have at most 1; wait until an owner accepts or rejects one');
+  t.same(parseList((await owner.request('list_requests g2', o)).payload), [], 'the refused request is not pending');
+  await settle(owner);
+  t.same(owner.events, ['EVENT join_request g1 mike'], 'the owner heard of the accepted request only');
+  t.equal((await owner.request('reject_request g1 mike', o)).payload, 'OK request rejected');
+  t.equal((await asker.request('join_group g2', m)).payload, 'OK request sent', 'an answer frees the place');
 });

@@ -163,6 +163,18 @@ function optionSpecs(role: Role): Record<string, OptionSpec> {
       default: '100',
       doc: "live sessions one user may hold, at least 1; a login past it still succeeds and ends the user's least recently active session, as `logout` would (its shares end with it)",
     },
+    'max-groups-per-user': {
+      group: LIMITS,
+      describe: 'groups one user may own (0 = nobody may create one)',
+      default: '1000',
+      doc: 'groups one user may own; `create_group` past it is `QUOTA_EXCEEDED` (groups inherited when an owner leaves count, but are never refused); `0`: nobody may create a group',
+    },
+    'max-requests-per-user': {
+      group: LIMITS,
+      describe: 'pending join requests one user may have (0 = nobody may ask)',
+      default: '100',
+      doc: 'pending join requests one user may have, across groups; `join_group` past it is `QUOTA_EXCEEDED` until an owner accepts or rejects one; `0`: nobody may ask to join',
+    },
     'log-level': { group: LOGGING, describe: LOG_LEVELS.join(', '), default: 'info', doc: '`fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`' },
     'log-format': { group: LOGGING, describe: 'auto (pretty on a terminal, else JSON), json or pretty', default: 'auto', doc: '`auto` (pretty on a terminal, else JSON lines), `json`, `pretty`' },
     'admin-port': {
@@ -410,6 +422,8 @@ export function parseTrackerArgs(
     maxLoginFailures: integer('max-login-failures'),
     maxSharesPerUser: integer('max-shares-per-user'),
     maxSessionsPerUser: integer('max-sessions-per-user'),
+    maxGroupsPerUser: integer('max-groups-per-user'),
+    maxRequestsPerUser: integer('max-requests-per-user'),
     maxPipeline: integer('max-pipeline'),
     logRetention: integer('log-retention'),
     logRetentionBytes: integer('log-retention-bytes'),

@@ -34,7 +34,7 @@ t.test('every option, as flags', async (t) => {
     '--sync-mode', 'async', '--sync-timeout-ms', '250', '--max-frame', '4096', '--frame-timeout', '500ms',
     '--idle-timeout', '10m', '--login-window', '30s', '--session-ttl', '7d', '--session-purge-interval', '2s',
     '--max-connections', '10', '--rate-limit', '0', '--max-login-failures', '3', '--max-shares-per-user', '7',
-    '--max-sessions-per-user', '3', '--max-pipeline', '16', '--scrypt-cost', '1024', '--db-synchronous', 'normal', '--log-level', 'debug',
+    '--max-sessions-per-user', '3', '--max-groups-per-user', '0', '--max-requests-per-user', '9', '--max-pipeline', '16', '--scrypt-cost', '1024', '--db-synchronous', 'normal', '--log-level', 'debug',
     '--log-format', 'json',
   ]);
   t.same(c.listen, { host: '0.0.0.0', port: 0 });
@@ -56,6 +56,8 @@ t.test('every option, as flags', async (t) => {
     maxLoginFailures: 3,
     maxSharesPerUser: 7,
     maxSessionsPerUser: 3,
+    maxGroupsPerUser: 0,
+    maxRequestsPerUser: 9,
     maxPipeline: 16,
     scryptCost: 1024,
     dbSynchronous: 'NORMAL',
@@ -89,13 +91,16 @@ t.test('TRACKER_* variables, and flags win over them', async (t) => {
 });
 
 t.test('the per-user limits: flags and TRACKER_* variables, the same on both trackers', async (t) => {
-  const env = { TRACKER_MAX_SESSIONS_PER_USER: '4' };
+  const env = { TRACKER_MAX_SESSIONS_PER_USER: '4', TRACKER_MAX_GROUPS_PER_USER: '5', TRACKER_MAX_REQUESTS_PER_USER: '6' };
   for (const role of ['primary', 'replica'] as const) {
-    t.equal(run(role, [], env).options.maxSessionsPerUser, 4, `${role}: from the variable`);
-    t.equal(run(role, ['--max-sessions-per-user', '5'], env).options.maxSessionsPerUser, 5, `${role}: the flag wins`);
-    t.equal(run(role, []).options.maxSessionsPerUser, 100, `${role}: the default`);
+    t.match(run(role, [], env).options, { maxSessionsPerUser: 4, maxGroupsPerUser: 5, maxRequestsPerUser: 6 }, `${role}: from the variables`);
+    const flags = ['--max-sessions-per-user', '7', '--max-groups-per-user', '8', '--max-requests-per-user', '9'];
+    t.match(run(role, flags, env).options, { maxSessionsPerUser: 7, maxGroupsPerUser: 8, maxRequestsPerUser: 9 }, `${role}: the flags win`);
+    t.match(run(role, []).options, { maxSessionsPerUser: 100, maxGroupsPerUser: 1000, maxRequestsPerUser: 100 }, `${role}: the defaults`);
   }
   t.throws(() => run('primary', ['--max-sessions-per-user', '0']), { name: 'UsageError', message: /--max-sessions-per-user must be an integer from 1 / });
+  t.throws(() => run('primary', ['--max-groups-per-user', '-1']), { name: 'UsageError', message: /--max-groups-per-user must be a whole number/ });
+  t.throws(() => run('primary', ['--max-requests-per-user', '1.5']), { name: 'UsageError', message: /--max-requests-per-user/ });
 });
 
 t.test('every option has a TRACKER_ variable name', async (t) => {

@@ -42,6 +42,10 @@ export interface TrackerOptions {
   maxSharesPerUser: number;
   /** Live sessions one user may hold; a login past it ends the user's least recently active one. */
   maxSessionsPerUser: number;
+  /** Groups one user may own; `create_group` past it is QUOTA_EXCEEDED. */
+  maxGroupsPerUser: number;
+  /** Pending join requests one user may have; `join_group` past it is QUOTA_EXCEEDED. */
+  maxRequestsPerUser: number;
   /** SQLite `synchronous` pragma, set explicitly on every open. */
   dbSynchronous: SqliteSynchronous;
   /** scrypt cost parameter N for new password hashes (power of two). */
@@ -76,6 +80,8 @@ export const DEFAULT_SESSION_TTL_MS = 24 * 3600_000;
 export const DEFAULT_SESSION_PURGE_INTERVAL_MS = 60_000;
 export const DEFAULT_MAX_SHARES_PER_USER = 1000;
 export const DEFAULT_MAX_SESSIONS_PER_USER = 100;
+export const DEFAULT_MAX_GROUPS_PER_USER = 1000;
+export const DEFAULT_MAX_REQUESTS_PER_USER = 100;
 export const DEFAULT_SCRYPT_COST = 16384;
 export const DEFAULT_MAX_PIPELINE = 1024;
 export const DEFAULT_LOG_RETENTION = 100_000;
@@ -100,6 +106,8 @@ export const DEFAULTS: Omit<TrackerOptions, 'role' | 'dbPath' | 'peer'> = {
   sessionPurgeIntervalMs: DEFAULT_SESSION_PURGE_INTERVAL_MS,
   maxSharesPerUser: DEFAULT_MAX_SHARES_PER_USER,
   maxSessionsPerUser: DEFAULT_MAX_SESSIONS_PER_USER,
+  maxGroupsPerUser: DEFAULT_MAX_GROUPS_PER_USER,
+  maxRequestsPerUser: DEFAULT_MAX_REQUESTS_PER_USER,
   dbSynchronous: 'FULL',
   scryptCost: DEFAULT_SCRYPT_COST,
   maxPipeline: DEFAULT_MAX_PIPELINE,
@@ -138,6 +146,8 @@ export function parseOptions(input: OptionsInput): TrackerOptions {
   integer('--max-shares-per-user', o.maxSharesPerUser, 0);
   // At least 1: a login always succeeds (it ends older sessions instead), so its own session is one.
   integer('--max-sessions-per-user', o.maxSessionsPerUser, 1);
+  integer('--max-groups-per-user', o.maxGroupsPerUser, 0);
+  integer('--max-requests-per-user', o.maxRequestsPerUser, 0);
   integer('--max-pipeline', o.maxPipeline, 1);
   integer('--log-retention', o.logRetention, 1);
   integer('--log-retention-bytes', o.logRetentionBytes, MIN_LOG_RETENTION_BYTES);

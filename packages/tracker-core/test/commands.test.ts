@@ -287,3 +287,102 @@ t.test('login with a frame carrying an unknown session logs in afresh', async (t
   t.not(fresh.session, first);
   await logIn(a, 'alice');
 });
+
+t.test('QUOTA_EXCEEDED past --max-groups-per-user: the groups a user owns, inherited ones included', async (t) => {
+  const run = await startTracker(t, { maxGroupsPerUser: 2 });
+  const a = await run.connect();
+  const alice = await signUp(a, 'alice');
+  const bob = await signUp(a, 'bob');
+  t.equal(await a.text('create_group a1', alice), 'OK group created');
+  t.equal(await a.text('create_group a2', alice), 'OK group created');
+  const seq = (await a.text('status')).match(/ seq=(\d+)/)?.[1];
+  t.equal(await a.text('create_group a3', alice), 'ERR QUOTA_EXCEEDED you already own 2 groups and a user may own at most 2; leave one first');
+  t.match(await a.text('create_group a1', alice), /^ERR GROUP_EXISTS /, 'a taken name is GROUP_EXISTS first');
+  t.equal((await a.text('status')).match(/ seq=(\d+)/)?.[1], seq, 'a refusal changes nothing');
+  t.equal(await a.text('list_groups', alice), 'OK 2\na1 owner=alice members=1\na2 owner=alice members=1');
+  t.equal(await a.text('create_group b1', bob), 'OK group created', 'the limit is per user');
+
+  // Membership does not count: bob joins alice's groups and may still create his second.
+  t.equal(await a.text('join_group a1', bob), 'OK request sent');
+  t.equal(await a.text('accept_request a1 bob', alice), 'OK bob joined a1');
+  t.equal(await a.text('create_group b2', bob), 'OK group created');
+  // Inherited ownership is never refused, but counts: bob owns 3 when alice leaves a1.
+  t.equal(await a.text('leave_group a1', alice), 'OK left a1');
+  t.equal(await a.text('create_group b3', bob), 'ERR QUOTA_EXCEEDED you already own 3 groups and a user may own at most 2; leave one first');
+  t.equal(await a.text('create_group a3', alice), 'OK group created', "alice's ownership passed on: she has room again");
+  // Leaving a group you own with nobody left deletes it, and frees its place.
+  t.equal(await a.text('leave_group b1', bob), 'OK left b1');
+  t.equal(await a.text('leave_group b2', bob), 'OK left b2');
+  t.equal(await a.text('create_group b3', bob), 'OK group created');
+});
+
+t.test('--max-groups-per-user 1 and 0: the message reads right', async (t) => {
+  const one = await startTracker(t, { maxGroupsPerUser: 1 });
+  const a = await one.connect();
+  const s = await signUp(a, 'alice');
+  t.equal(await a.text('create_group g', s), 'OK group created');
+  t.equal(await a.text('create_group h', s), 'ERR QUOTA_EXCEEDED you already own 1 group and a user may own at most 1; leave one first');
+  const none = await startTracker(t, { maxGroupsPerUser: 0 });
+  const b = await none.connect();
+  t.equal(await b.text('create_group g', await signUp(b, 'bob')), 'ERR QUOTA_EXCEEDED this tracker lets no user create groups (--max-groups-per-user 0)');
+});
+
+t.test('QUOTA_EXCEEDED past --max-requests-per-user: pending join requests, across groups', async (t) => {
+  const run = await startTracker(t, { maxRequestsPerUser: 2 });
+  const a = await run.connect();
+  const owner = await signUp(a, 'owner');
+  const carol = await signUp(a, 'carol');
+  for (const g of ['g1', 'g2', 'g3', 'g4']) t.equal(await a.text(`create_group ${g}`, owner), 'OK group created');
+  t.equal(await a.text('join_group g1', carol), 'OK request sent');
+  t.equal(await a.text('join_group g2', carol), 'OK request sent');
+  t.equal(await a.text('join_group g3', carol), 'ERR QUOTA_EXCEEDED you already have 2 pending join requests and a user may have at most 2; wait until an owner accepts or rejects one');
+  t.match(await a.text('join_group g1', carol), /^ERR REQUEST_PENDING /, 'a repeated request is REQUEST_PENDING first');
+  t.equal(await a.text('list_requests g3', owner), 'OK 0', 'the refused request is not pending');
+  t.equal(await a.text('join_group g3', await signUp(a, 'dave')), 'OK request sent', 'the limit is per user');
+
+  // An answer frees a place, an accept as a reject, and so does the group's deletion.
+  t.equal(await a.text('accept_request g1 carol', owner), 'OK carol joined g1');
+  t.equal(await a.text('join_group g3', carol), 'OK request sent');
+  t.match(await a.text('join_group g4', carol), /^ERR QUOTA_EXCEEDED /);
+  t.equal(await a.text('reject_request g2 carol', owner), 'OK request rejected');
+  t.equal(await a.text('join_group g4', carol), 'OK request sent');
+  t.match(await a.text('join_group g2', carol), /^ERR QUOTA_EXCEEDED /);
+  t.equal(await a.text('leave_group g4', owner), 'OK left g4', 'g4 had one member: it is deleted with its requests');
+  t.equal(await a.text('join_group g2', carol), 'OK request sent');
+});
+
+t.test('--max-requests-per-user 1 and 0: the message reads right', async (t) => {
+  const one = await startTracker(t, { maxRequestsPerUser: 1 });
+  const a = await one.connect();
+  const owner = await signUp(a, 'owner');
+  const bob = await signUp(a, 'bob');
+  t.equal(await a.text('create_group g', owner), 'OK group created');
+  t.equal(await a.text('create_group h', owner), 'OK group created');
+  t.equal(await a.text('join_group g', bob), 'OK request sent');
+  t.equal(await a.text('join_group h', bob), 'ERR QUOTA_EXCEEDED you already have 1 pending join request and a user may have at most 1; wait until an owner accepts or rejects one');
+  const none = await startTracker(t, { maxRequestsPerUser: 0 });
+  const b = await none.connect();
+  const o = await signUp(b, 'owner');
+  t.equal(await b.text('create_group g', o), 'OK group created');
+  t.equal(await b.text('join_group g', await signUp(b, 'bob')), 'ERR QUOTA_EXCEEDED this tracker lets no user ask to join groups (--max-requests-per-user 0)');
+});
+
+t.test('the per-user counts survive a restart (the state is read back with its indexes)', async (t) => {
+  const run = await startTracker(t, { maxGroupsPerUser: 1, maxRequestsPerUser: 1 });
+  const a = await run.connect();
+  const alice = await signUp(a, 'alice');
+  const bob = await signUp(a, 'bob');
+  t.equal(await a.text('create_group g', alice), 'OK group created');
+  t.equal(await a.text('create_group h', bob), 'OK group created');
+  t.equal(await a.text('join_group h', alice), 'OK request sent');
+  await run.stop();
+  const again = await startTracker(t, { dbPath: run.dbPath, maxGroupsPerUser: 1, maxRequestsPerUser: 1 }, run.clock);
+  const b = await again.connect();
+  t.match(await b.text('create_group g2', alice), /^ERR QUOTA_EXCEEDED you already own 1 group /);
+  t.equal(await b.text('create_group i', bob), 'ERR QUOTA_EXCEEDED you already own 1 group and a user may own at most 1; leave one first');
+  t.equal(await b.text('join_group h', bob), 'ERR ALREADY_MEMBER you are already a member of h');
+  t.match(await b.text('join_group g', bob), /^OK request sent$/);
+  t.match(await b.text('join_group g', alice), /^ERR ALREADY_MEMBER /);
+  t.equal(await b.text('create_group k', await signUp(b, 'carol')), 'OK group created');
+  t.match(await b.text('join_group k', alice), /^ERR QUOTA_EXCEEDED you already have 1 pending join request /);
+});

@@ -101,7 +101,7 @@ function everything(s: StateStore): unknown {
       for (const f of FILES) out[`file ${g}/${f}@${now}`] = [s.liveSeeders(g, f, now), s.livePeers(g, f, now)];
     }
   }
-  for (const u of USERS) out[`user ${u}`] = s.user(u);
+  for (const u of USERS) out[`user ${u}`] = [s.user(u), s.ownedGroupCount(u), s.pendingRequestCount(u)];
   for (const id of SESSIONS) out[`session ${id}`] = s.session(id);
   for (const c of CLIENTS) out[`client ${c}`] = s.clientRequest(c);
   for (const g of GROUPS) {

@@ -103,12 +103,14 @@ t.test('parseOptions fills in the defaults', async (t) => {
   t.equal(o.sessionTtlMs, 24 * 3600_000);
   t.equal(o.maxSharesPerUser, 1000);
   t.equal(o.maxSessionsPerUser, 100);
+  t.equal(o.maxGroupsPerUser, 1000);
+  t.equal(o.maxRequestsPerUser, 100);
   t.equal(o.dbSynchronous, 'FULL');
   const r = parseOptions({ role: 'replica', dbPath: 'r.db', maxConnections: undefined, peer: { host: '::1', port: 7001 }, syncMode: 'async' });
   t.equal(r.maxConnections, DEFAULTS.maxConnections, 'an undefined value means the default');
   t.same(r.peer, { host: '::1', port: 7001 });
   t.equal(r.syncMode, 'async');
-  t.equal(parseOptions({ ...base, maxPayload: 256, rateLimit: 0, maxSharesPerUser: 0, scryptCost: 2 }).maxPayload, 256, 'lower bounds are inclusive');
+  t.equal(parseOptions({ ...base, maxPayload: 256, rateLimit: 0, maxSharesPerUser: 0, maxGroupsPerUser: 0, maxRequestsPerUser: 0, maxSessionsPerUser: 1, scryptCost: 2 }).maxPayload, 256, 'lower bounds are inclusive');
 });
 
 t.test('every bad option is an OptionsError naming the option', async (t) => {
@@ -133,6 +135,8 @@ t.test('every bad option is an OptionsError naming the option', async (t) => {
     [{ sessionPurgeIntervalMs: 9 }, /--session-purge-interval/],
     [{ maxSharesPerUser: -1 }, /--max-shares-per-user/],
     [{ maxSessionsPerUser: 0 }, /--max-sessions-per-user must be an integer from 1 /],
+    [{ maxGroupsPerUser: -1 }, /--max-groups-per-user must be an integer from 0 /],
+    [{ maxRequestsPerUser: 0.5 }, /--max-requests-per-user must be an integer from 0 /],
     [{ maxPipeline: 0 }, /--max-pipeline/],
     [{ scryptCost: 1 }, /--scrypt-cost/],
     [{ scryptCost: 1000 }, /--scrypt-cost.*power of two/],

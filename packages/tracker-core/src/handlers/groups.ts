@@ -1,4 +1,4 @@
-import { TrackerError, formatRow, ok, okList } from '@tracker-cluster/protocol';
+import { TrackerError, counted, formatRow, ok, okList } from '@tracker-cluster/protocol';
 import type { Reply, RequestContext } from '../services.js';
 import { checkName, existingGroup, requireMember, requireOwner } from './checks.js';
 import type { Command } from './command.js';
@@ -12,11 +12,29 @@ export const createGroup: Command = {
   write: true,
   async run(ctx, [group]): Promise<Reply> {
     checkName('group', group as string);
-    const { store, clock } = ctx.services;
+    const { store, clock, options } = ctx.services;
     if (store.group(group as string)) throw new TrackerError('GROUP_EXISTS', `group ${group} already exists`);
-    return commit(ctx, { type: 'group_created', group: group as string, owner: userOf(ctx), at: clock.now() }, { payload: ok('group created') });
+    const user = userOf(ctx);
+    const owned = store.ownedGroupCount(user);
+    if (owned >= options.maxGroupsPerUser) throw new TrackerError('QUOTA_EXCEEDED', groupQuotaMessage(owned, options.maxGroupsPerUser));
+    return commit(ctx, { type: 'group_created', group: group as string, owner: user, at: clock.now() }, { payload: ok('group created') });
   },
 };
+
+/**
+ * A user may own more than the limit (ownership passes to the earliest member
+ * when an owner leaves), so the message gives both counts.
+ */
+function groupQuotaMessage(owned: number, max: number): string {
+  if (max === 0) return 'this tracker lets no user create groups (--max-groups-per-user 0)';
+  return `you already own ${counted(owned, 'group')} and a user may own at most ${max}; leave one first`;
+}
+
+/** No command withdraws a request: the way out is an owner's answer. */
+function requestQuotaMessage(pending: number, max: number): string {
+  if (max === 0) return 'this tracker lets no user ask to join groups (--max-requests-per-user 0)';
+  return `you already have ${counted(pending, 'pending join request')} and a user may have at most ${max}; wait until an owner accepts or rejects one`;
+}
 
 export const joinGroup: Command = {
   name: 'join_group',
@@ -26,10 +44,12 @@ export const joinGroup: Command = {
   write: true,
   async run(ctx, [group]): Promise<Reply> {
     existingGroup(ctx, group as string);
-    const { store, clock } = ctx.services;
+    const { store, clock, options } = ctx.services;
     const user = userOf(ctx);
     if (store.isMember(group as string, user)) throw new TrackerError('ALREADY_MEMBER', `you are already a member of ${group}`);
     if (store.hasRequest(group as string, user)) throw new TrackerError('REQUEST_PENDING', `your request to join ${group} is pending`);
+    const pending = store.pendingRequestCount(user);
+    if (pending >= options.maxRequestsPerUser) throw new TrackerError('QUOTA_EXCEEDED', requestQuotaMessage(pending, options.maxRequestsPerUser));
     return commit(ctx, { type: 'join_requested', group: group as string, user, at: clock.now() }, { payload: ok('request sent') });
   },
 };

@@ -45,10 +45,14 @@ export class MemoryState implements StateStore {
   private readonly sessions = new Map<string, SessionEntry>();
   private readonly sessionsByUser = new Map<string, Set<string>>();
   private readonly groups = new Map<string, { owner: string; created_at: number }>();
+  /** Group names by owner: --max-groups-per-user is checked at every create_group. */
+  private readonly groupsByOwner = new Map<string, Set<string>>();
   /** By group, then user; a joined_seq is unique (one change, one seq). */
   private readonly members = new Map<string, Map<string, { joined_seq: number; joined_at: number }>>();
   /** By group, then user. */
   private readonly requests = new Map<string, Map<string, { seq: number; requested_at: number }>>();
+  /** The groups of each user's pending requests: --max-requests-per-user is checked at every join_group. */
+  private readonly requestsByUser = new Map<string, Set<string>>();
   /** By group, then file name. */
   private readonly files = new Map<string, Map<string, FileRow>>();
   /** Shares by `group \0 file`, then session. */
@@ -86,6 +90,7 @@ export class MemoryState implements StateStore {
   reload(store: Store): void {
     if (this.journal !== undefined) throw new Error('MemoryState.reload inside begin()/end()');
     for (const table of [this.meta, this.users, this.sessions, this.sessionsByUser, this.groups, this.members, this.requests, this.files]) table.clear();
+    for (const index of [this.groupsByOwner, this.requestsByUser]) index.clear();
     for (const table of [this.sharesByFile, this.sharesBySession, this.sharesByUser, this.sharesByGroup, this.clientRequests]) table.clear();
     this.sortedGroupNames = undefined;
     this.fill(store);
@@ -168,6 +173,12 @@ export class MemoryState implements StateStore {
   }
   hasRequest(group: string, user: string): boolean {
     return this.requests.get(group)?.has(user) ?? false;
+  }
+  ownedGroupCount(user: string): number {
+    return this.groupsByOwner.get(user)?.size ?? 0;
+  }
+  pendingRequestCount(user: string): number {
+    return this.requestsByUser.get(user)?.size ?? 0;
   }
   listGroups(): GroupRow[] {
     this.sortedGroupNames ??= [...this.groups.keys()].sort(byBytes);
@@ -338,11 +349,14 @@ export class MemoryState implements StateStore {
       this.groups.delete(name);
       this.sortedGroupNames = undefined;
     });
+    this.indexAdd(this.groupsByOwner, owner, name);
   }
   setOwner(group: string, owner: string): void {
     const g = this.groups.get(group);
     if (g === undefined) return;
+    this.indexRemove(this.groupsByOwner, g.owner, group);
     this.assign(g, 'owner', owner);
+    this.indexAdd(this.groupsByOwner, owner, group);
   }
   /** The group, its requests, shares and files; its members are left, as `Store.deleteGroup` leaves them. */
   deleteGroup(group: string): void {
@@ -354,7 +368,9 @@ export class MemoryState implements StateStore {
         this.groups.set(group, g);
         this.sortedGroupNames = undefined;
       });
+      this.indexRemove(this.groupsByOwner, g.owner, group);
     }
+    for (const user of this.requests.get(group)?.keys() ?? []) this.indexRemove(this.requestsByUser, user, group);
     this.detach(this.requests, group);
     for (const sh of [...(this.sharesByGroup.get(group) ?? [])]) this.deleteShareEntry(sh);
     this.detach(this.files, group);
@@ -395,9 +411,12 @@ export class MemoryState implements StateStore {
   insertRequest(group: string, user: string, seq: number, at: number): void {
     if (this.requests.get(group)?.has(user)) throw new StateConstraintError('requests', `${group}, ${user}`);
     this.putIn(this.requests, group, user, { seq, requested_at: at });
+    this.indexAdd(this.requestsByUser, user, group);
   }
   deleteRequest(group: string, user: string): boolean {
-    return this.deleteIn(this.requests, group, user);
+    if (!this.deleteIn(this.requests, group, user)) return false;
+    this.indexRemove(this.requestsByUser, user, group);
+    return true;
   }
   putClientRequest(r: RequestRecord): void {
     this.setIn(this.clientRequests, r.client, { client: r.client, n: r.n, digest: r.digest, answer: r.answer, session: r.session, at: r.at });
@@ -448,6 +467,18 @@ export class MemoryState implements StateStore {
     deleteFrom(this.sharesBySession, share.session, key);
     removeFrom(this.sharesByUser, share.user, share);
     removeFrom(this.sharesByGroup, share.grp, share);
+  }
+
+  /** Adds a value to a secondary index, recording its undo. */
+  private indexAdd(index: Map<string, Set<string>>, key: string, value: string): void {
+    entry(index, key, newSet<string>).add(value);
+    this.journal?.push(() => removeFrom(index, key, value));
+  }
+  /** Removes a value from a secondary index, recording its undo. */
+  private indexRemove(index: Map<string, Set<string>>, key: string, value: string): void {
+    if (!index.get(key)?.has(value)) return;
+    removeFrom(index, key, value);
+    this.journal?.push(() => entry(index, key, newSet<string>).add(value));
   }
 
   /** Sets a key of a map, recording its undo (the value before, or no key). */

@@ -60,6 +60,8 @@ export type StateStore = Pick<
   | 'group'
   | 'isMember'
   | 'hasRequest'
+  | 'ownedGroupCount'
+  | 'pendingRequestCount'
   | 'listGroups'
   | 'listMembers'
   | 'listRequests'
@@ -172,6 +174,14 @@ export class Store {
   }
   hasRequest(group: string, user: string): boolean {
     return this.s.request.get(group, user) !== undefined;
+  }
+  /** Groups a user owns (what --max-groups-per-user counts). */
+  ownedGroupCount(user: string): number {
+    return (this.s.ownedGroupCount.get(user) as { n: number }).n;
+  }
+  /** Join requests of a user still pending, across groups (what --max-requests-per-user counts). */
+  pendingRequestCount(user: string): number {
+    return (this.s.pendingRequestCount.get(user) as { n: number }).n;
   }
   listGroups(): GroupRow[] {
     return this.s.listGroups.all() as GroupRow[];
@@ -296,6 +306,8 @@ function prepare(db: Db) {
     forgetClientRequests: p('DELETE FROM client_requests WHERE at < ?'),
     member: p('SELECT 1 FROM members WHERE grp = ? AND user = ?'),
     request: p('SELECT 1 FROM requests WHERE grp = ? AND user = ?'),
+    ownedGroupCount: p('SELECT COUNT(*) AS n FROM groups WHERE owner = ?'),
+    pendingRequestCount: p('SELECT COUNT(*) AS n FROM requests WHERE user = ?'),
     listGroups: p(
       'SELECT g.name AS name, g.owner AS owner, (SELECT COUNT(*) FROM members m WHERE m.grp = g.name) AS members FROM groups g ORDER BY g.name',
     ),
