@@ -24,8 +24,15 @@ export const DURABLE_SERVER_READY = /^durable-server ready on (\S+):(\d+)$/m;
 export const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 const CLK_TCK = 100; // Linux USER_HZ
-/** Options every benchmarked tracker gets. */
-export const TRACKER_BENCH_ARGS = ['--scrypt-cost', '1024', '--rate-limit', '0', '--log-level', 'warn'];
+/**
+ * Options every benchmarked tracker gets. One user makes the whole load, with
+ * a session per connection and a group per write: the per-user limits are
+ * lifted so that they do not end it.
+ */
+export const TRACKER_BENCH_ARGS = [
+  '--scrypt-cost', '1024', '--rate-limit', '0', '--log-level', 'warn',
+  '--max-sessions-per-user', '1000000', '--max-groups-per-user', '1000000000',
+];
 
 // ---------------------------------------------------------------------------
 // Child processes and temp dirs: everything we start is stopped on every exit path.

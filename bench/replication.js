@@ -26,6 +26,7 @@ import {
   DURABLE_SERVER,
   DURABLE_SERVER_READY,
   ROOT,
+  TRACKER_BENCH_ARGS,
   alive,
   fakeSessions,
   makeTempDir,
@@ -680,7 +681,7 @@ export function replicationDocsSection(opts, results, startedAt, command, primar
     `- Command: \`${command}\``,
     `- Machine: ${m.cpu}, ${m.memory} RAM, ${m.os}, Node ${m.node}`,
     '- Setup: each scenario starts its own `tracker-primary` and `tracker-replica` processes (fresh temp SQLite dbs,' +
-      ' `--scrypt-cost 1024 --rate-limit 0 --log-level warn`, default `--db-synchronous FULL` on both, one `--secret`),' +
+      ` \`${TRACKER_BENCH_ARGS.join(' ')}\`, default \`--db-synchronous FULL\` on both, one \`--secret\`),` +
       ' and its load in separate processes, all on this machine over loopback, sharing its' +
       ` ${m.cores} cores: the figures include the replica competing with the primary for CPU.` +
       ' CPU figures are shares of one core (100% = one core); "other" is what the rest of the machine used meanwhile.',

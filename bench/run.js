@@ -44,6 +44,7 @@ import {
   DURABLE_SERVER,
   DURABLE_SERVER_READY,
   ROOT,
+  TRACKER_BENCH_ARGS,
   UsageError,
   alive,
   cpuMeter,
@@ -319,7 +320,7 @@ function docsSection(opts, results, startedAt) {
     `- Date: ${startedAt.toISOString()}`,
     `- Command: \`${commandLine()}\``,
     `- Machine: ${m.cpu}, ${m.memory} RAM, ${m.os}, Node ${m.node}`,
-    `- Setup: a fresh \`tracker-primary\` process per scenario (own temp SQLite db, \`--scrypt-cost 1024 --rate-limit 0 --log-level warn\`,` +
+    `- Setup: a fresh \`tracker-primary\` process per scenario (own temp SQLite db, \`${TRACKER_BENCH_ARGS.join(' ')}\`,` +
       ' default `--db-synchronous FULL`, no replica configured), and the load generator (`bench/load.js`) in a second process on the same machine,' +
       ' over loopback. Both share the same cores.',
     `- Load: ${opts.connections} connections, closed loop with ${opts.pipeline} request${opts.pipeline === 1 ? '' : 's'} outstanding per connection,` +
