@@ -158,6 +158,20 @@ t.test('two members share and list files; file_peers and file_shared as the prot
   });
 });
 
+t.test('peer: a host of at most 253 characters; a 100,000-character one is BAD_REQUEST and not stored', async (t) => {
+  const tracker = await startTracker(t);
+  const { alice, bob } = await party(t, tracker);
+  const before = (await status(alice.c))['seq'];
+  const answer = await upload(alice.c, alice.s, 'g', 'notes.txt', NOTES, `${'h'.repeat(100_000)}:6881`);
+  t.match(answer, /^ERR BAD_REQUEST peer must be HOST:PORT where your client serves pieces: a host name is at most 253 characters; this one has 100000 \("h{40}…"\)$/);
+  t.equal((await status(alice.c))['seq'], before, 'nothing was stored');
+  t.match(await ask(bob.c, bob.s, 'file_peers', 'g', 'notes.txt'), /^ERR NO_SUCH_FILE /);
+
+  const longest = ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(61)].join('.');
+  t.equal(await upload(alice.c, alice.s, 'g', 'notes.txt', NOTES, `${longest}:6881`), 'OK shared notes.txt seeders=1', 'the longest DNS name is a valid peer');
+  t.equal((await ask(bob.c, bob.s, 'file_peers', 'g', 'notes.txt')).split('\n')[2], `peer alice ${longest}:6881`);
+});
+
 t.test('QUOTA_EXCEEDED with --max-shares-per-user 1', async (t) => {
   const tracker = await startTracker(t, { args: ['--max-shares-per-user', '1'] });
   const { alice, bob } = await party(t, tracker);

@@ -22,6 +22,17 @@ export interface ParseHostPortOptions {
   allowPortZero?: boolean;
 }
 
+/**
+ * The longest host a `HOST:PORT` may hold: a DNS name is at most 253
+ * characters as text (RFC 1035's 255 octets on the wire), and an IPv6
+ * literal, zone included, is far shorter. Without it, `upload_file` stored
+ * whatever length of `peer` a frame could carry, and handed it to every
+ * client that asked for the file.
+ */
+export const MAX_HOST_LENGTH = 253;
+/** Longest part of a refused input that a message repeats: enough to recognise it. */
+const SHOWN = 40;
+
 const HOSTNAME = /^[A-Za-z0-9_.-]+$/;
 const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9_.-]+)?$/;
 const PORT = /^[0-9]{1,5}$/;
@@ -38,6 +49,7 @@ export function parseHostPort(text: string, options: ParseHostPortOptions = {}):
     const close = value.indexOf(']');
     if (close < 0) bad('missing "]" after an IPv6 address (expected [ADDRESS]:PORT)');
     host = value.slice(1, close);
+    tooLong('an IPv6 address', host);
     if (!IPV6.test(host)) bad(`"${host}" is not an IPv6 address`);
     const rest = value.slice(close + 1);
     if (!rest.startsWith(':')) bad('missing port (expected [ADDRESS]:PORT)');
@@ -49,14 +61,28 @@ export function parseHostPort(text: string, options: ParseHostPortOptions = {}):
     portText = value.slice(colon + 1);
     if (host.includes(':')) bad('an IPv6 address must be written in brackets, e.g. [::1]:7001');
     if (host.length === 0) bad('missing host (expected HOST:PORT)');
+    tooLong('a host name', host);
     if (!HOSTNAME.test(host)) bad(`"${host}" is not a valid host name or address`);
   }
   if (portText.length === 0) bad('missing port (expected HOST:PORT)');
-  if (!PORT.test(portText)) bad(`port "${portText}" is not a number`);
+  if (!PORT.test(portText)) bad(`port "${shown(portText)}" is not a number`);
   const port = Number(portText);
   const min = options.allowPortZero ? 0 : 1;
   if (port < min || port > 65535) bad(`port ${port} is out of range ${min}-65535`);
   return { host, port };
+}
+
+function tooLong(what: string, host: string): void {
+  if (host.length > MAX_HOST_LENGTH) {
+    throw new AddressError(`${what} is at most ${MAX_HOST_LENGTH} characters; this one has ${host.length} ("${shown(host)}")`);
+  }
+}
+
+function shown(text: string): string {
+  if (text.length <= SHOWN) return text;
+  // Never half a surrogate pair: the message goes out as UTF-8.
+  const end = /[\uD800-\uDBFF]/.test(text.charAt(SHOWN - 1)) ? SHOWN - 1 : SHOWN;
+  return `${text.slice(0, end)}…`;
 }
 
 /** The inverse of `parseHostPort`: `127.0.0.1:7001`, `[::1]:7001`. */

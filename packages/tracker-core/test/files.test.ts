@@ -218,6 +218,9 @@ t.test('upload_file checks every argument before any state (BAD_REQUEST)', async
     [6, '[::1]', 'a bracketed IPv6 peer without a port'],
     [6, 'a host:9000', 'a peer host with a space'],
     [6, '', 'an empty peer'],
+    [6, `${'h'.repeat(254)}:9000`, 'a peer host of 254 characters'],
+    [6, `${'h'.repeat(100_000)}:9000`, 'a peer host of 100,000 characters'],
+    [6, `[${'0:'.repeat(127)}1]:9000`, 'a peer IPv6 literal of 255 characters'],
     [7, `${HEX},${HEX}`, 'one piece hash too few'],
     [7, `${HEX},${HEX},${HEX},${HEX}`, 'one piece hash too many'],
     [7, '-', '"-" for a non-empty file'],
@@ -235,6 +238,10 @@ t.test('upload_file checks every argument before any state (BAD_REQUEST)', async
     t.equal(code(answer.text), 'BAD_REQUEST', why);
     t.equal(answer.session, alice!.s, `${why}: the session stays`);
     if (index === 3 && /^[0-9]{16,}$/.test(value)) t.match(answer.text, /size must be at most 2\^53-1 bytes/, `${why}: the message says why`);
+    if (index === 6 && value.length > 253) {
+      t.match(answer.text, /^ERR BAD_REQUEST peer must be HOST:PORT where your client serves pieces: an? (host name|IPv6 address) is at most 253 characters; this one has \d+ /, `${why}: the message says why`);
+      t.ok(answer.text.length < 200, `${why}: and does not repeat it whole`);
+    }
   }
   const hashCount = (size: string, hashes: string): Promise<string> => ask(alice!, line('upload_file', 'g', 'f.bin', size, HEX, '4', '127.0.0.1:9000', hashes));
   t.equal(await hashCount('10', HEX), 'ERR BAD_REQUEST a file of 10 bytes in pieces of 4 has 3 pieces; 1 hash given', 'the counts in the message: one hash');
