@@ -2,7 +2,7 @@
 // `npm start`: runs the primary (127.0.0.1:7001) and its replica
 // (127.0.0.1:7002) locally for development, with their databases under ./data
 // (TRACKER_DATA_DIR, PRIMARY_PORT and REPLICA_PORT move them). Each child's output goes to this terminal; Ctrl-C
-// (or SIGTERM) stops them all gracefully.
+// (or SIGTERM, SIGHUP, or the death of the process that started this one) stops them all gracefully.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -62,5 +62,16 @@ function stop(exitCode = 0) {
   }
 }
 
-process.on('SIGINT', () => stop(0));
-process.on('SIGTERM', () => stop(0));
+// SIGHUP: the terminal went away. The trackers, in process groups of their own, do not get it from the terminal.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => stop(0));
+
+// npm forwards SIGTERM to the shell that runs this script (`sh -c "node scripts/start.js"`), not to us: dash
+// does not exec its one command, so the shell dies of the signal and we are left re-parented, with the trackers
+// holding the ports and databases. No signal tells us; a new parent does (process.ppid reads it afresh).
+const parentPid = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentPid && !stopping) {
+    console.error(`npm start: the process that started this one (pid ${parentPid}) is gone; stopping the trackers`);
+    stop(0);
+  }
+}, 500).unref();
