@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // `npm start`: runs the primary (127.0.0.1:7001) and its replica
 // (127.0.0.1:7002) locally for development, with their databases under ./data
-// (TRACKER_DATA_DIR, PRIMARY_PORT and REPLICA_PORT move them). Each child's output goes to this terminal; Ctrl-C
-// (or SIGTERM, SIGHUP, or the death of the process that started this one) stops them all gracefully.
+// (TRACKER_DATA_DIR, PRIMARY_PORT and REPLICA_PORT move them). Each child's output goes to ours, every line
+// prefixed with the tracker's name (`primary | `); Ctrl-C (or SIGTERM, SIGHUP, or the death of the process that
+// started this one) stops them all gracefully.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,12 +34,39 @@ const trackers = [
 // TRACKER_DATA_DIR is this script's (and the client's), not a tracker option: the trackers would warn about it.
 const childEnv = { ...process.env };
 delete childEnv.TRACKER_DATA_DIR;
+// The trackers' stderr is a pipe to us, so on their own they would log JSON without colours. Where our stderr is a
+// terminal the logs are for reading: ask for what the trackers give a terminal (an explicit choice still wins).
+const noColor = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== '';
+if (process.stderr.isTTY) {
+  childEnv.TRACKER_LOG_FORMAT ??= 'pretty';
+  if (!noColor) childEnv.FORCE_COLOR ??= '1';
+}
+
+// The name in front of each line, padded alike so that the lines stay aligned; coloured on a terminal.
+const labelWidth = Math.max(...trackers.map(({ name }) => name.length));
+const LABEL_COLORS = { primary: 36, replica: 35 };
+function label(name, stream) {
+  const text = `${name.padEnd(labelWidth)} | `;
+  return stream.isTTY && !noColor ? `\x1b[${LABEL_COLORS[name] ?? 1}m${text}\x1b[0m` : text;
+}
+
+// A reader of our output that has gone away (`npm start | head`) must not crash us: the trackers, in process groups
+// of their own, would be left running. Their output is dropped from then on.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+
+function relay(from, to, prefix) {
+  createInterface({ input: from, crlfDelay: Infinity }).on('line', (line) => {
+    if (!to.destroyed) to.write(`${prefix}${line}\n`);
+  });
+}
 
 const children = trackers.map(({ name, bin, args }) => {
   // Each tracker in a process group of its own: Ctrl-C signals the terminal's foreground group, and a
   // tracker that got SIGINT from the terminal and then SIGTERM from us took the second as "exit now".
   // We forward one SIGTERM to each instead.
-  const child = spawn(process.execPath, [bin, ...args], { stdio: 'inherit', detached: true, env: childEnv });
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: childEnv });
+  relay(child.stdout, process.stdout, label(name, process.stdout));
+  relay(child.stderr, process.stderr, label(name, process.stderr));
   child.on('exit', (code, signal) => {
     if (!stopping) {
       console.error(`npm start: ${name} exited (${signal ?? code}); stopping the others`);
@@ -47,19 +76,14 @@ const children = trackers.map(({ name, bin, args }) => {
   return child;
 });
 
+// No process.exit: we leave once both trackers have exited and their pipes are drained, so that their last log
+// lines (`tracker stopped`) are passed on rather than cut off.
 let stopping = false;
 function stop(exitCode = 0) {
   if (stopping) return;
   stopping = true;
-  let alive = children.filter((c) => c.exitCode === null && c.signalCode === null);
-  if (alive.length === 0) process.exit(exitCode);
-  for (const child of alive) {
-    child.once('exit', () => {
-      alive = alive.filter((c) => c !== child);
-      if (alive.length === 0) process.exit(exitCode);
-    });
-    child.kill('SIGTERM');
-  }
+  process.exitCode = exitCode;
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
 }
 
 // SIGHUP: the terminal went away. The trackers, in process groups of their own, do not get it from the terminal.

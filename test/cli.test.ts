@@ -59,6 +59,22 @@ t.test('a primary without --replica warns that nothing can fence it; with it, no
   t.same(await paired.stop(), { code: 0, signal: null });
 });
 
+t.test('pretty logs through a pipe are coloured when FORCE_COLOR asks (as npm start does), else not', async (t) => {
+  // eslint-disable-next-line no-control-regex -- the colour codes are what it looks for
+  const colour = /\x1b\[\d+m/;
+  const asked = await startTracker(t, { args: ['--log-format', 'pretty'], env: { FORCE_COLOR: '1' } });
+  t.same(await asked.stop(), { code: 0, signal: null });
+  t.match(asked.stderr(), /INFO.*tracker stopped/, 'pretty');
+  t.match(asked.stderr(), colour, 'coloured');
+  // The test runner's own FORCE_COLOR=0 is what a child inherits; stderr is a pipe either way.
+  for (const env of [{ FORCE_COLOR: '0' }, { FORCE_COLOR: 'no' }]) {
+    const plain = await startTracker(t, { args: ['--log-format', 'pretty'], env });
+    t.same(await plain.stop(), { code: 0, signal: null });
+    t.match(plain.stderr(), /INFO.*tracker stopped/, 'pretty');
+    t.notMatch(plain.stderr(), colour, `no colours with FORCE_COLOR=${env.FORCE_COLOR}`);
+  }
+});
+
 t.test('without a secret it warns loudly and does not log the development secret', async (t) => {
   const dir = await makeTempDir(t);
   const tracker = await startTracker(t, {

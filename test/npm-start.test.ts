@@ -4,9 +4,10 @@
  * SIGTERM, SIGHUP) or when the process that started it dies, as npm does
  * on SIGTERM.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -27,18 +28,34 @@ async function open(t: TeardownHost, tracker: { port: number }): Promise<WireCli
   return c;
 }
 
-/** The JSON log lines a tracker wrote to stderr. */
-function logLines(text: string): Record<string, unknown>[] {
-  const lines: Record<string, unknown>[] = [];
+/** start.js puts each tracker's name in front of every line it writes, padded alike. */
+const PREFIX = { primary: 'primary | ', replica: 'replica | ' } as const;
+
+/**
+ * The JSON log lines the trackers wrote to stderr, each with the name start.js put in front of it (`primary`,
+ * `replica`; undefined for a line without one, kept so that teardown finds every tracker whatever start.js did).
+ */
+function logLines(text: string): { prefix: string | undefined; entry: Record<string, unknown> }[] {
+  const lines: { prefix: string | undefined; entry: Record<string, unknown> }[] = [];
   for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
+    const m = /^(?:(\w+) \| )?(\{.*)$/.exec(line);
+    if (!m) continue;
     try {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
+      lines.push({ prefix: m[1], entry: JSON.parse(m[2] as string) as Record<string, unknown> });
     } catch {
       // a line still being written
     }
   }
   return lines;
+}
+
+/** The processes `pid` started that still run (Linux `ps`): the trackers, while start.js runs. */
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
 }
 
 /** Whether a process runs: a zombie (dead, not reaped yet by whoever adopted it) does not. */
@@ -105,22 +122,23 @@ async function runStart(t: TeardownHost, { parent = false } = {}): Promise<Start
   const exited = new Promise<ExitStatus>((resolve) => proc.once('close', (code, signal) => resolve({ code, signal })));
   const trackers = (): Map<string, number> => {
     const found = new Map<string, number>();
-    for (const line of logLines(err)) {
-      if (typeof line['name'] === 'string' && typeof line['pid'] === 'number') found.set(line['name'], line['pid']);
+    for (const { entry } of logLines(err)) {
+      if (typeof entry['name'] === 'string' && typeof entry['pid'] === 'number') found.set(entry['name'], entry['pid']);
     }
     return found;
   };
   const startPid = (): number | undefined => (parent ? Number(/^launcher: start\.js is pid (\d+)$/m.exec(err)?.[1] ?? NaN) || undefined : proc.pid);
   t.teardown(async () => {
-    const pids = [...trackers().values(), startPid()];
-    for (const pid of pids) if (pid !== undefined && running(pid)) process.kill(pid, 'SIGKILL');
+    const start = startPid();
+    const pids = [...trackers().values(), ...(start === undefined ? [] : [...childrenOf(start), start])];
+    for (const pid of pids) if (running(pid)) process.kill(pid, 'SIGKILL');
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
   });
 
-  await waitFor(() => /^tracker-primary ready on /m.test(out) && /^tracker-replica ready on /m.test(out), {
+  await waitFor(() => /^primary \| tracker-primary ready on /m.test(out) && /^replica \| tracker-replica ready on /m.test(out), {
     timeoutMs: DEADLINE_MS,
-    message: `both ready lines (stdout so far: ${JSON.stringify(out)})`,
+    message: 'both ready lines',
   });
   const found = await waitFor(() => (trackers().has('tracker-primary') && trackers().has('tracker-replica') ? trackers() : undefined), {
     timeoutMs: DEADLINE_MS,
@@ -138,23 +156,33 @@ async function runStart(t: TeardownHost, { parent = false } = {}): Promise<Start
   };
 }
 
-/** Waits until start.js and both trackers have exited and freed their ports, and checks that both trackers stopped gracefully. */
-async function expectAllStopped(t: Test, run: StartScript): Promise<void> {
+/** Waits until start.js and both trackers have exited and freed their ports. */
+async function expectAllGone(t: Test, run: StartScript): Promise<void> {
   for (const [name, pid] of [...run.trackers, ['start.js', run.startPid] as const]) {
     await waitFor(() => !running(pid), { timeoutMs: DEADLINE_MS, message: `${name} (pid ${pid}) to exit` });
     t.pass(`${name} (pid ${pid}) is gone`);
   }
   t.ok(await portFree(run.primaryPort), `port ${run.primaryPort} is free`);
   t.ok(await portFree(run.replicaPort), `port ${run.replicaPort} is free`);
+}
+
+/** As expectAllGone, and both trackers stopped gracefully, each on one signal. */
+async function expectAllStopped(t: Test, run: StartScript): Promise<void> {
+  await expectAllGone(t, run);
   t.equal(run.err().match(/tracker stopped/g)?.length, 2, 'both trackers stopped gracefully');
   t.notMatch(run.err(), /second signal/, 'each got one signal');
 }
 
-t.test('npm start runs a primary and its replica, which converge; Ctrl-C stops both gracefully', async (t) => {
+/** `promise`, or undefined after DEADLINE_MS. */
+function withinDeadline<T>(promise: Promise<T>): Promise<T | undefined> {
+  return Promise.race([promise, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), DEADLINE_MS).unref())]);
+}
+
+t.test('npm start runs a primary and its replica, which converge, every line named; Ctrl-C stops both gracefully', async (t) => {
   const run = await runStart(t);
   const { primaryPort, replicaPort } = run;
-  t.match(run.out(), new RegExp(`^tracker-primary ready on 127\\.0\\.0\\.1:${primaryPort} \\(role=primary `, 'm'));
-  t.match(run.out(), new RegExp(`^tracker-replica ready on 127\\.0\\.0\\.1:${replicaPort} \\(role=replica `, 'm'));
+  t.match(run.out(), new RegExp(`^primary \\| tracker-primary ready on 127\\.0\\.0\\.1:${primaryPort} \\(role=primary `, 'm'));
+  t.match(run.out(), new RegExp(`^replica \\| tracker-replica ready on 127\\.0\\.0\\.1:${replicaPort} \\(role=replica `, 'm'));
 
   const p = await open(t, { port: primaryPort });
   const r = await open(t, { port: replicaPort });
@@ -168,16 +196,29 @@ t.test('npm start runs a primary and its replica, which converge; Ctrl-C stops b
 
   // Ctrl-C: the terminal sends SIGINT to its whole foreground process group.
   process.kill(-run.startPid, 'SIGINT');
-  const stopped = await Promise.race([run.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), DEADLINE_MS).unref())]);
+  const stopped = await withinDeadline(run.exited);
   t.same(stopped, { code: 0, signal: null }, 'npm start exits 0 on Ctrl-C');
   await expectAllStopped(t, run);
+
+  // Which tracker wrote each line: all of them carry its name, and the JSON logs (stderr is no terminal) agree.
+  const lines = (text: string): string[] => text.split('\n').filter((l) => l.length > 0);
+  for (const line of lines(run.out())) t.match(line, /^(primary|replica) \| tracker-\1 ready on /, `stdout: ${line}`);
+  const theirs = lines(run.err()).filter((l) => !l.startsWith('npm start: '));
+  t.same(theirs.filter((l) => !l.startsWith(PREFIX.primary) && !l.startsWith(PREFIX.replica)), [], 'every stderr line names its tracker');
+  const logs = logLines(run.err());
+  t.equal(logs.length, theirs.length, 'and is a whole JSON log line');
+  for (const name of ['primary', 'replica']) {
+    const own = logs.filter((l) => l.prefix === name);
+    t.ok(own.length > 0, `${name} logged`);
+    t.same([...new Set(own.map((l) => l.entry['name']))], [`tracker-${name}`], `the ${name}'s lines are all the ${name}'s`);
+  }
 });
 
 for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
   t.test(`${signal} to start.js alone stops both trackers gracefully`, async (t) => {
     const run = await runStart(t);
     process.kill(run.startPid, signal);
-    const stopped = await Promise.race([run.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), DEADLINE_MS).unref())]);
+    const stopped = await withinDeadline(run.exited);
     t.same(stopped, { code: 0, signal: null }, `start.js exits 0 on ${signal}`);
     await expectAllStopped(t, run);
   });
@@ -189,4 +230,74 @@ t.test('when the process that started it dies (npm on SIGTERM), start.js stops b
   run.proc.kill('SIGKILL');
   await expectAllStopped(t, run);
   t.match(run.err(), /npm start: the process that started this one \(pid \d+\) is gone; stopping the trackers/);
+});
+
+t.test('a reader of its output that goes away does not keep start.js from stopping its trackers', async (t) => {
+  const run = await runStart(t);
+  // `npm start 2>&1 | head`: once head has gone, every write to that pipe fails (EPIPE).
+  run.proc.stderr.destroy();
+  process.kill(run.startPid, 'SIGTERM');
+  t.same(await withinDeadline(run.exited), { code: 0, signal: null }, 'start.js stops as usual, exit 0');
+  await expectAllGone(t, run);
+});
+
+t.test('on a terminal, the trackers keep their pretty, coloured logs, every line named', async (t) => {
+  const dir = await makeTempDir(t, 'tracker-start-pty-');
+  const [primaryPort, replicaPort] = (await freePorts(2)) as [number, number];
+  const pidFile = path.join(dir, 'start.pid');
+  const env = childEnv({
+    TRACKER_DATA_DIR: dir,
+    PRIMARY_PORT: String(primaryPort),
+    REPLICA_PORT: String(replicaPort),
+    RUN_IN_PTY_PID_FILE: pidFile,
+  });
+  // The test runner asks its children for no colours (NO_COLOR, FORCE_COLOR=0); a user's terminal does not.
+  delete env['NO_COLOR'];
+  delete env['FORCE_COLOR'];
+  const proc = spawn('python3', [path.join(ROOT, 'test/helpers/run_in_pty.py'), process.execPath, path.join(ROOT, 'scripts/start.js')], {
+    cwd: dir,
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let raw = '';
+  proc.stdout.setEncoding('utf8').on('data', (s: string) => (raw += s));
+  proc.stderr.setEncoding('utf8').on('data', (s: string) => (raw += s));
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
+  // eslint-disable-next-line no-control-regex -- escape sequences are what it removes
+  const screen = (): string => raw.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r/g, '');
+  let pids: number[] = [];
+  t.teardown(async () => {
+    for (const pid of pids) if (running(pid)) process.kill(pid, 'SIGKILL');
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+  });
+
+  const startPid = await waitFor(async () => Number(await readFile(pidFile, 'utf8').catch(() => '')) || undefined, { message: "start.js's pid" });
+  // Known from the start, so that teardown kills the trackers also when the screen never shows what is expected.
+  const noteTrackers = (): void => {
+    for (const pid of childrenOf(startPid)) if (!pids.includes(pid)) pids.push(pid);
+  };
+  pids = [startPid];
+  await waitFor(
+    () => {
+      noteTrackers();
+      return /^primary \| tracker-primary ready on /m.test(screen()) && /^replica \| tracker-replica ready on /m.test(screen());
+    },
+    { timeoutMs: DEADLINE_MS, message: 'both ready lines' },
+  );
+  noteTrackers();
+  t.equal(pids.length, 3, 'start.js runs two trackers');
+
+  process.kill(startPid, 'SIGINT');
+  t.equal(await withinDeadline(exited), 0, 'start.js exits 0');
+  for (const pid of pids) t.notOk(running(pid), `pid ${pid} is gone`);
+
+  const lines = screen().split('\n').filter((l) => l.length > 0);
+  t.same(lines.filter((l) => !/^(primary|replica) \| /.test(l)), [], 'every line names its tracker');
+  t.same(lines.filter((l) => /^\w+ \| \{/.test(l)), [], 'no JSON log lines');
+  for (const name of ['primary', 'replica']) {
+    t.match(screen(), new RegExp(`^${name} \\| \\[[\\d:.]+\\] INFO: tracker stopped$`, 'm'), `the ${name}'s logs are pretty`);
+  }
+  // eslint-disable-next-line no-control-regex -- the colour codes are what it looks for
+  t.match(raw, /\x1b\[\d+mINFO\x1b\[39m/, 'and coloured');
 });

@@ -16,5 +16,5 @@ export {
 export type { CliConfig, ParsedArgs, LogFormat, LogLevel, OptionRow } from './args.js';
 export { createTrackerMetrics, startAdminServer } from './admin.js';
 export type { AdminServer, MetricsSource, TrackerMetrics } from './admin.js';
-export { createLogger, REDACT_PATHS } from './logger.js';
+export { createLogger, logColor, REDACT_PATHS } from './logger.js';
 export type { LoggerSetup } from './logger.js';

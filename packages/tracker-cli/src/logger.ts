@@ -8,8 +8,23 @@ export interface LoggerSetup {
   format: LogFormat;
   /** Program name, logged as `name` on every line. */
   name: string;
-  /** Whether stderr is a terminal (decides `auto`, and colours). */
+  /** Whether stderr is a terminal (decides `auto`, and colours unless `color` says). */
   isTTY?: boolean;
+  /** Colours in the pretty format; default `isTTY`. See `logColor`. */
+  color?: boolean;
+}
+
+/**
+ * Whether pretty logs are coloured: `FORCE_COLOR` decides when set (as it
+ * does for Node itself: empty, `1`, `2`, `3` or `true` for colours, anything
+ * else for none), else whether stderr is a terminal. A program that pipes a
+ * tracker's stderr to a terminal of its own (`npm start`, which prefixes
+ * each line with the tracker's name) asks for colours this way.
+ */
+export function logColor(isTTY: boolean, env: Readonly<Record<string, string | undefined>>): boolean {
+  const force = env['FORCE_COLOR'];
+  if (force === undefined) return isTTY;
+  return ['', '1', '2', '3', 'true'].includes(force);
 }
 
 /**
@@ -36,7 +51,7 @@ export function createLogger(setup: LoggerSetup): Logger {
     ? pretty({
         destination: 2,
         sync: true,
-        colorize: isTTY,
+        colorize: setup.color ?? isTTY,
         translateTime: 'SYS:HH:MM:ss.l',
         ignore: 'pid,hostname,name',
       })

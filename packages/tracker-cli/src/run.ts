@@ -7,7 +7,7 @@ import { SchemaError, StoreOpenError, Tracker } from '@tracker-cluster/tracker-c
 import type { Role } from '@tracker-cluster/tracker-core';
 import { describeOptions, parseTrackerArgs, programName, UsageError, usesDevelopmentSecret } from './args.js';
 import type { CliConfig } from './args.js';
-import { createLogger } from './logger.js';
+import { createLogger, logColor } from './logger.js';
 import { createTrackerMetrics, startAdminServer } from './admin.js';
 import type { AdminServer } from './admin.js';
 
@@ -83,6 +83,7 @@ async function serve(role: Role, argv: string[]): Promise<number> {
     format: config.logFormat,
     name: program,
     isTTY: process.stderr.isTTY === true,
+    color: logColor(process.stderr.isTTY === true, process.env),
   });
   installCrashHandlers(program, logger);
 
