@@ -59,6 +59,20 @@ t.test('a primary without --replica warns that nothing can fence it; with it, no
   t.same(await paired.stop(), { code: 0, signal: null });
 });
 
+t.test('a replica without --primary warns that it takes no writes; with it, no such warning', async (t) => {
+  const alone = await startTracker(t, { role: 'replica' });
+  const c = await connect(alone.port);
+  t.teardown(() => c.close());
+  t.match((await c.request('create_user alice pw')).payload, /^ERR PRIMARY_UNAVAILABLE /, 'a write is refused');
+  await c.close();
+  t.same(await alone.stop(), { code: 0, signal: null });
+  t.match(alone.stderr(), /no --primary: this replica serves reads only, and every write is answered PRIMARY_UNAVAILABLE/, 'as it warned');
+  // The primary's address need not answer: the replica starts without it and keeps trying.
+  const paired = await startTracker(t, { role: 'replica', args: ['--primary', `127.0.0.1:${alone.port}`] });
+  t.notMatch(paired.stderr(), /no --primary/);
+  t.same(await paired.stop(), { code: 0, signal: null });
+});
+
 t.test('pretty logs through a pipe are coloured when FORCE_COLOR asks (as npm start does), else not', async (t) => {
   // eslint-disable-next-line no-control-regex -- the colour codes are what it looks for
   const colour = /\x1b\[\d+m/;

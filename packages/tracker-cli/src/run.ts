@@ -100,6 +100,13 @@ async function serve(role: Role, argv: string[]): Promise<number> {
         'take writes beside the new primary. Give the replica\'s address (--replica HOST:PORT) outside development.',
     );
   }
+  if (config.options.role === 'replica' && config.options.peer === undefined) {
+    // A replica forwards writes to its primary; with none to forward to, a client's every write fails.
+    logger.warn(
+      'no --primary: this replica serves reads only, and every write is answered PRIMARY_UNAVAILABLE. ' +
+        'Give the primary\'s address (--primary HOST:PORT), or promote this tracker (tracker-admin promote) to take writes.',
+    );
+  }
   if (config.unknownEnv.length > 0) {
     logger.warn({ variables: config.unknownEnv }, 'ignoring environment variables that name no option');
   }
