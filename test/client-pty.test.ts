@@ -6,7 +6,8 @@
  * it), Ctrl-C clearing the line, Ctrl-D leaving with exit 0 and without
  * logging out, the history file recalled with Up after a restart (and no
  * password in it), and colours unless NO_COLOR; the role in the prompt
- * after the tracker was promoted under an open connection.
+ * after the tracker was promoted under an open connection; an unknown
+ * command's answer pointing at `help`.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -198,6 +199,25 @@ t.test('the prompt shows the role status tells, after a promotion under an open 
   await term.waitScreen(`${replica.address} (primary)> `, 'and so does the prompt', at);
   term.type('\x04');
   t.equal(await term.exited, 0);
+});
+
+t.test('an unknown command at the prompt: the tracker\'s answer says help lists the commands; a script gets the answer as sent', async (t) => {
+  const tracker = await startTracker(t);
+  const home = await makeTempDir(t, 'tracker-client-home-');
+  const term = await spawnPty(t, ['--tracker', tracker.address], { HOME: home, NO_COLOR: '1', TRACKER_CLIENT_HISTORY: '' });
+  let at = await term.waitScreen(`${tracker.address} (primary)> `, 'the prompt');
+  term.type('frobnicate\r');
+  at = await term.waitScreen(
+    'ERR UNKNOWN_COMMAND unknown command "frobnicate"; try ping, login, list_groups; type "help" for the list of commands\n',
+    'the answer with the hint',
+    at,
+  );
+  await term.waitScreen(`${tracker.address} (primary)> `, 'the prompt again', at);
+  term.type('\x04');
+  t.equal(await term.exited, 0);
+
+  const script = await runClient(t, ['--tracker', tracker.address, '--exec', 'frobnicate']);
+  t.same(lines(script.stdout), ['ERR UNKNOWN_COMMAND unknown command "frobnicate"; try ping, login, list_groups'], 'unchanged in a script');
 });
 
 t.test('an event while a line that wraps is typed: the whole line moves below it, no row of it stays above', async (t) => {

@@ -155,6 +155,17 @@ export function formatClientError(message: string): string {
   return `tracker-client: ${message}`;
 }
 
+/**
+ * At the prompt, an `ERR UNKNOWN_COMMAND` answer also says where the list
+ * is: the tracker's own text names a few of its commands and cannot know
+ * the client's (`help` among them). Any other answer is returned as is.
+ */
+export function withHelpHint(payload: string): string {
+  const response = parseResponse(payload);
+  if (response.ok || response.code !== 'UNKNOWN_COMMAND') return payload;
+  return `${payload.replace(/\n+$/, '')}; type "help" for the list of commands`;
+}
+
 /** `help foo` for a command that does not exist. */
 export function formatUnknownHelpTopic(topic: string): string {
   return `help: no such command "${topic}" (type "help" for the list)`;

@@ -17,6 +17,7 @@ import {
   formatTracker,
   formatUnanswered,
   PLAIN_VIEW,
+  withHelpHint,
 } from './format.js';
 import type { View } from './format.js';
 import { formatHistoryFile, HISTORY_SIZE, isSecretLine, parseHistoryFile } from './history.js';
@@ -140,7 +141,11 @@ export async function runInteractive(runner: Runner, io: InteractiveIo): Promise
       const outcome = await untilAborted(runner.execute(line, signal), signal, abandoned);
       if (outcome.kind === 'quit') break;
       if (outcome.kind === 'local' && outcome.text !== undefined) io.output.write(`${formatLocal(outcome.ok, outcome.text, view)}\n`);
-      else if (outcome.kind === 'reply') io.output.write(`${formatReply(outcome.reply.payload, view, outcome.command, outcome.rows)}\n`);
+      else if (outcome.kind === 'reply') {
+        // JSON is for programs, which have no use for the hint.
+        const payload = view.mode === 'json' ? outcome.reply.payload : withHelpHint(outcome.reply.payload);
+        io.output.write(`${formatReply(payload, view, outcome.command, outcome.rows)}\n`);
+      }
     } catch (error) {
       if (!(error instanceof ClientError)) throw error;
       if (!(error instanceof AbandonedError)) {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { answerData, formatEvent, formatFailover, formatLocal, formatReply, formatSessionEnded, formatTable, isOk, useColor } from '@tracker-cluster/client';
+import { answerData, formatEvent, formatFailover, formatLocal, formatReply, formatSessionEnded, formatTable, isOk, useColor, withHelpHint } from '@tracker-cluster/client';
 import type { View } from '@tracker-cluster/client';
 
 t.test('answers are shown as the tracker sent them', async (t) => {
@@ -31,6 +31,17 @@ t.test('pretty: list answers as aligned tables with a header', async (t) => {
   t.equal(formatReply('OK PONG', pretty, 'ping'), 'OK PONG');
   t.equal(formatReply('ERR NOT_MEMBER no', pretty, 'list_members'), 'ERR NOT_MEMBER no');
   t.equal(formatTable(['a', 'bb'], [['xxx', '1'], ['y', '']]), 'A    BB\nxxx  1\ny');
+});
+
+t.test('at the prompt an unknown command\'s answer says where the list is; other answers are left alone', async (t) => {
+  t.equal(
+    withHelpHint('ERR UNKNOWN_COMMAND unknown command "x"; try ping, login, list_groups'),
+    'ERR UNKNOWN_COMMAND unknown command "x"; try ping, login, list_groups; type "help" for the list of commands',
+  );
+  t.equal(withHelpHint('ERR UNKNOWN_COMMAND\n'), 'ERR UNKNOWN_COMMAND; type "help" for the list of commands');
+  for (const payload of ['OK PONG', 'ERR AUTH_REQUIRED log in first', 'OK 1\ng1 owner=alice members=1', 'ERR BAD_REQUEST unknown command']) {
+    t.equal(withHelpHint(payload), payload, payload);
+  }
 });
 
 t.test('colours: OK green, ERR and its code red, events yellow; only when asked', async (t) => {
