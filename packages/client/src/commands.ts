@@ -121,9 +121,12 @@ export class CommandTable implements CommandCatalogue {
  * A fresh table with the tracker's commands, the client's own, and file
  * sharing's (whose `upload_file <path> <group>` replaces the tracker's
  * seven-argument form in `help`; that form is still sent as written).
+ * `help` lists them by topic, as docs/client.md does: file sharing's
+ * commands beside the tracker's `upload_file`, `help` and `quit` last.
  */
 export function defaultCommandTable(): CommandTable {
-  return new CommandTable([...TRACKER_COMMANDS, ...CLIENT_COMMANDS, ...PEER_COMMANDS]);
+  const byTopic = TRACKER_COMMANDS.flatMap((spec) => (spec.name === 'upload_file' ? [spec, ...PEER_COMMANDS] : [spec]));
+  return new CommandTable([...byTopic, ...CLIENT_COMMANDS]);
 }
 
 /** The default commands, in `help` order. */

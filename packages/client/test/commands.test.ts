@@ -36,7 +36,7 @@ t.test('the table covers every protocol command, with its arguments', async (t) 
   t.same(remote.sort(), [...Object.keys(PROTOCOL_COMMANDS), 'download_file'].sort(), 'and nothing else goes to the tracker');
   t.same(
     COMMANDS.filter((c) => c.auth === 'local').map((c) => c.name),
-    ['help', 'quit', 'show_downloads', 'wait_downloads'],
+    ['show_downloads', 'wait_downloads', 'help', 'quit'],
   );
   t.equal(findCommand('exit')?.name, 'quit', 'exit is an alias of quit');
   t.equal(findCommand('LOGIN')?.name, 'login', 'names are case-insensitive');
@@ -76,6 +76,23 @@ t.test('classifyLine: local commands, the rest goes to the tracker as typed', as
     { kind: 'remote', line: 'login "unterminated', command: 'login' },
     'bad quoting is left to the tracker',
   );
+});
+
+t.test('help lists the commands by topic, file sharing\'s with the files, help and quit last', async (t) => {
+  const expected = [
+    'ping', 'status',
+    'create_user', 'login', 'logout', 'whoami',
+    'create_group', 'join_group', 'leave_group', 'list_requests', 'accept_request', 'reject_request', 'list_groups', 'list_members',
+    'upload_file', 'download_file', 'show_downloads', 'wait_downloads', 'list_files', 'file_peers', 'stop_share',
+    'help', 'quit',
+  ];
+  t.same(COMMANDS.map((c) => c.name), expected);
+  const listed = formatHelp()
+    .split('\n')
+    .slice(1, -1)
+    .map((line) => /^ {2}(\w+)/.exec(line)?.[1])
+    .filter((name) => name !== undefined);
+  t.same(listed, expected, 'in that order in help');
 });
 
 t.test('help <command> shows usage and examples', async (t) => {
