@@ -76,6 +76,8 @@ export class TrackerConnection {
   private socketError: Error | undefined;
   /** An answer nobody asked for, e.g. `ERR BUSY` before the tracker closes. */
   private unsolicited: string | undefined;
+  /** Whether a whole frame has come: until then, bytes that are no frame suggest the address is not a tracker. */
+  private framed = false;
   private readonly closedPromise: Promise<void>;
 
   /** Wraps a socket that is already connected. */
@@ -202,9 +204,12 @@ export class TrackerConnection {
       frames = this.decoder.push(chunk);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      this.fail(new ConnectionLostError(this.name, `bad frame from ${this.name} (${message}); connection closed`));
+      // Another kind of server (HTTP, say) answers something that is not a frame at all: say what that suggests.
+      const hint = this.framed ? '' : ` — is ${this.name} a tracker?`;
+      this.fail(new ConnectionLostError(this.name, `bad frame from ${this.name} (${message}); connection closed${hint}`));
       return;
     }
+    if (frames.length > 0) this.framed = true;
     for (const frame of frames) {
       const payload = frame.payload.toString('utf8');
       if (isEvent(payload)) {

@@ -1,4 +1,5 @@
 /** `run()` in-process, for what needs no tracker: option errors, help, and no tracker at all. */
+import http from 'node:http';
 import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
@@ -42,4 +43,16 @@ t.test('no tracker listening exits 3', async (t) => {
   t.equal(r.code, EXIT.UNREACHABLE);
   t.equal(r.stdout, '');
   t.equal(r.stderr, `tracker-client: cannot reach any tracker: 127.0.0.1:${port} (ECONNREFUSED)\n`);
+});
+
+t.test('an address that is not a tracker (an HTTP server) is named as perhaps not a tracker', async (t) => {
+  const server = http.createServer((_req, res) => res.end('hello'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const name = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const r = await runWith(['--tracker', name, '--exec', 'ping']);
+  t.equal(r.code, EXIT.UNREACHABLE);
+  t.equal(r.stdout, '');
+  t.match(r.stderr, `tracker-client: cannot reach any tracker: ${name} (bad frame from ${name} (`);
+  t.match(r.stderr, new RegExp(`; connection closed — is ${name.replace(/\./g, '\\.')} a tracker\\?\\)\n$`));
 });

@@ -237,6 +237,28 @@ t.test('a bad frame from the tracker closes the connection', async (t) => {
   await conn.closedSignal;
 });
 
+t.test('bytes that are no frame as the first answer ask whether the address is a tracker; after a frame, they do not', async (t) => {
+  const server = await startServer(t);
+  const name = `127.0.0.1:${server.address.port}`;
+  const first = await TrackerConnection.connect(server.address);
+  const pending = first.request(0n, 'status');
+  (await server.accepted(0)).write('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  await t.rejects(pending, { message: `bad frame from ${name} (frame payload of 1213486152 bytes exceeds the maximum of 16777216); connection closed — is ${name} a tracker?` });
+  await first.closedSignal;
+
+  const later = await TrackerConnection.connect(server.address);
+  const answered = later.request(0n, 'ping');
+  const socket = await server.accepted(1);
+  socket.write(encodeFrame(0n, 'OK PONG'));
+  t.same(await answered, { session: 0n, payload: 'OK PONG' });
+  const pending2 = later.request(0n, 'ping');
+  const bad = Buffer.alloc(4);
+  bad.writeUInt32BE(3);
+  socket.write(bad);
+  await t.rejects(pending2, { message: /^bad frame from .*; connection closed$/ }, 'a tracker that has framed its answers is one');
+  await later.closedSignal;
+});
+
 t.test('close() by the client is not reported as a loss', async (t) => {
   const server = await startServer(t);
   let called = false;
