@@ -10,6 +10,7 @@ import type { Test } from 'tap';
 import { encodeFrame, FrameDecoder } from '@tracker-cluster/protocol';
 import type { Frame } from '@tracker-cluster/protocol';
 import {
+  DEFAULT_CLIENT_MAX_PAYLOAD,
   AbandonedError,
   connectFirst,
   ConnectionLostError,
@@ -243,7 +244,7 @@ t.test('bytes that are no frame as the first answer ask whether the address is a
   const first = await TrackerConnection.connect(server.address);
   const pending = first.request(0n, 'status');
   (await server.accepted(0)).write('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-  await t.rejects(pending, { message: `bad frame from ${name} (frame payload of 1213486152 bytes exceeds the maximum of 16777216); connection closed — is ${name} a tracker?` });
+  await t.rejects(pending, { message: `bad frame from ${name} (frame payload of 1213486152 bytes exceeds the maximum of ${DEFAULT_CLIENT_MAX_PAYLOAD}); connection closed — is ${name} a tracker?` });
   await first.closedSignal;
 
   const later = await TrackerConnection.connect(server.address);
