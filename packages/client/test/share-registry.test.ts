@@ -27,6 +27,34 @@ function record(group: string, file: string): ShareRecord {
 }
 
 /**
+ * A client whose data directory cannot be created (a file stands where its
+ * parent should be), answered by the tracker with OK, and a file `my.bin`
+ * to share: the requests it sends and the notices it gives are recorded.
+ */
+async function unwritableRegistryPeer(t: Test): Promise<{ peer: PeerNode; sent: string[]; notices: string[]; file: string }> {
+  const dir = await tempDir(t);
+  const blocker = path.join(dir, 'not-a-dir');
+  await writeFile(blocker, '');
+  const sent: string[] = [];
+  const notices: string[] = [];
+  const peer = new PeerNode(
+    { listen: { host: '127.0.0.1', port: 0 }, dataDir: path.join(blocker, 'data'), serve: false, uploadRate: 0, maxDownloads: 1, keepaliveMs: 0 },
+    {
+      request: async (line) => {
+        sent.push(line);
+        return line.startsWith('upload_file') ? 'OK shared my.bin seeders=1' : 'OK';
+      },
+      user: () => 'carol',
+    },
+    (text) => notices.push(text),
+  );
+  t.teardown(() => peer.close());
+  const file = path.join(dir, 'my.bin');
+  await writeFile(file, 'some bytes');
+  return { peer, sent, notices, file };
+}
+
+/**
  * A child process with its own `ShareRegistry` on `dataDir`: says `ready`,
  * waits for a line on stdin, then makes `count` concurrent `put`s for
  * `carol` and exits (1 if any of them failed).
@@ -99,23 +127,7 @@ t.test('temporary files have names of their own: a symlink at the old fixed name
 });
 
 t.test('a registry that cannot be written: the command answers, the share is not remembered', async (t) => {
-  const dir = await tempDir(t);
-  const blocker = path.join(dir, 'not-a-dir');
-  await writeFile(blocker, '');
-  const sent: string[] = [];
-  const peer = new PeerNode(
-    { listen: { host: '127.0.0.1', port: 0 }, dataDir: path.join(blocker, 'data'), serve: false, uploadRate: 0, maxDownloads: 1, keepaliveMs: 0 },
-    {
-      request: async (line) => {
-        sent.push(line);
-        return line.startsWith('upload_file') ? 'OK shared my.bin seeders=1' : 'OK';
-      },
-      user: () => 'carol',
-    },
-  );
-  t.teardown(() => peer.close());
-  const file = path.join(dir, 'my.bin');
-  await writeFile(file, 'some bytes');
+  const { peer, file } = await unwritableRegistryPeer(t);
 
   const answer = await peer.uploadFile(file, 'g');
   const [first, ...notes] = answer.split('\n');
@@ -129,25 +141,7 @@ t.test('a registry that cannot be written: the command answers, the share is not
 });
 
 t.test('a shared file found changed while the registry cannot be written: withdrawn, and the notice says it is still remembered', async (t) => {
-  const dir = await tempDir(t);
-  const blocker = path.join(dir, 'not-a-dir');
-  await writeFile(blocker, '');
-  const sent: string[] = [];
-  const notices: string[] = [];
-  const peer = new PeerNode(
-    { listen: { host: '127.0.0.1', port: 0 }, dataDir: path.join(blocker, 'data'), serve: false, uploadRate: 0, maxDownloads: 1, keepaliveMs: 0 },
-    {
-      request: async (line) => {
-        sent.push(line);
-        return line.startsWith('upload_file') ? 'OK shared my.bin seeders=1' : 'OK';
-      },
-      user: () => 'carol',
-    },
-    (text) => notices.push(text),
-  );
-  t.teardown(() => peer.close());
-  const file = path.join(dir, 'my.bin');
-  await writeFile(file, 'some bytes');
+  const { peer, sent, notices, file } = await unwritableRegistryPeer(t);
   t.match(await peer.uploadFile(file, 'g'), /^OK shared my\.bin/);
   const [served] = peer.table.list();
   await writeFile(file, 'SOME BYTES');
