@@ -1,4 +1,4 @@
-import { AddressError, formatHostPort, parseHostPort } from '@tracker-cluster/protocol';
+import { AddressError, excerpt, formatHostPort, parseHostPort } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
 import { UsageError } from './errors.js';
 
@@ -19,7 +19,7 @@ export function parseAddress(text: string): TrackerAddress {
   try {
     return parseHostPort(text);
   } catch (error) {
-    if (error instanceof AddressError) throw new UsageError(`invalid tracker address "${text}": ${error.message}`);
+    if (error instanceof AddressError) throw new UsageError(`invalid tracker address "${excerpt(text)}": ${error.message}`);
     throw error;
   }
 }

@@ -1,4 +1,4 @@
-import { AddressError, parseHostPort } from '@tracker-cluster/protocol';
+import { AddressError, excerpt, parseHostPort } from '@tracker-cluster/protocol';
 import { DEFAULT_TRACKERS, formatAddress, parseAddress } from './address.js';
 import type { TrackerAddress } from './address.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './connection.js';
@@ -150,7 +150,7 @@ function parseListen(value: string, positional: boolean): TrackerAddress {
   } catch (error) {
     if (error instanceof AddressError) {
       const what = positional ? 'own address (first argument)' : '--listen value';
-      throw new UsageError(`bad ${what}: invalid address "${value}": ${error.message}`);
+      throw new UsageError(`bad ${what}: invalid address "${excerpt(value)}": ${error.message}`);
     }
     throw error;
   }

@@ -25,6 +25,10 @@ t.test('trackers in order, commas allowed, IPv6', async (t) => {
   t.throws(() => resolveOptions({ tracker: ['nope'] }), UsageError);
   t.throws(() => resolveOptions({ tracker: ['nope'] }), { message: /^bad --tracker value: invalid tracker address "nope"/ });
   t.throws(() => resolveOptions({ tracker: [] }), { message: /--tracker needs a value/ });
+  const long = `${'x'.repeat(300)}:7001`;
+  for (const [what, given] of [['--tracker value: invalid tracker address', { tracker: [long] }], ['--listen value: invalid address', { listen: long }]] as const) {
+    t.throws(() => resolveOptions(given), { message: new RegExp(`^bad ${what} "x{40}…": a host name is at most 253 characters; this one has 300 \\("x{40}…"\\)$`) }, `${what}: only the first 40 characters repeated`);
+  }
 });
 
 t.test('environment variables, command line first', async (t) => {

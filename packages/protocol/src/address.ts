@@ -65,7 +65,7 @@ export function parseHostPort(text: string, options: ParseHostPortOptions = {}):
     if (!HOSTNAME.test(host)) bad(`"${host}" is not a valid host name or address`);
   }
   if (portText.length === 0) bad('missing port (expected HOST:PORT)');
-  if (!PORT.test(portText)) bad(`port "${shown(portText)}" is not a number`);
+  if (!PORT.test(portText)) bad(`port "${excerpt(portText)}" is not a number`);
   const port = Number(portText);
   const min = options.allowPortZero ? 0 : 1;
   if (port < min || port > 65535) bad(`port ${port} is out of range ${min}-65535`);
@@ -74,11 +74,12 @@ export function parseHostPort(text: string, options: ParseHostPortOptions = {}):
 
 function tooLong(what: string, host: string): void {
   if (host.length > MAX_HOST_LENGTH) {
-    throw new AddressError(`${what} is at most ${MAX_HOST_LENGTH} characters; this one has ${host.length} ("${shown(host)}")`);
+    throw new AddressError(`${what} is at most ${MAX_HOST_LENGTH} characters; this one has ${host.length} ("${excerpt(host)}")`);
   }
 }
 
-function shown(text: string): string {
+/** The first 40 characters of a refused input, for a message that repeats it: enough to recognise it, never a frame's worth. */
+export function excerpt(text: string): string {
   if (text.length <= SHOWN) return text;
   // Never half a surrogate pair: the message goes out as UTF-8.
   const end = /[\uD800-\uDBFF]/.test(text.charAt(SHOWN - 1)) ? SHOWN - 1 : SHOWN;

@@ -1,4 +1,4 @@
-import { ABSOLUTE_MAX_PAYLOAD, AddressError, DEFAULT_MAX_PAYLOAD, parseHostPort as parseAddress } from '@tracker-cluster/protocol';
+import { ABSOLUTE_MAX_PAYLOAD, AddressError, DEFAULT_MAX_PAYLOAD, excerpt, parseHostPort as parseAddress } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
 
 export type { HostPort };
@@ -177,7 +177,7 @@ export function parseHostPort(text: string): HostPort {
   try {
     return parseAddress(text, { allowPortZero: true });
   } catch (error) {
-    if (error instanceof AddressError) throw new OptionsError(`invalid address "${text}": ${error.message}`);
+    if (error instanceof AddressError) throw new OptionsError(`invalid address "${excerpt(text)}": ${error.message}`);
     throw error;
   }
 }

@@ -329,3 +329,9 @@ t.test('cluster ids: who is a stranger', async (t) => {
   t.notOk(primaryOfAnotherCluster(a(5), a(0, 'bb')), 'nor does an empty peer count');
   t.notOk(primaryOfAnotherCluster(a(5), a(3)), 'same cluster');
 });
+
+t.test('a refused address option repeats only the first 40 characters of it, whatever its length', async (t) => {
+  const long = `${'x'.repeat(300)}:7002`;
+  t.throws(() => parseHostPort(long), OptionsError);
+  t.throws(() => parseHostPort(long), { message: new RegExp(`^invalid address "${'x'.repeat(40)}…": a host name is at most 253 characters; this one has 300 \\("x{40}…"\\)$`) });
+});
