@@ -141,8 +141,8 @@ export class Connection implements EventSink {
     if (this.isClosed || this.closing || this.stream.destroyed) return;
     const frame = encodeFrame(session, payload);
     if (this.stream.writableNeedDrain) {
-      if (this.eventBacklog + frame.length > MAX_EVENT_BACKLOG_BYTES || !this.eventBudget.take(frame.length)) {
-        const ownCap = this.eventBacklog + frame.length > MAX_EVENT_BACKLOG_BYTES;
+      const ownCap = this.eventBacklog + frame.length > MAX_EVENT_BACKLOG_BYTES;
+      if (ownCap || !this.eventBudget.take(frame.length)) {
         this.log.warn(
           { unsent: this.stream.writableLength, eventBacklog: this.eventBacklog, allBacklogs: this.eventBudget.inUse },
           ownCap ? 'peer does not read its events; dropping the connection' : 'peers that do not read hold the tracker\'s whole event budget; dropping this one',
@@ -406,12 +406,13 @@ export class Connection implements EventSink {
     this.frameTimer = undefined;
   }
 
-  /** After a write: the socket now holds more than it takes without blocking, and this is when that began. */
+  /** The socket drained or closed: the events it held no longer count against the budget. */
   private releaseEventBacklog(): void {
     this.eventBudget.give(this.eventBacklog);
     this.eventBacklog = 0;
   }
 
+  /** After a write: the socket now holds more than it takes without blocking, and this is when that began. */
   private noteStall(): void {
     if (this.stalledSince === undefined && this.stream.writableNeedDrain) this.stalledSince = Date.now();
   }
