@@ -451,8 +451,7 @@ export class ChangeLog {
    */
   truncate(seq: number, limit = 50_000): number {
     if (this.batch || this.closing) return this.baseSeq;
-    const rows = this.seq - this.baseSeq;
-    const perRow = rows > 0 ? this.logStore.usedBytes() / rows : 0;
+    const perRow = this.averageRowBytes();
     const bounded = perRow > 0 ? Math.min(limit, Math.max(1, Math.floor(TRUNCATE_BYTES / perRow))) : limit;
     return this.logStore.truncateThrough(Math.min(seq, this.stateOnDisk, this.committedSeq), bounded);
   }
@@ -464,11 +463,15 @@ export class ChangeLog {
    */
   sizeRetentionThrough(maxBytes: number): number | undefined {
     const rows = this.seq - this.baseSeq;
-    if (rows <= 0) return undefined;
     const used = this.logStore.usedBytes();
-    if (used <= maxBytes) return undefined;
-    const perRow = used / rows;
-    return this.baseSeq + Math.min(rows, Math.ceil((used - 0.9 * maxBytes) / perRow));
+    if (rows <= 0 || used <= maxBytes) return undefined;
+    return this.baseSeq + Math.min(rows, Math.ceil((used - 0.9 * maxBytes) / (used / rows)));
+  }
+
+  /** The log file's pages in use per row it holds (0 when it holds none): what retention's size estimates go by. */
+  private averageRowBytes(): number {
+    const rows = this.seq - this.baseSeq;
+    return rows > 0 ? this.logStore.usedBytes() / rows : 0;
   }
 
   /** The log rows after `seq`, for whoever ships them (the SyncQueue). */
