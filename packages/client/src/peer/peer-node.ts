@@ -175,13 +175,21 @@ export class PeerNode {
    * be updated.
    */
   async stoppedSharing(group: string, file: string): Promise<string[]> {
-    this.downloads.active(group, file)?.stopSharing();
     this.table.removeByName(group, file);
-    const user = this.tracker.user();
-    if (user === undefined) return [];
-    const failure = await registryFailure(this.registry.remove(user, group, file));
+    const failure = await this.forgetShare(group, file);
     if (failure === undefined) return [];
     return [`[share] ${quote(file)} in ${group} could not be forgotten (the next login shares it again): ${failure}`];
+  }
+
+  /**
+   * Sharing a file ends (its caller has stopped serving it): a download of
+   * it finishes unshared, and the registry forgets it. Resolves with why the
+   * registry could not be written, if it could not.
+   */
+  private async forgetShare(group: string, file: string): Promise<string | undefined> {
+    this.downloads.active(group, file)?.stopSharing();
+    const user = this.tracker.user();
+    return user === undefined ? undefined : registryFailure(this.registry.remove(user, group, file));
   }
 
   /**
@@ -390,10 +398,8 @@ export class PeerNode {
    */
   private async fileGone(served: ServedFile, reason: FileGoneReason): Promise<void> {
     const { group, file } = served;
-    const user = this.tracker.user();
-    if (user !== undefined) await this.tracker.request(formatCommand(['stop_share', group, file])).catch(() => undefined);
-    this.downloads.active(group, file)?.stopSharing();
-    const failure = user === undefined ? undefined : await registryFailure(this.registry.remove(user, group, file));
+    if (this.tracker.user() !== undefined) await this.tracker.request(formatCommand(['stop_share', group, file])).catch(() => undefined);
+    const failure = await this.forgetShare(group, file);
     const unforgotten = failure === undefined ? '' : `; it could not be forgotten (the next login shares it again): ${failure}`;
     this.notify(`share_stopped ${group} ${quote(file)} ${fileGoneText(reason, served.path)}${unforgotten}`);
   }
