@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { run } from '@tracker-cluster/client';
 import { DEADLINE_MS, lines, runClient, spawnClient } from './helpers/client.js';
+import { expectAnswer, signUp } from './helpers/commands.js';
 import { freePorts, startTracker } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 
@@ -288,11 +289,11 @@ t.test('an answer longer than 16 MiB reaches the client whole (a file of many pi
   const tracker = await startTracker(t, { args: ['--max-frame', String(32 * 1024 * 1024)] });
   const c = await connect(tracker.port);
   t.teardown(() => c.close());
-  t.equal((await c.request('create_user ana pw')).payload, 'OK user created');
-  const session = (await c.request('login ana pw')).session;
-  t.equal((await c.request('create_group big', session)).payload, 'OK group created');
+  const session = await signUp(c, 'ana', 'pw');
+  await expectAnswer(c, 'create_group big', 'OK group created', session);
   const hash = 'a'.repeat(64);
   const hashes = Array.from({ length: pieces }, () => hash).join(',');
+  // Not expectAnswer: its failure would quote the 19 MB request.
   const shared = await c.request(`upload_file big many.bin ${pieces} ${hash} 1 127.0.0.1:9 ${hashes}`, session);
   t.equal(shared.payload, 'OK shared many.bin seeders=1');
   const r = await runClient(t, ['--tracker', tracker.address, '--exec', 'login ana pw; file_peers big many.bin']);

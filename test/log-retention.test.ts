@@ -5,6 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import t from 'tap';
+import { expectAnswer, signUp } from './helpers/commands.js';
 import { startTracker } from './helpers/tracker.js';
 import { connect, waitFor } from './helpers/wire.js';
 
@@ -28,9 +29,8 @@ t.test('--log-retention-bytes drops the oldest changes once the log passes it, w
   const tracker = await startTracker(t, { args: ['--log-retention-bytes', String(limit), '--max-frame', String(2 * 1024 * 1024)] });
   const c = await connect(tracker.port);
   t.teardown(() => c.close());
-  t.equal((await c.request('create_user ana pw')).payload, 'OK user created');
-  const session = (await c.request('login ana pw')).session;
-  t.equal((await c.request('create_group g', session)).payload, 'OK group created');
+  const session = await signUp(c, 'ana');
+  await expectAnswer(c, 'create_group g', 'OK group created', session);
   // 1,500 piece hashes: each upload_file is a change of ~100 KB; 40 of them ~4 MB, in ~90 changes.
   const hash = 'b'.repeat(64);
   const pieces = 1500;
