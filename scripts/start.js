@@ -3,9 +3,9 @@
 // (127.0.0.1:7002) locally for development, with their databases under ./data
 // (TRACKER_DATA_DIR, PRIMARY_PORT and REPLICA_PORT move them). Each child's output goes to ours, every line
 // prefixed with the tracker's name (`primary | `); Ctrl-C (or SIGTERM, SIGHUP, or the death of the process that
-// started this one) stops them all gracefully.
+// started this one, or of npm) stops them all gracefully.
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -92,10 +92,38 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => s
 // npm forwards SIGTERM to the shell that runs this script (`sh -c "node scripts/start.js"`), not to us: dash
 // does not exec its one command, so the shell dies of the signal and we are left re-parented, with the trackers
 // holding the ports and databases. No signal tells us; a new parent does (process.ppid reads it afresh).
+// npm killed outright (SIGKILL, the OOM killer) leaves that shell running, waiting for us: then it is the shell
+// that gets a new parent. So when npm's script shell started us, we watch npm through it (Linux: /proc).
 const parentPid = process.ppid;
+const npmPid = process.env.npm_lifecycle_event !== undefined && isShell(parentPid) ? parentOf(parentPid) : undefined;
+
+/** The parent of process `pid` (Linux); undefined when it cannot be read (gone, or no /proc). */
+function parentOf(pid) {
+  try {
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses, so read after its last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether process `pid` is a shell (Linux), as npm's script shell is; a shell that exec'd us is not our parent. */
+function isShell(pid) {
+  try {
+    return ['sh', 'dash', 'bash', 'zsh', 'ash'].includes(readFileSync(`/proc/${pid}/comm`, 'utf8').trim());
+  } catch {
+    return false;
+  }
+}
+
 setInterval(() => {
-  if (process.ppid !== parentPid && !stopping) {
+  if (stopping) return;
+  if (process.ppid !== parentPid) {
     console.error(`npm start: the process that started this one (pid ${parentPid}) is gone; stopping the trackers`);
+    stop(0);
+  } else if (npmPid !== undefined && parentOf(parentPid) !== npmPid) {
+    console.error(`npm start: npm (pid ${npmPid}) is gone; stopping the trackers`);
     stop(0);
   }
 }, 500).unref();

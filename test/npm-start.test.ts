@@ -2,7 +2,7 @@
  * `npm start` (scripts/start.js): a primary and its replica run together,
  * converge, and stop gracefully when start.js is told to stop (Ctrl-C,
  * SIGTERM, SIGHUP) or when the process that started it dies, as npm does
- * on SIGTERM.
+ * on SIGTERM, or when npm itself dies.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
@@ -78,6 +78,15 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** start.js's environment; `npm`: what npm tells the scripts it runs (start.js watches npm only then), else not. */
+function startEnv(dir: string, primaryPort: number, replicaPort: number, npm: boolean): NodeJS.ProcessEnv {
+  const env = childEnv({ TRACKER_DATA_DIR: dir, PRIMARY_PORT: String(primaryPort), REPLICA_PORT: String(replicaPort) });
+  // `npm test` runs this file with npm's variables, which start.js must not take as its own.
+  for (const key of Object.keys(env)) if (key.startsWith('npm_')) delete env[key];
+  if (npm) env['npm_lifecycle_event'] = 'start';
+  return env;
+}
+
 interface StartScript {
   primaryPort: number;
   replicaPort: number;
@@ -96,22 +105,24 @@ interface StartScript {
 /**
  * Runs scripts/start.js on free ports and a temporary data directory, and
  * waits until both trackers are ready. `parent`: start.js is started by a
- * node process of its own (as npm's shell starts it) which the test may kill.
- * Every process is killed in teardown.
+ * node process of its own which the test may kill: `node` starts it directly
+ * (as npm's shell does), `npm` through `sh -c` as npm does, with npm's
+ * environment. Every process is killed in teardown.
  */
-async function runStart(t: TeardownHost, { parent = false } = {}): Promise<StartScript> {
+async function runStart(t: TeardownHost, { parent }: { parent?: 'node' | 'npm' } = {}): Promise<StartScript> {
   const dir = await makeTempDir(t, 'tracker-start-test-');
   const [primaryPort, replicaPort] = (await freePorts(2)) as [number, number];
   const startJs = path.join(ROOT, 'scripts/start.js');
+  const command = parent === 'npm' ? `'sh', ['-c', ${JSON.stringify(`"${process.execPath}" "${startJs}"`)}]` : `process.execPath, [${JSON.stringify(startJs)}]`;
   const launcher = [
     "const { spawn } = require('node:child_process');",
-    `const child = spawn(process.execPath, [${JSON.stringify(startJs)}], { stdio: 'inherit' });`,
-    "process.stderr.write(`launcher: start.js is pid ${child.pid}\\n`);",
+    `const child = spawn(${command}, { stdio: 'inherit' });`,
+    `process.stderr.write(\`launcher: ${parent === 'npm' ? 'its shell' : 'start.js'} is pid \${child.pid}\\n\`);`,
     'child.on("exit", (code) => process.exit(code ?? 1));',
   ].join('\n');
   const proc = spawn(process.execPath, parent ? ['-e', launcher] : [startJs], {
     cwd: dir,
-    env: childEnv({ TRACKER_DATA_DIR: dir, PRIMARY_PORT: String(primaryPort), REPLICA_PORT: String(replicaPort) }),
+    env: startEnv(dir, primaryPort, replicaPort, parent === 'npm'),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // a process group of its own, as a terminal's foreground job
   });
@@ -127,10 +138,19 @@ async function runStart(t: TeardownHost, { parent = false } = {}): Promise<Start
     }
     return found;
   };
-  const startPid = (): number | undefined => (parent ? Number(/^launcher: start\.js is pid (\d+)$/m.exec(err)?.[1] ?? NaN) || undefined : proc.pid);
+  const launched = (what: string): number | undefined => Number(new RegExp(`^launcher: ${what} is pid (\\d+)$`, 'm').exec(err)?.[1] ?? NaN) || undefined;
+  const shellPid = (): number | undefined => (parent === 'npm' ? launched('its shell') : undefined);
+  const startPid = (): number | undefined => {
+    if (parent === 'npm') {
+      const shell = shellPid();
+      return shell === undefined ? undefined : childrenOf(shell)[0];
+    }
+    return parent === 'node' ? launched('start\\.js') : proc.pid;
+  };
   t.teardown(async () => {
     const start = startPid();
-    const pids = [...trackers().values(), ...(start === undefined ? [] : [...childrenOf(start), start])];
+    const shell = shellPid();
+    const pids = [...trackers().values(), ...(start === undefined ? [] : [...childrenOf(start), start]), ...(shell === undefined ? [] : [shell])];
     for (const pid of pids) if (running(pid)) process.kill(pid, 'SIGKILL');
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
@@ -225,11 +245,19 @@ for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
 }
 
 t.test('when the process that started it dies (npm on SIGTERM), start.js stops both trackers gracefully', async (t) => {
-  const run = await runStart(t, { parent: true });
+  const run = await runStart(t, { parent: 'node' });
   // npm's shell dies of the SIGTERM npm forwards to it and passes nothing on: to start.js, it just disappears.
   run.proc.kill('SIGKILL');
   await expectAllStopped(t, run);
   t.match(run.err(), /npm start: the process that started this one \(pid \d+\) is gone; stopping the trackers/);
+});
+
+t.test('when npm itself is killed (SIGKILL), its shell stays, and start.js stops both trackers gracefully', async (t) => {
+  const run = await runStart(t, { parent: 'npm' });
+  // The shell npm ran start.js in outlives npm, waiting for start.js: start.js's own parent does not change.
+  run.proc.kill('SIGKILL');
+  await expectAllStopped(t, run);
+  t.match(run.err(), /npm start: npm \(pid \d+\) is gone; stopping the trackers/);
 });
 
 t.test('a reader of its output that goes away does not keep start.js from stopping its trackers', async (t) => {
