@@ -104,6 +104,7 @@ export function createTrackerMetrics(role: Role, version: string): TrackerMetric
   gauge('tracker_shares', 'File shares held by live sessions', (g) => g.shares);
   gauge('tracker_state_file_lag', 'Changes in the log that the state file on disk does not hold yet (grows while it cannot be written)', (g) => g.stateFileLag);
   gauge('tracker_event_backlog_bytes', 'Bytes of events held for clients that are not reading them, all connections together', (g) => g.eventBacklogBytes);
+  gauge('tracker_password_hashes_waiting', 'Sign-ups and logins waiting for a password-hashing slot', (g) => g.passwordHashesWaiting);
   gauge('tracker_disk_full', '1 while the last commit found no room on the disk (writes are refused)', (g) => g.diskFull);
   // Each role's own gauges are registered only while the tracker has that role (promotion and fencing change it):
   // a gauge without labels always has a series once registered.

@@ -29,6 +29,7 @@ export { SessionHub } from './net/session-hub.js';
 export { TokenBucket, FailureWindow } from './limits/rate-limit.js';
 export { ConnectionSlots, RESERVED_CONNECTIONS, probationAllows } from './net/admission.js';
 export { hashPassword, verifyPassword } from './auth/password.js';
+export { HashSlots, hashSlotsFor, threadPoolSize } from './auth/hash-slots.js';
 export { systemClock, cryptoEntropy } from './clock.js';
 export type { Clock, Entropy } from './clock.js';
 export { AnswerCache } from './services.js';

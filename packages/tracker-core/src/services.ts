@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock, Entropy } from './clock.js';
+import type { HashSlots } from './auth/hash-slots.js';
 import type { FailureWindow } from './limits/rate-limit.js';
 import type { SessionHub } from './net/session-hub.js';
 import type { TrackerOptions } from './options.js';
@@ -18,6 +19,8 @@ export interface Services {
   hub: SessionHub;
   /** Failed logins, keyed `user:<name>` and `conn:<id>`. */
   loginFailures: FailureWindow;
+  /** Every password hash runs through it, so that hashing never crowds the log's sync out of the thread pool. */
+  hashSlots: HashSlots;
   /** Rendered answers that only change with state; dropped on every relevant change. */
   cache: AnswerCache;
   /** On a replica: has the primary run a write, answering once its change is applied here. */

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { TrackerError, encodeFrame, err, formatHostPort } from '@tracker-cluster/protocol';
 import { AdminServer } from './sync/admin.js';
+import { HashSlots, hashSlotsFor, threadPoolSize } from './auth/hash-slots.js';
 import { CLUSTER_ID_KEY, describePosition, primaryOfAnotherCluster } from './state/cluster-id.js';
 import { probePeer } from './sync/peer-probe.js';
 import { startingRole } from './sync/starting-role.js';
@@ -45,6 +47,8 @@ export interface TrackerDeps {
   onFatal?: (error: unknown) => void;
   /** Metrics hooks (the CLI's admin listener); none by default, and then requests cost nothing extra. */
   observer?: TrackerObserver;
+  /** Password hashes run at once (see auth/hash-slots.ts); by default from the cores and libuv's thread pool. */
+  hashSlots?: number;
 }
 
 const COMMAND_NAMES: ReadonlySet<string> = new Set(COMMANDS.keys());
@@ -149,6 +153,7 @@ export class Tracker {
       entropy: deps.entropy ?? cryptoEntropy,
       hub,
       loginFailures: new FailureWindow(options.maxLoginFailures, options.loginWindowMs),
+      hashSlots: new HashSlots(deps.hashSlots ?? hashSlotsFor(threadPoolSize(process.env), availableParallelism())),
       cache,
       inFlight: new InFlightRequests(),
       statusFields: () => this.statusFields(),
@@ -514,6 +519,7 @@ export class Tracker {
       stateFileLag: this.log.committed - this.log.stateFileSeq,
       diskFull: this.log.diskFull,
       eventBacklogBytes: this.eventBudget.inUse,
+      passwordHashesWaiting: this.services.hashSlots.waiting,
     };
     if (this.options.role === 'primary') {
       const link = this.sync?.status();

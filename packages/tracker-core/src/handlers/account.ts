@@ -23,7 +23,7 @@ export const createUser: Command = {
     const { store, options, clock } = services;
     // Checked before the expensive hash, and again after it: another request may have won meanwhile.
     if (store.user(user as string)) throw new TrackerError('USER_EXISTS', `user ${user} already exists`);
-    const hashed = await hashPassword(password as string, options.scryptCost);
+    const hashed = await services.hashSlots.run(() => hashPassword(password as string, options.scryptCost));
     if (store.user(user as string)) throw new TrackerError('USER_EXISTS', `user ${user} already exists`);
     return commit(ctx, { type: 'user_created', user: user as string, ...hashed, at: clock.now() }, { payload: ok('user created') });
   },
@@ -58,9 +58,11 @@ export const login: Command = {
     const keys = throttleKeys(ctx, user as string);
     refuseIfThrottled(services, keys, clock.now());
     const row = store.user(user as string);
-    let valid = false;
-    if (row) valid = await verifyPassword(password as string, row);
-    else await dummyVerify(password as string, options.scryptCost);
+    const valid = await services.hashSlots.run(async () => {
+      if (row) return verifyPassword(password as string, row);
+      await dummyVerify(password as string, options.scryptCost);
+      return false;
+    });
     const now = clock.now();
     if (!valid) {
       for (const key of keys) loginFailures.record(key, now);

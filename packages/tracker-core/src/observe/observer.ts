@@ -44,6 +44,8 @@ export interface TrackerGauges {
   diskFull: boolean;
   /** Bytes of events held for peers that are not reading them (all connections). */
   eventBacklogBytes: number;
+  /** Password hashes (sign-ups, logins) waiting for a slot: a burst of them shows here. */
+  passwordHashesWaiting: number;
   /** Primary only: the replica link, its acknowledged seq, and committed − acknowledged. */
   replicaConnected?: boolean;
   replicaSeq?: number;
