@@ -285,3 +285,49 @@ t.test('a local extension keeps a session live past its row, touches no table, a
   t.strictSame(memory.settleLocalExtensions(), [], 'and once the session ended');
   t.equal(memory.session('6'), undefined);
 });
+
+t.test("liveSharedFileCount agrees with a scan of the user's shares through shares, session ends, expiry, local extensions and undo", async (t) => {
+  // The count is kept in indexes, so every path that adds or removes a share must keep them:
+  // changes kept and undone, whole batches undone, sessions extended here outside the log.
+  const scan = (s: MemoryState, user: string, now: number): number => {
+    let n = 0;
+    for (const g of GROUPS) for (const f of FILES) if (s.userSharesLive(user, g, f, now)) n++;
+    return n;
+  };
+  const mismatches: string[] = [];
+  let positives = 0;
+  let partlyLive = 0;
+  for (let seed = 1; seed <= 60 && mismatches.length === 0; seed++) {
+    const memory = new MemoryState();
+    const rand = prng(1000 + seed);
+    const check = (what: string): void => {
+      for (const u of USERS) {
+        for (const now of NOWS) {
+          const counted = memory.liveSharedFileCount(u, now);
+          const scanned = scan(memory, u, now);
+          if (counted !== scanned) mismatches.push(`seed ${seed} ${what}: ${u}@${now} counted ${counted}, scanned ${scanned}`);
+          if (scanned > 0) positives++;
+          if (scanned > 0 && scanned < scan(memory, u, -1)) partlyLive++;
+        }
+      }
+    };
+    memory.begin();
+    for (let seq = 1; seq <= 200 && mismatches.length === 0; seq++) {
+      if (rand() < 0.05) memory.extendLocally(SESSIONS[Math.floor(rand() * SESSIONS.length)] as string, Math.floor(rand() * 1200));
+      if (rand() < 0.02) memory.settleLocalExtensions();
+      const mark = memory.mark();
+      const failed = tryApply(memory, { seq, epoch: 1, body: randomBody(rand) })?.startsWith('threw') ?? true;
+      if (failed || rand() < 0.1) memory.undoTo(mark);
+      check(`after seq ${seq}`);
+      if (rand() < 0.1) {
+        if (rand() < 0.3) memory.undoTo(0);
+        memory.end();
+        check(`after the batch ending at seq ${seq}`);
+        memory.begin();
+      }
+    }
+    memory.end();
+  }
+  t.strictSame(mismatches, [], 'the same count after every step');
+  t.ok(positives > 1000 && partlyLive > 100, `checked ${positives} non-zero counts, ${partlyLive} with some of the user's shares in dead sessions`);
+});

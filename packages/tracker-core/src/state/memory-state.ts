@@ -59,7 +59,13 @@ export class MemoryState implements StateStore {
   private readonly sharesByFile = new Map<string, Map<string, ShareEntry>>();
   /** Shares by session, then `group \0 file`. */
   private readonly sharesBySession = new Map<string, Map<string, ShareEntry>>();
-  private readonly sharesByUser = new Map<string, Set<ShareEntry>>();
+  /**
+   * How many of each user's shares name each file, and sit in each session:
+   * --max-shares-per-user is checked at every upload_file, so counting a
+   * user's files must not walk the user's shares (see `liveSharedFileCount`).
+   */
+  private readonly sharedFilesByUser = new Map<string, Map<string, number>>();
+  private readonly shareSessionsByUser = new Map<string, Map<string, number>>();
   private readonly sharesByGroup = new Map<string, Set<ShareEntry>>();
   private readonly clientRequests = new Map<string, RequestRecord>();
   /** `listGroups`' names in order, until a group is added or removed. */
@@ -91,7 +97,7 @@ export class MemoryState implements StateStore {
     if (this.journal !== undefined) throw new Error('MemoryState.reload inside begin()/end()');
     for (const table of [this.meta, this.users, this.sessions, this.sessionsByUser, this.groups, this.members, this.requests, this.files]) table.clear();
     for (const index of [this.groupsByOwner, this.requestsByUser]) index.clear();
-    for (const table of [this.sharesByFile, this.sharesBySession, this.sharesByUser, this.sharesByGroup, this.clientRequests]) table.clear();
+    for (const table of [this.sharesByFile, this.sharesBySession, this.sharedFilesByUser, this.shareSessionsByUser, this.sharesByGroup, this.clientRequests]) table.clear();
     this.sortedGroupNames = undefined;
     this.fill(store);
   }
@@ -214,10 +220,26 @@ export class MemoryState implements StateStore {
   hasShare(session: string, group: string, name: string): boolean {
     return this.sharesBySession.get(session)?.has(shareKey(group, name)) ?? false;
   }
+  /**
+   * The files the user shares from a live session. Each file counts once,
+   * however many sessions share it. While every session holding the user's
+   * shares is live, this costs one look per session; only between a
+   * session's expiry and its purge does it walk that session's shares.
+   */
   liveSharedFileCount(user: string, now: number): number {
-    const files = new Set<string>();
-    for (const sh of this.sharesByUser.get(user) ?? []) if (this.isLive(sh.session, now)) files.add(shareKey(sh.grp, sh.name));
-    return files.size;
+    const files = this.sharedFilesByUser.get(user);
+    if (files === undefined) return 0;
+    const dead: string[] = [];
+    for (const session of this.shareSessionsByUser.get(user)?.keys() ?? []) if (!this.isLive(session, now)) dead.push(session);
+    if (dead.length === 0) return files.size;
+    // A file still counts if one of its shares is in a live session: fewer shares in dead ones than in all.
+    const inDead = new Map<string, number>();
+    for (const session of dead) {
+      for (const [key, sh] of this.sharesBySession.get(session) ?? []) if (sh.user === user) inDead.set(key, (inDead.get(key) ?? 0) + 1);
+    }
+    let n = files.size;
+    for (const [key, k] of inDead) if (files.get(key) === k) n--;
+    return n;
   }
   userSharesLive(user: string, group: string, name: string, now: number): boolean {
     for (const sh of this.sharesByFile.get(shareKey(group, name))?.values() ?? []) if (sh.user === user && this.isLive(sh.session, now)) return true;
@@ -458,14 +480,16 @@ export class MemoryState implements StateStore {
     const key = shareKey(share.grp, share.name);
     entry(this.sharesByFile, key, newMap).set(share.session, share);
     entry(this.sharesBySession, share.session, newMap).set(key, share);
-    entry(this.sharesByUser, share.user, newSet).add(share);
+    addCount(this.sharedFilesByUser, share.user, key);
+    addCount(this.shareSessionsByUser, share.user, share.session);
     entry(this.sharesByGroup, share.grp, newSet).add(share);
   }
   private unlinkShare(share: ShareEntry): void {
     const key = shareKey(share.grp, share.name);
     deleteFrom(this.sharesByFile, key, share.session);
     deleteFrom(this.sharesBySession, share.session, key);
-    removeFrom(this.sharesByUser, share.user, share);
+    removeCount(this.sharedFilesByUser, share.user, key);
+    removeCount(this.shareSessionsByUser, share.user, share.session);
     removeFrom(this.sharesByGroup, share.grp, share);
   }
 
@@ -553,4 +577,17 @@ function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
   if (set === undefined) return;
   set.delete(value);
   if (set.size === 0) map.delete(key);
+}
+
+/** Counts one more `inner` under `key`. */
+function addCount<K, I>(map: Map<K, Map<I, number>>, key: K, inner: I): void {
+  const counts = entry(map, key, newMap<I, number>);
+  counts.set(inner, (counts.get(inner) ?? 0) + 1);
+}
+
+/** Counts one `inner` fewer under `key`, forgetting counts that reach 0 and maps that become empty. */
+function removeCount<K, I>(map: Map<K, Map<I, number>>, key: K, inner: I): void {
+  const n = map.get(key)?.get(inner) ?? 0;
+  if (n > 1) (map.get(key) as Map<I, number>).set(inner, n - 1);
+  else deleteFrom(map, key, inner);
 }
