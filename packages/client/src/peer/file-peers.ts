@@ -1,4 +1,4 @@
-import { formatHostPort, parseHostPort, parseResponse, parseRow, tokenize } from '@tracker-cluster/protocol';
+import { AddressError, formatHostPort, parseHostPort, parseResponse, parseRow, tokenize } from '@tracker-cluster/protocol';
 import type { HostPort } from '@tracker-cluster/protocol';
 
 /** The tracker's `file_peers` answer (PROTOCOL.md §3), parsed. */
@@ -36,7 +36,15 @@ export function parseFilePeers(payload: string): FilePeers | undefined {
     for (const line of peerLines) {
       const words = tokenize(line);
       if (words[0] !== 'peer' || words.length !== 3) continue;
-      peers.push({ user: words[1] as string, address: parseHostPort(words[2] as string), text: words[2] as string });
+      let address: HostPort;
+      try {
+        address = parseHostPort(words[2] as string);
+      } catch (error) {
+        // A peer stored before the tracker checked addresses as strictly as this client: useless, not the whole answer.
+        if (error instanceof AddressError) continue;
+        throw error;
+      }
+      peers.push({ user: words[1] as string, address, text: words[2] as string });
     }
     return { file: head.name, size, sha256, pieceSize, hashes, peers };
   } catch {
