@@ -172,6 +172,26 @@ t.test('peer: a host of at most 253 characters; a 100,000-character one is BAD_R
   t.equal((await ask(bob.c, bob.s, 'file_peers', 'g', 'notes.txt')).split('\n')[2], `peer alice ${longest}:6881`);
 });
 
+t.test('peer: an IPv6 literal must be one, a DNS label is at most 63 characters; both are BAD_REQUEST and not stored', async (t) => {
+  const tracker = await startTracker(t);
+  const { alice, bob } = await party(t, tracker);
+  const before = (await status(alice.c))['seq'];
+  const label = 'a'.repeat(64);
+  t.equal(
+    await upload(alice.c, alice.s, 'g', 'notes.txt', NOTES, '[1::2::3]:6881'),
+    'ERR BAD_REQUEST peer must be HOST:PORT where your client serves pieces: "1::2::3" is not an IPv6 address (eight groups of 1-4 hex digits, one "::" for a run of zeros)',
+  );
+  t.equal(
+    await upload(alice.c, alice.s, 'g', 'notes.txt', NOTES, `${label}.example.org:6881`),
+    `ERR BAD_REQUEST peer must be HOST:PORT where your client serves pieces: a label of a host name is at most 63 characters; "${'a'.repeat(40)}…" has 64`,
+  );
+  t.equal((await status(alice.c))['seq'], before, 'nothing was stored');
+  t.match(await ask(bob.c, bob.s, 'file_peers', 'g', 'notes.txt'), /^ERR NO_SUCH_FILE /);
+
+  t.equal(await upload(alice.c, alice.s, 'g', 'notes.txt', NOTES, `[::ffff:192.0.2.1]:6881`), 'OK shared notes.txt seeders=1', 'an IPv6 literal with an IPv4 tail is one');
+  t.equal((await ask(bob.c, bob.s, 'file_peers', 'g', 'notes.txt')).split('\n')[2], 'peer alice [::ffff:192.0.2.1]:6881');
+});
+
 t.test('QUOTA_EXCEEDED with --max-shares-per-user 1', async (t) => {
   const tracker = await startTracker(t, { args: ['--max-shares-per-user', '1'] });
   const { alice, bob } = await party(t, tracker);

@@ -33,8 +33,16 @@ export const MAX_HOST_LENGTH = 253;
 /** Longest part of a refused input that a message repeats: enough to recognise it. */
 const SHOWN = 40;
 
-const HOSTNAME = /^[A-Za-z0-9_.-]+$/;
-const IPV6 = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%[A-Za-z0-9_.-]+)?$/;
+/** The longest label of a DNS name (RFC 1035 §2.3.4). */
+export const MAX_LABEL_LENGTH = 63;
+
+/** RFC 1123 §2.1: letters, digits and hyphens, neither first nor last. */
+const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$/;
+/** A dotted-decimal byte, without leading zeros, which some resolvers read as octal. */
+const BYTE = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
+const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
+/** An RFC 4007 zone, as interface names are written: `fe80::1%eth0`. */
+const ZONE = /^[A-Za-z0-9_.-]+$/;
 const PORT = /^[0-9]{1,5}$/;
 
 export function parseHostPort(text: string, options: ParseHostPortOptions = {}): HostPort {
@@ -50,7 +58,7 @@ export function parseHostPort(text: string, options: ParseHostPortOptions = {}):
     if (close < 0) bad('missing "]" after an IPv6 address (expected [ADDRESS]:PORT)');
     host = value.slice(1, close);
     tooLong('an IPv6 address', host);
-    if (!IPV6.test(host)) bad(`"${host}" is not an IPv6 address`);
+    if (!isIPv6Literal(host)) bad(`"${excerpt(host)}" is not an IPv6 address (eight groups of 1-4 hex digits, one "::" for a run of zeros)`);
     const rest = value.slice(close + 1);
     if (!rest.startsWith(':')) bad('missing port (expected [ADDRESS]:PORT)');
     portText = rest.slice(1);
@@ -62,7 +70,7 @@ export function parseHostPort(text: string, options: ParseHostPortOptions = {}):
     if (host.includes(':')) bad('an IPv6 address must be written in brackets, e.g. [::1]:7001');
     if (host.length === 0) bad('missing host (expected HOST:PORT)');
     tooLong('a host name', host);
-    if (!HOSTNAME.test(host)) bad(`"${host}" is not a valid host name or address`);
+    checkHostName(host);
   }
   if (portText.length === 0) bad('missing port (expected HOST:PORT)');
   if (!PORT.test(portText)) bad(`port "${excerpt(portText)}" is not a number`);
@@ -70,6 +78,55 @@ export function parseHostPort(text: string, options: ParseHostPortOptions = {}):
   const min = options.allowPortZero ? 0 : 1;
   if (port < min || port > 65535) bad(`port ${port} is out of range ${min}-65535`);
   return { host, port };
+}
+
+/**
+ * A host outside brackets: an IPv4 address, or a DNS name as RFC 1123 §2.1
+ * writes it. A name whose last label is all digits can only be an IPv4
+ * address (top-level domains are alphabetic), so `999.1.1.1` is refused
+ * rather than looked up.
+ */
+function checkHostName(host: string): void {
+  const labels = host.split('.');
+  if (/^[0-9]+$/.test(labels[labels.length - 1] as string)) {
+    if (!isIPv4(host)) throw new AddressError(`"${excerpt(host)}" is not an IPv4 address (four numbers 0-255, without leading zeros)`);
+    return;
+  }
+  for (const label of labels) {
+    if (label.length > MAX_LABEL_LENGTH) {
+      throw new AddressError(`a label of a host name is at most ${MAX_LABEL_LENGTH} characters; "${excerpt(label)}" has ${label.length}`);
+    }
+    if (!LABEL.test(label)) {
+      throw new AddressError(`"${excerpt(host)}" is not a valid host name or address (labels of letters, digits and inner hyphens, joined by dots)`);
+    }
+  }
+}
+
+function isIPv4(text: string): boolean {
+  const parts = text.split('.');
+  return parts.length === 4 && parts.every((p) => BYTE.test(p));
+}
+
+/**
+ * RFC 4291 §2.2's text form: eight groups of 1-4 hex digits, the last two of
+ * which may be written as an IPv4 address, and at most one "::" standing for
+ * one or more groups of zeros; then an optional zone.
+ */
+function isIPv6Literal(text: string): boolean {
+  const percent = text.indexOf('%');
+  if (percent >= 0 && !ZONE.test(text.slice(percent + 1))) return false;
+  const halves = (percent >= 0 ? text.slice(0, percent) : text).split('::');
+  if (halves.length > 2) return false;
+  const groups = halves.flatMap((half) => (half === '' ? [] : half.split(':')));
+  // The IPv4 form ends the address: not before a trailing "::".
+  const ipv4At = (halves[halves.length - 1] as string) === '' ? -1 : groups.length - 1;
+  let count = 0;
+  for (const [i, group] of groups.entries()) {
+    if (HEX_GROUP.test(group)) count++;
+    else if (i === ipv4At && isIPv4(group)) count += 2;
+    else return false;
+  }
+  return halves.length === 2 ? count <= 7 : count === 8;
 }
 
 function tooLong(what: string, host: string): void {
