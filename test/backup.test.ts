@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { chmod, cp, link, mkdir, readFile, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
@@ -181,6 +181,22 @@ t.test('a bad --out or a damaged backup is one line and exit 1, not an internal 
   const target = path.join(dir, 'restored', 'r.db');
   failsPlainly(t, await admin(['restore', '--from', cut, '--db', target]), damagedLog, 'restore of a truncated log');
   failsPlainly(t, await admin(['restore', '--from', good, '--db', path.join(file, 'r.db')]), /cannot create the directory of --db .*a-file: /, 'restore --db under a file');
+});
+
+t.test('backup refuses a database with a second name (a hard link): through it SQLite would miss the WAL', async (t) => {
+  const tracker = await startTracker(t);
+  await signUp(await connect(tracker.port), 'dave');
+  const dir = await makeTempDir(t);
+  const alias = path.join(dir, 'alias.db');
+  await link(tracker.dbPath, alias);
+  await link(`${tracker.dbPath}-log`, `${alias}-log`);
+  const through = await admin(['backup', '--db', alias, '--out', path.join(dir, 'b1')]);
+  failsPlainly(t, through, new RegExp(`^tracker-admin: ${alias} has 2 names \\(hard links\\): `, 'm'), 'backup through the link');
+  t.notOk(existsSync(path.join(dir, 'b1', 'alias.db')), 'no copy was made');
+  await unlink(alias);
+  failsPlainly(t, await admin(['backup', '--db', tracker.dbPath, '--out', path.join(dir, 'b2')]), /-log has 2 names \(hard links\): /, 'the log linked too');
+  await unlink(`${alias}-log`);
+  t.equal((await admin(['backup', '--db', tracker.dbPath, '--out', path.join(dir, 'b3')])).code, 0, 'with one name each, the backup is made');
 });
 
 t.test('an --out the user may not write into is one line and exit 1', async (t) => {

@@ -5,10 +5,11 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import { mkdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import t from 'tap';
 import { makeTempDir, runTrackerCommand, startTracker } from './helpers/tracker.js';
 import { connect } from './helpers/wire.js';
+import { signUp, status } from './helpers/commands.js';
 
 const READY = /^tracker-primary ready on 127\.0\.0\.1:(\d+) \(role=primary epoch=\d+ seq=\d+\)\n$/;
 
@@ -187,6 +188,38 @@ t.test('the same database through a symlink is the same database: in use, exit 1
   t.match(r.stderr, `is in use by another tracker process`);
   t.equal(r.stdout, '', 'no ready line');
   await t.rejects(stat(`${alias}-log`), 'no log of its own was made beside the alias');
+});
+
+t.test('a hard link to a running database, or to its log, is refused with exit 1, and the first goes on', async (t) => {
+  const first = await startTracker(t);
+  const c = await connect(first.port);
+  t.teardown(() => c.close());
+  await signUp(c, 'alice');
+  const seq = (await status(c))['seq'];
+
+  // The lock is named after one path; a second name for the same file must not get a lock of its own.
+  const alias = path.join(first.dir, 'alias.db');
+  await link(first.dbPath, alias);
+  const r = await runTrackerCommand(t, ['--host', '127.0.0.1', '--port', '0', '--db', alias, '--secret', 's'], { cwd: first.dir });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `tracker-primary: cannot open database ${alias}: ${alias} has 2 names (hard links): `);
+  t.match(r.stderr, 'find / -xdev -samefile');
+  t.equal(r.stdout, '', 'no ready line');
+  for (const side of ['-log', '-lock', '-wal']) await t.rejects(stat(`${alias}${side}`), `no ${side} of its own was made beside the link`);
+  await unlink(alias);
+
+  // A log shared by two state files would take two trackers' writes.
+  const other = path.join(first.dir, 'other.db');
+  await link(`${first.dbPath}-log`, `${other}-log`);
+  const r2 = await runTrackerCommand(t, ['--host', '127.0.0.1', '--port', '0', '--db', other, '--secret', 's'], { cwd: first.dir });
+  t.equal(r2.code, 1);
+  t.match(r2.stderr, `tracker-primary: cannot open database ${other}: ${other}-log has 2 names (hard links): `);
+  await t.rejects(stat(other), 'no state file was made beside the linked log');
+  await unlink(`${other}-log`);
+
+  t.equal((await status(c))['seq'], seq, 'the first tracker is unharmed: nothing written meanwhile');
+  await signUp(c, 'bob');
+  t.equal((await c.request('ping')).payload, 'OK PONG', 'and it goes on answering and writing');
 });
 
 t.test('an unreadable database exits 1', async (t) => {

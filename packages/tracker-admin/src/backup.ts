@@ -3,7 +3,7 @@ import { access, copyFile, mkdir, readFile, rename, rm, stat, writeFile } from '
 import path from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import Database from 'better-sqlite3';
-import { DatabaseInUseError, DatabaseLock, GENESIS_HASH, LED_EPOCH_KEY, lockPathFor, logPathFor } from '@tracker-cluster/tracker-core';
+import { DatabaseInUseError, DatabaseLock, GENESIS_HASH, HardLinkedDatabaseError, LED_EPOCH_KEY, lockPathFor, logPathFor, refuseHardLinks } from '@tracker-cluster/tracker-core';
 
 /**
  * Consistent online backup of a tracker's two SQLite files, and restore.
@@ -266,6 +266,13 @@ export async function backupTracker(db: string, outDir: string, opts: { force?: 
   const logPath = logPathFor(statePath);
   for (const file of [statePath, logPath]) {
     if (!(await exists(file))) throw new AdminError(`${file} does not exist: --db must name a tracker's state file (its log ${path.basename(logPath)} beside it)`);
+  }
+  // Through a second name SQLite looks for the -wal beside that name, not the tracker's: a stale copy.
+  try {
+    refuseHardLinks([statePath, logPath]);
+  } catch (error) {
+    if (error instanceof HardLinkedDatabaseError) throw new AdminError(error.message);
+    throw error;
   }
   const dir = path.resolve(outDir);
   if (path.dirname(statePath) === dir) throw new AdminError(`--out must be another directory than the database's own (${dir})`);

@@ -30,7 +30,7 @@ import { ChangeLog, STATE_SYNCHRONOUS } from './state/change-log.js';
 import type { ChangeLogHooks } from './state/change-log.js';
 import type { MemoryState } from './state/memory-state.js';
 import { Checkpointer } from './store/checkpointer.js';
-import { DatabaseLock, canonicalDbPath } from './store/db-lock.js';
+import { DatabaseLock, canonicalDbPath, refuseHardLinks } from './store/db-lock.js';
 import { LogStore } from './store/log-store.js';
 import { Store, StoreOpenError } from './store/store.js';
 
@@ -380,10 +380,13 @@ export class Tracker {
 
   /** Opens the database (throws StoreOpenError; the database in use by another process is one) and readies the tracker. */
   static open(given: TrackerOptions, logger: Logger, deps: TrackerDeps = {}): Tracker {
-    // Every file is named after the database's real path: an alias (a symlink) is the same database.
+    // Every file is named after the database's real path: an alias (a symlink) is the same database;
+    // a second name (a hard link) cannot be told from the first, so it is refused.
     const options = { ...given, dbPath: canonicalDbPath(given.dbPath) };
     let lock: DatabaseLock;
     try {
+      // Before the lock, which would otherwise leave a lock file beside a second name.
+      refuseHardLinks([options.dbPath, logPathFor(options.dbPath)]);
       lock = DatabaseLock.acquire(options.dbPath);
     } catch (error) {
       throw new StoreOpenError(options.dbPath, error);

@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
@@ -32,6 +32,42 @@ export class DatabaseInUseError extends Error {
   constructor(dbPath: string) {
     super(`${dbPath} is in use by another tracker process (it holds ${lockPathFor(dbPath)}): stop it first, or give this one another --db`);
     this.name = 'DatabaseInUseError';
+  }
+}
+
+/** A database file with another name (a hard link): the lock, named after one path, cannot see the other. */
+export class HardLinkedDatabaseError extends Error {
+  constructor(file: string, links: number) {
+    super(
+      `${file} has ${links} names (hard links): a program reaching it by another name would use a lock and SQLite side files of its own. ` +
+        `Give it one name: remove the others (find them with \`find / -xdev -samefile ${file}\`); make copies with tracker-admin backup, not links`,
+    );
+    this.name = 'HardLinkedDatabaseError';
+  }
+}
+
+/**
+ * Refuses a state or log file that has more than one name. Symlinks are
+ * resolved into one name (canonicalDbPath); a hard link cannot be: it is a
+ * name like the first. So a second tracker on a link would take a lock of
+ * its own and open the same state file (with SQLite's -wal and -shm named
+ * after the link: a corrupt database), or write into the same log. SQLite
+ * itself warns of such files ("multiple links to file"). Nothing the
+ * trackers or tracker-admin do makes a link (snapshots install in place,
+ * restores rename a fresh copy), so one means an operator's `ln` or a
+ * hard-linking copy (`cp -l`, rsnapshot) of a live database, never a backup.
+ * Checked at start; a file not there yet has one name.
+ */
+export function refuseHardLinks(files: readonly string[]): void {
+  for (const file of files) {
+    let links: number;
+    try {
+      links = statSync(file).nlink;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'ENOENT') continue;
+      throw error;
+    }
+    if (links > 1) throw new HardLinkedDatabaseError(file, links);
   }
 }
 
