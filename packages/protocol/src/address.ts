@@ -36,8 +36,11 @@ const SHOWN = 40;
 /** The longest label of a DNS name (RFC 1035 §2.3.4). */
 export const MAX_LABEL_LENGTH = 63;
 
-/** RFC 1123 §2.1: letters, digits and hyphens, neither first nor last. */
-const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$/;
+/**
+ * RFC 1123 §2.1: letters, digits and hyphens, neither first nor last; and `_`, which RFC 1123 does not
+ * allow but resolvers do, and names people run do have (Docker Compose v1's `app_primary_1`).
+ */
+const LABEL = /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?$/;
 /** A dotted-decimal byte, without leading zeros, which some resolvers read as octal. */
 const BYTE = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
 const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
@@ -82,12 +85,13 @@ export function parseHostPort(text: string, options: ParseHostPortOptions = {}):
 
 /**
  * A host outside brackets: an IPv4 address, or a DNS name as RFC 1123 §2.1
- * writes it. A name whose last label is all digits can only be an IPv4
+ * writes it (with `_` and a final dot, which resolvers take). A name whose last label is all digits can only be an IPv4
  * address (top-level domains are alphabetic), so `999.1.1.1` is refused
  * rather than looked up.
  */
 function checkHostName(host: string): void {
-  const labels = host.split('.');
+  // One trailing dot makes a name absolute (`example.org.`): resolvers take it, and so do we.
+  const labels = (host.length > 1 && host.endsWith('.') ? host.slice(0, -1) : host).split('.');
   if (/^[0-9]+$/.test(labels[labels.length - 1] as string)) {
     if (!isIPv4(host)) throw new AddressError(`"${excerpt(host)}" is not an IPv4 address (four numbers 0-255, without leading zeros)`);
     return;
@@ -97,7 +101,7 @@ function checkHostName(host: string): void {
       throw new AddressError(`a label of a host name is at most ${MAX_LABEL_LENGTH} characters; "${excerpt(label)}" has ${label.length}`);
     }
     if (!LABEL.test(label)) {
-      throw new AddressError(`"${excerpt(host)}" is not a valid host name or address (labels of letters, digits and inner hyphens, joined by dots)`);
+      throw new AddressError(`"${excerpt(host)}" is not a valid host name or address (labels of letters, digits, \`_\` and inner hyphens, joined by dots)`);
     }
   }
 }
