@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 
 /** A file's identity on the tracker: what `upload_file` registers. */
 export interface FileDigest {
@@ -16,10 +17,44 @@ export function sha256Hex(data: Buffer): string {
 }
 
 /**
- * Hashes a file by streaming it once (1 MiB reads, never the whole file in
- * memory): the whole file's SHA-256 and each piece's.
+ * Hashes a file (`hashFileHere`) in a worker thread of its own
+ * (./file-hash-worker.ts): ~1.3 s of CPU per GiB that the event loop (the
+ * prompt, the tracker link, the uploads) would otherwise share. Rejects as
+ * `hashFileHere` would, with the same `code` (`ENOENT`, `EACCES` …).
  */
-export async function hashFile(path: string, pieceSize: number): Promise<FileDigest> {
+export function hashFile(path: string, pieceSize: number): Promise<FileDigest> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./file-hash-worker.js', import.meta.url), { workerData: { path, pieceSize } satisfies FileHashJob });
+    let settled = false;
+    worker.once('message', (reply: FileHashReply) => {
+      settled = true;
+      if ('digest' in reply) resolve(reply.digest);
+      else reject(Object.assign(new Error(reply.error.message), reply.error.code === undefined ? {} : { code: reply.error.code }));
+    });
+    worker.once('error', (error) => {
+      settled = true;
+      reject(error);
+    });
+    worker.once('exit', (code) => {
+      if (!settled) reject(new Error(`the file hasher stopped (exit ${code})`));
+    });
+  });
+}
+
+/** What `hashFile`'s worker is started with. */
+export interface FileHashJob {
+  path: string;
+  pieceSize: number;
+}
+
+/** What it answers. */
+export type FileHashReply = { digest: FileDigest } | { error: { message: string; code?: string } };
+
+/**
+ * Hashes a file on this thread by streaming it once (1 MiB reads, never the
+ * whole file in memory): the whole file's SHA-256 and each piece's.
+ */
+export async function hashFileHere(path: string, pieceSize: number): Promise<FileDigest> {
   const whole = createHash('sha256');
   const hashes: string[] = [];
   let piece: Hash = createHash('sha256');

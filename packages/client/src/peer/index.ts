@@ -13,6 +13,7 @@ export * from './piece-server.js';
 export * from './frame-reader.js';
 export * from './peer-connection.js';
 export * from './piece-sink.js';
+export * from './piece-hasher.js';
 export * from './download-state.js';
 export * from './download.js';
 export * from './download-queue.js';
