@@ -1,25 +1,14 @@
 /**
  * What `download_file` says when it starts, with real client processes and a
- * real tracker (docs/client.md "File sharing"): `peers=` counts the peers
- * it can download from, never this client itself; a folder it cannot write
- * in is refused at once, like the other start-time checks.
+ * real tracker (docs/client.md "File sharing"): a folder it cannot write in
+ * is refused at once, like the other start-time checks. (A file that only
+ * this client shares: test/p2p-no-seeder.test.ts.)
  */
 import { chmod, mkdir, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { makeTempDir, startTracker } from './helpers/tracker.js';
 import { announceFake, fakePeer, makeFile, makeGroup, runClient } from './helpers/peers.js';
-
-t.test('a file that only this client shares: peers=0, not itself', async (t) => {
-  const tracker = await startTracker(t);
-  const dir = await makeTempDir(t);
-  await makeGroup(t, tracker.port, 'g', 'sam', []);
-  await makeFile(dir, 'f.bin', 1000);
-  const dest = await makeTempDir(t);
-  const run = await runClient(t, ['--tracker', tracker.address, '--data-dir', path.join(dir, 'sam'), '--exec', `login sam sam-pw; upload_file f.bin g; download_file g f.bin ${dest}`], dir);
-  t.equal(run.code, 0, run.stdout + run.stderr);
-  t.match(run.stdout, /^OK download started f\.bin size=1000 pieces=1 have=0 peers=0$/m);
-});
 
 /** A directory this process cannot create anything in: read-only for a user; for root, one the kernel refuses. */
 async function unwritableDir(t: Parameters<typeof makeTempDir>[0]): Promise<string | undefined> {

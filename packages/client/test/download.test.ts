@@ -62,6 +62,18 @@ async function seed(t: Teardown, name: string, layout: { size: number; pieceSize
   return { meta, data, source };
 }
 
+/** Ports nothing listens on (each bound once, then closed). */
+async function closedPorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    ports.push((server.address() as net.AddressInfo).port);
+    await new Promise((resolve) => server.close(resolve));
+  }
+  return ports;
+}
+
 function deps(meta: FilePeers): DownloadDeps {
   return {
     fetchPeers: () => Promise.resolve(meta),
@@ -73,8 +85,11 @@ function deps(meta: FilePeers): DownloadDeps {
 }
 
 const quick = { refreshMs: 200, retryMs: 200 };
-/** Only where a download is meant to stall: a worker thread's start under the test loader can take a second or two. */
-const stallsSoon = { ...quick, stallTimeoutMs: 1500 };
+/**
+ * Only where a download is meant to find no peer: gives up after 1.5 s without one, asking again every
+ * 50-400 ms (a worker thread's start under the test loader can take a second or two).
+ */
+const noPeerSoon = { ...quick, noPeerTimeoutMs: 1500, noPeerRetryMs: 50 };
 
 t.test('a symlink at the part file name is refused and never written through', async (t) => {
   const { meta } = await seed(t, 'notes.txt');
@@ -158,11 +173,11 @@ t.test('a peer whose file is gone: the failure says so, not "closed by us"', asy
   const { meta, source } = await seed(t, 'gone.bin');
   await rm(source);
   const dest = await tempDir(t);
-  const download = new Download('g', 'gone.bin', dest, meta, deps(meta), stallsSoon);
+  const download = new Download('g', 'gone.bin', dest, meta, deps(meta), noPeerSoon);
   await download.run();
   t.equal(download.status, 'failed');
   // The peer's own answers: the file is gone, then (having dropped the share) that it does not share it.
-  t.match(download.reason, /stalled: .*last peer error: .*NO_SUCH_FILE (the shared file is gone|this peer does not share that file)/);
+  t.match(download.reason, /^no usable peer for 2 s: the only peer the tracker lists does not have the file \(127\.0\.0\.1:\d+: NO_SUCH_FILE (the shared file is gone|this peer does not share that file in g)\)$/);
   t.notMatch(download.reason, /closed by us/);
 });
 
@@ -171,11 +186,72 @@ t.test('this client is the only peer listed: the failure says no other peer shar
   const dest = await tempDir(t);
   // The tracker lists only this client's own address, which a download skips.
   const self = meta.peers[0]?.text;
-  const download = new Download('g', 'mine.bin', dest, meta, { ...deps(meta), self: () => self }, stallsSoon);
+  const download = new Download('g', 'mine.bin', dest, meta, { ...deps(meta), self: () => self }, noPeerSoon);
   await download.run();
   t.equal(download.status, 'failed');
-  t.match(download.reason, /^stalled: no other peer shares it \(the tracker lists only this client\) for 2 s$/);
+  t.equal(download.reason, 'no usable peer for 2 s: the tracker lists no peer but this client');
 });
+
+t.test('every listed peer refuses the connection: the download fails after noPeerTimeoutMs, saying so for each', async (t) => {
+  const { meta } = await seed(t, 'r.bin');
+  const ports = await closedPorts(2);
+  const listed: FilePeers = { ...meta, peers: ports.map((port) => ({ user: 'gone', address: { host: '127.0.0.1', port }, text: `127.0.0.1:${port}` })) };
+  const download = new Download('g', 'r.bin', await tempDir(t), listed, deps(listed), { ...noPeerSoon, stallTimeoutMs: 600_000 });
+  await download.run();
+  t.equal(download.status, 'failed');
+  t.equal(
+    download.reason,
+    `no usable peer for 2 s: none of the 2 peers the tracker lists could be reached (127.0.0.1:${ports[0]}: ECONNREFUSED; 127.0.0.1:${ports[1]}: ECONNREFUSED)`,
+  );
+});
+
+t.test('nobody to download from at first: the tracker is asked again, and a seeder listed later is used', async (t) => {
+  const { meta, data } = await seed(t, 'later.bin');
+  let asked = 0;
+  const download = new Download(
+    'g',
+    'later.bin',
+    await tempDir(t),
+    meta,
+    // The first two answers list nobody (as `file_peers` says it), then the seeder.
+    { ...deps(meta), fetchPeers: () => (++asked <= 2 ? Promise.reject(new Error('ERR NO_SUCH_FILE nobody shares later.bin in g')) : Promise.resolve(meta)) },
+    { ...noPeerSoon, noPeerTimeoutMs: 600_000 },
+  );
+  await download.run();
+  t.equal(download.status, 'complete', download.reason);
+  t.ok(asked >= 3, `asked ${asked} times`);
+  t.equal(sha256(await readFile(download.destination)), sha256(data));
+});
+
+t.test('a peer that connects but is slow to answer is waited for until the stall timeout, not failed as unreachable', async (t) => {
+  const { meta } = await seed(t, 'slow.bin');
+  const sockets = new Set<net.Socket>();
+  const silent = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.resume(); // reads (and drops) the requests, so that it sees the download's close
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => silent.close(resolve)));
+  const port = (silent.address() as net.AddressInfo).port;
+  const listed: FilePeers = { ...meta, peers: [{ user: 'slow', address: { host: '127.0.0.1', port }, text: `127.0.0.1:${port}` }] };
+  // No peer connected for 1 s would fail it: the silent peer connected, so only the stall timeout does.
+  const download = new Download('g', 'slow.bin', await tempDir(t), listed, deps(listed), { ...noPeerSoon, noPeerTimeoutMs: 1000, stallTimeoutMs: 2500 });
+  await download.run();
+  t.equal(download.status, 'failed');
+  t.match(download.reason, /^stalled: /);
+  t.equal(sockets.size, 1, 'connected once, not again at each round of asking');
+  await waitUntil(() => [...sockets].every((socket) => socket.readableEnded));
+  t.pass('the download closed its connection as it ended, without waiting for HAVE');
+});
+
+async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 // The HAVE answer (`OK <pieces> <bitfield hex>`) grows with the piece count: with small pieces it is
 // larger than a piece, and the downloader's frame limit must take it (docs/protocol.md §7 "Frame limits").

@@ -26,6 +26,7 @@ import {
   pieceOffset,
   progressBar,
   stallReason,
+  noPeerReason,
   downloadsFailedLine,
   downloadListing,
   formatReply,
@@ -369,6 +370,37 @@ t.test('why a stalled download failed', async (t) => {
     'peers dropped for bad data are not "unreachable"',
   );
   t.equal(stallReason(2, 1, 30_000), 'stalled: the peers sent no usable piece for 30 s', 'connected peers that sent nothing useful');
+});
+
+t.test('why a download with no peer failed', async (t) => {
+  const base = { seconds: 20, failed: [], othersListed: 2, trackerError: undefined, banned: 0 };
+  const refused = (port: number): { peer: string; error: string } => ({ peer: `127.0.0.1:${port}`, error: 'ECONNREFUSED' });
+  t.equal(
+    noPeerReason({ ...base, failed: [refused(1), refused(2)] }),
+    'no usable peer for 20 s: none of the 2 peers the tracker lists could be reached (127.0.0.1:1: ECONNREFUSED; 127.0.0.1:2: ECONNREFUSED)',
+  );
+  t.equal(
+    noPeerReason({ ...base, failed: [{ peer: 'h:1', error: 'NO_SUCH_FILE this peer does not share that file in g' }] }),
+    'no usable peer for 20 s: the only peer the tracker lists does not have the file (h:1: NO_SUCH_FILE this peer does not share that file in g)',
+  );
+  t.equal(
+    noPeerReason({ ...base, failed: [refused(1), { peer: 'h:2', error: 'NO_SUCH_FILE gone' }], banned: 1 }),
+    'no usable peer for 20 s: none of the 2 peers the tracker lists could be used (127.0.0.1:1: ECONNREFUSED; h:2: NO_SUCH_FILE gone); 1 dropped for sending bad data',
+    'a mix; and the banned ones counted',
+  );
+  t.equal(
+    noPeerReason({ ...base, failed: [1, 2, 3, 4, 5].map(refused) }),
+    'no usable peer for 20 s: none of the 5 peers the tracker lists could be reached (127.0.0.1:1: ECONNREFUSED; 127.0.0.1:2: ECONNREFUSED; 127.0.0.1:3: ECONNREFUSED; 2 more)',
+    'at most 3 shown',
+  );
+  t.equal(
+    noPeerReason({ ...base, failed: [refused(1)], trackerError: 'ERR NO_SUCH_FILE nobody shares f in g' }),
+    'no usable peer for 20 s: nobody shares it any more (tracker: ERR NO_SUCH_FILE nobody shares f in g)',
+    "the tracker's latest word first",
+  );
+  t.equal(noPeerReason({ ...base, othersListed: 0 }), 'no usable peer for 20 s: the tracker lists no peer but this client');
+  t.equal(noPeerReason({ ...base, trackerError: 'no tracker reachable' }), 'no usable peer for 20 s: the tracker could not tell who shares it (tracker: no tracker reachable)');
+  t.equal(noPeerReason({ ...base, banned: 2 }), 'no usable peer for 20 s: 2 peers dropped for sending bad data, no other to try');
 });
 
 t.test('wait_downloads: how many of the downloads failed', async (t) => {

@@ -2,12 +2,13 @@ import { constants } from 'node:fs';
 import { link, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { formatHostPort } from '@tracker-cluster/protocol';
+import { backoffDelay } from '../backoff.js';
 import { Bitfield } from './bitfield.js';
 import { checkWorkingFilesFree, inspectWorkingFiles, lockWorkingFiles, lstatOrUndefined, partPath, removeDownloadState, saveDownloadState, thisProcess } from './download-state.js';
 import type { FilePeers } from './file-peers.js';
 import { otherPeerCount } from './file-peers.js';
 import type { DownloadView } from './format.js';
-import { stallReason } from './format.js';
+import { noPeerReason, stallReason } from './format.js';
 import { PieceBufferPool } from './frame-reader.js';
 import { PeerConnection } from './peer-connection.js';
 import { PiecePicker } from './picker.js';
@@ -21,8 +22,20 @@ export interface DownloadTuning {
   pipeline: number;
   /** Peers downloaded from at once. Default 8. */
   maxPeers: number;
-  /** No verified piece for this long fails the download. Default 60 s. */
+  /** No verified piece for this long fails the download, peers connected or not. Default 60 s. */
   stallTimeoutMs: number;
+  /**
+   * No peer connected for this long fails the download: the tracker lists
+   * nobody else, or every peer it lists refuses the connection, cannot be
+   * reached, or answers that it does not have the file. Default 20 s.
+   */
+  noPeerTimeoutMs: number;
+  /**
+   * Meanwhile the tracker is asked again, and every peer it lists tried
+   * again, after this long, then twice as long each time, up to 8 times as
+   * long. Default 0.5 s (0.5, 1, 2, 4, 4 … s).
+   */
+  noPeerRetryMs: number;
   /** How often to ask the tracker for peers again while pieces are missing and peers are few. Default 2 s. */
   refreshMs: number;
   /** How long an unreachable peer is left alone before it is tried again. Default 5 s. */
@@ -33,6 +46,8 @@ export const DEFAULT_TUNING: DownloadTuning = {
   pipeline: 8,
   maxPeers: 8,
   stallTimeoutMs: 60_000,
+  noPeerTimeoutMs: 20_000,
+  noPeerRetryMs: 500,
   refreshMs: 2_000,
   retryMs: 5_000,
 };
@@ -139,6 +154,24 @@ export class Download implements DownloadView {
   private saveTimer: NodeJS.Timeout | undefined;
   private saving: Promise<void> = Promise.resolve();
   private lastPeerError = '';
+  /** Why each peer last failed (connection refused, `NO_SUCH_FILE` …), without its address; forgotten once it connects. */
+  private readonly peerErrors = new Map<string, string>();
+  /** The other peers of the last `file_peers` answer, by `host:port`. */
+  private listed: string[] = [];
+  /** The last `file_peers` that failed, if the last one did. */
+  private trackerError: string | undefined;
+  /** Peers being joined (connecting, or waiting for `HAVE`): not joined twice at once. */
+  private readonly joining = new Set<string>();
+  /**
+   * Of those, the ones connected: a peer slow to answer `HAVE` keeps the
+   * no-peer clock from failing the download. Closed when the download ends.
+   */
+  private readonly handshakes = new Set<PeerConnection>();
+  /** Since when no peer has been in `peers` (undefined while one is). */
+  private noPeerSince: number | undefined;
+  /** Rounds of asking again since then, and when the next is due. */
+  private noPeerRound = 0;
+  private noPeerRetryAt = 0;
   /** Peers other than this client in the last `file_peers` answer (undefined until one came). */
   private othersListed: number | undefined;
   private ended = false;
@@ -276,7 +309,8 @@ export class Download implements DownloadView {
     return new Promise((resolve, reject) => {
       this.settle = { resolve, reject };
       this.lastProgress = Date.now();
-      this.timer = setInterval(() => this.tick(), 500);
+      this.noPeerSince = this.lastProgress;
+      this.timer = setInterval(() => this.tick(), Math.min(500, this.tuning.noPeerRetryMs));
       void this.refresh();
     });
   }
@@ -287,7 +321,43 @@ export class Download implements DownloadView {
       this.fail(stallReason(this.peers.size, this.banned.size, this.tuning.stallTimeoutMs, this.lastPeerError, this.othersListed));
       return;
     }
+    if (this.noPeerSince !== undefined) {
+      // Nobody to wait for: said after a bounded time, not after the stall timeout meant for slow peers.
+      if (now - this.noPeerSince >= this.tuning.noPeerTimeoutMs && this.handshakes.size === 0) this.fail(this.noPeerFailure());
+      else if (now >= this.noPeerRetryAt) void this.refresh(true);
+      return;
+    }
     if (now - this.lastRefresh >= this.tuning.refreshMs && (this.peers.size < this.tuning.maxPeers || this.idle())) void this.refresh();
+  }
+
+  private noPeerFailure(): string {
+    const failed = this.listed.filter((key) => !this.banned.has(key) && this.peerErrors.has(key)).map((key) => ({ peer: key, error: this.peerErrors.get(key) as string }));
+    return noPeerReason({
+      seconds: Math.round(this.tuning.noPeerTimeoutMs / 1000),
+      failed,
+      othersListed: this.othersListed,
+      trackerError: this.trackerError,
+      banned: this.banned.size,
+    });
+  }
+
+  /**
+   * Starts or stops the no-peer clock as the last peer goes or the first one
+   * joins. A peer that connects and then refuses (`NO_SUCH_FILE` to `HAVE`)
+   * does not restart it: only one that joins does.
+   */
+  private noteLiveness(): void {
+    if (this.peers.size > 0) {
+      this.noPeerSince = undefined;
+      this.noPeerRound = 0;
+    } else {
+      this.noPeerSince ??= Date.now();
+    }
+  }
+
+  /** Why peer `key` failed, as it said it (its address left out: the reason names it once). */
+  private notePeerError(key: string, message: string): void {
+    this.peerErrors.set(key, message.startsWith(`${key}: `) ? message.slice(key.length + 2) : message);
   }
 
   /** True when no request is outstanding anywhere. */
@@ -296,8 +366,12 @@ export class Download implements DownloadView {
     return true;
   }
 
-  /** Asks the tracker for peers, connects to new ones, and asks partial peers what they have now. */
-  private async refresh(): Promise<void> {
+  /**
+   * Asks the tracker for peers, connects to new ones, and asks partial peers
+   * what they have now. `retryAll` (the no-peer schedule): the peers left
+   * alone for `retryMs` after a failure are tried again too.
+   */
+  private async refresh(retryAll = false): Promise<void> {
     if (this.refreshing || this.settle === undefined) return;
     this.refreshing = true;
     this.lastRefresh = Date.now();
@@ -305,16 +379,23 @@ export class Download implements DownloadView {
       let list: FilePeers | undefined;
       try {
         list = await this.deps.fetchPeers();
+        this.trackerError = undefined;
       } catch (error) {
-        this.lastPeerError = `tracker: ${error instanceof Error ? error.message : String(error)}`;
+        this.trackerError = error instanceof Error ? error.message : String(error);
+        this.lastPeerError = `tracker: ${this.trackerError}`;
       }
       const self = this.deps.self();
-      if (list) this.othersListed = otherPeerCount(list, self);
+      if (list) {
+        this.othersListed = otherPeerCount(list, self);
+        this.listed = list.peers.map((peer) => formatHostPort(peer.address)).filter((key) => key !== self);
+      }
       const now = Date.now();
+      // With no peer at all, every listed one is tried again on the no-peer schedule, not left alone for retryMs.
+      const lonely = retryAll && this.noPeerSince !== undefined;
       const joins: Promise<void>[] = [];
       for (const peer of list?.peers ?? []) {
         const key = formatHostPort(peer.address);
-        if (key === self || this.peers.has(key) || this.banned.has(key) || (this.retryAt.get(key) ?? 0) > now) continue;
+        if (key === self || this.peers.has(key) || this.joining.has(key) || this.banned.has(key) || (!lonely && (this.retryAt.get(key) ?? 0) > now)) continue;
         if (this.peers.size + joins.length >= this.tuning.maxPeers) break;
         joins.push(this.join(key, peer.address));
       }
@@ -322,27 +403,43 @@ export class Download implements DownloadView {
       await Promise.all(joins);
     } finally {
       this.refreshing = false;
+      if (this.noPeerSince !== undefined) {
+        this.noPeerRetryAt = Date.now() + backoffDelay(++this.noPeerRound, { initialMs: this.tuning.noPeerRetryMs, factor: 2, maxMs: 8 * this.tuning.noPeerRetryMs });
+      }
       this.pump();
     }
   }
 
   private async join(key: string, address: FilePeers['peers'][number]['address']): Promise<void> {
     let conn: PeerConnection | undefined;
+    this.joining.add(key);
     try {
       conn = await PeerConnection.connect(address, { maxPieceSize: this.meta.pieceSize, pieces: this.pieces, allocate: (size) => this.buffers.take(size) });
-      const have = await conn.have(this.group, this.meta.sha256, this.pieces);
+      // Connected: a peer slow to answer is alive (the stall timeout is for it), not a peer that is gone.
+      this.handshakes.add(conn);
+      let have: Bitfield;
+      try {
+        have = await conn.have(this.group, this.meta.sha256, this.pieces);
+      } finally {
+        this.handshakes.delete(conn);
+      }
       if (this.ended || this.settle === undefined) {
         conn.close();
         return;
       }
       const slot: PeerSlot = { key, conn, have, pending: new Set(), pausedUntil: 0 };
       this.peers.set(key, slot);
+      this.peerErrors.delete(key);
+      this.noteLiveness();
       this.picker?.addPeer(have);
       conn.onClose((error) => this.drop(slot, error.message, this.tuning.retryMs));
     } catch (error) {
       conn?.close();
       this.lastPeerError = error instanceof Error ? error.message : String(error);
+      this.notePeerError(key, this.lastPeerError);
       this.retryAt.set(key, Date.now() + this.tuning.retryMs);
+    } finally {
+      this.joining.delete(key);
     }
   }
 
@@ -480,6 +577,8 @@ export class Download implements DownloadView {
     this.picker?.removePeer(slot.have);
     if (Number.isFinite(retryInMs)) this.retryAt.set(slot.key, Date.now() + retryInMs);
     this.lastPeerError = why;
+    this.notePeerError(slot.key, why);
+    this.noteLiveness();
     slot.conn.close();
     // Try someone else at once rather than at the next tick.
     if (this.settle !== undefined) setImmediate(() => void this.refresh());
@@ -492,6 +591,7 @@ export class Download implements DownloadView {
     clearInterval(this.timer);
     for (const slot of this.peers.values()) slot.conn.close();
     this.peers.clear();
+    for (const conn of this.handshakes) conn.close();
     if (error) settle.reject(error);
     else settle.resolve();
   }
@@ -567,6 +667,7 @@ export class Download implements DownloadView {
     clearInterval(this.timer);
     for (const slot of this.peers.values()) slot.conn.close();
     this.peers.clear();
+    for (const conn of this.handshakes) conn.close();
     try {
       if (this.sink) await this.saveNow();
     } catch {

@@ -148,6 +148,52 @@ export function stallReason(connected: number, banned: number, stallMs: number, 
   return `stalled: ${why} for ${Math.round(stallMs / 1000)} s${detail}`;
 }
 
+/** What a download with no peer connected knows of why (see `noPeerReason`). */
+export interface NoPeerView {
+  /** How long it went without a peer, in seconds. */
+  seconds: number;
+  /** The listed peers (this client left out, banned ones too) that failed, and how: `ECONNREFUSED`, `NO_SUCH_FILE …`. */
+  failed: readonly { peer: string; error: string }[];
+  /** Peers other than this client in the last `file_peers` answer (undefined until one came). */
+  othersListed: number | undefined;
+  /** The last `file_peers` failure, if the last one failed (`ERR NO_SUCH_FILE nobody shares …`). */
+  trackerError: string | undefined;
+  /** Peers dropped for sending bad data. */
+  banned: number;
+}
+
+/**
+ * Why a download failed for want of any peer for `seconds`: the tracker now
+ * says nobody shares it; or each listed peer with how it failed (refused or
+ * unreachable, or does not have the file); or the tracker lists nobody
+ * else. Shows at most 3 peers' errors.
+ */
+export function noPeerReason(view: NoPeerView): string {
+  const { failed, banned } = view;
+  const dropped = banned > 0 ? `; ${banned} dropped for sending bad data` : '';
+  let why: string;
+  if (view.trackerError?.includes('NO_SUCH_FILE') === true) {
+    why = `nobody shares it any more (tracker: ${view.trackerError})`;
+  } else if (failed.length > 0) {
+    const unreachable = failed.every((f) => /^E[A-Z]+$|connection closed$/.test(f.error));
+    const absent = failed.every((f) => f.error.startsWith('NO_SUCH_FILE'));
+    const how = unreachable ? ['could not be reached', 'could be reached'] : absent ? ['does not have the file', 'has the file'] : ['could not be used', 'could be used'];
+    const shown = failed.slice(0, 3).map((f) => `${f.peer}: ${f.error}`);
+    if (failed.length > 3) shown.push(`${failed.length - 3} more`);
+    const who = failed.length === 1 ? `the only peer the tracker lists ${how[0]}` : `none of the ${failed.length} peers the tracker lists ${how[1]}`;
+    why = `${who} (${shown.join('; ')})${dropped}`;
+  } else if (view.trackerError !== undefined) {
+    why = `the tracker could not tell who shares it (tracker: ${view.trackerError})`;
+  } else if (banned > 0) {
+    why = `${banned} peer${banned === 1 ? '' : 's'} dropped for sending bad data, no other to try`;
+  } else if (view.othersListed === 0) {
+    why = 'the tracker lists no peer but this client';
+  } else {
+    why = 'no peer could be reached';
+  }
+  return `no usable peer for ${view.seconds} s: ${why}`;
+}
+
 /** The note for a share the tracker ended with the session (expired, or logged out elsewhere). */
 export function sessionEndedShareNote(group: string, file: string): string {
   return `[share] session ended: ${quote(file)} in ${group} is no longer shared; log in again to share it`;

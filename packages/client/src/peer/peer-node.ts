@@ -143,6 +143,8 @@ export class PeerNode {
     const answer = await this.tracker.request(formatCommand(['file_peers', group, file]), signal);
     const meta = parseFilePeers(answer);
     if (!meta) return parseResponse(answer).ok ? `ERR PROTOCOL unexpected file_peers answer` : firstLine(answer);
+    // Nobody to download from: said now, as the tracker says it when nobody at all shares the file, not after a wait.
+    if (otherPeerCount(meta, this.announced) === 0) return `ERR NO_SUCH_FILE nobody else shares ${quote(file)} in ${group} now: the tracker lists only this client`;
     const download = new Download(group, file, dir, meta, this.downloadDeps(group, file), this.tuning);
     let resumed: number;
     try {
