@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, cp, link, mkdir, readFile, truncate, unlink, writeFile } from 'node:fs/promises';
+import { chmod, cp, link, mkdir, open, readFile, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
@@ -181,6 +181,17 @@ t.test('a bad --out or a damaged backup is one line and exit 1, not an internal 
   const target = path.join(dir, 'restored', 'r.db');
   failsPlainly(t, await admin(['restore', '--from', cut, '--db', target]), damagedLog, 'restore of a truncated log');
   failsPlainly(t, await admin(['restore', '--from', good, '--db', path.join(file, 'r.db')]), /cannot create the directory of --db .*a-file: /, 'restore --db under a file');
+
+  // A backup whose log has a page overwritten: SQLite opens it, and quick_check's report spans lines.
+  const garbled = path.join(dir, 'garbled');
+  await cp(good, garbled, { recursive: true });
+  const garbledLog = path.join(garbled, `${path.basename(tracker.dbPath)}-log`);
+  const handle = await open(garbledLog, 'r+');
+  const { size } = await handle.stat();
+  t.ok(size >= 8192, 'the log has a second page to overwrite');
+  await handle.write(Buffer.alloc(4096, 0xde), 0, 4096, 4096);
+  await handle.close();
+  failsPlainly(t, await admin(['verify', '--from', garbled]), /^tracker-admin: the backup's log .*garbled\/.*-log is damaged: quick_check says /m, 'verify of a log with a garbled page');
 });
 
 t.test('backup refuses a database with a second name (a hard link): through it SQLite would miss the WAL', async (t) => {

@@ -222,7 +222,8 @@ export function inspectPair(
       [names.log, log],
     ] as const) {
       const check = read(name, () => db.pragma('quick_check', { simple: true }));
-      if (check !== 'ok') throw new AdminError(`${name} is damaged: quick_check says ${String(check)}`);
+      // quick_check's report may span lines ("*** in database main ***\nTree 2 page 2: …"): the error is one line.
+      if (check !== 'ok') throw new AdminError(`${name} is damaged: quick_check says ${String(check).trim().replace(/\s*\n\s*/g, '; ')}`);
     }
     const { seq, logHash, historyId, epoch } = read(names.state, () => ({
       seq: Number(meta(state, 'seq') ?? 0),
