@@ -3,6 +3,8 @@
  * promotion of the replica (the authenticated admin action), and fencing of
  * the old primary when it comes back — it never keeps its unreplicated tail.
  */
+import { statSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import t from 'tap';
 import { promote, promoteWithCode, startCluster, waitForConvergence } from './helpers/cluster.js';
 import { expectAnswer, login, parseList, signUp, status } from './helpers/commands.js';
@@ -56,6 +58,29 @@ t.test('a replica behind the retained log gets a snapshot, then streams', async 
   const again = await back.restart();
   const resumed = await waitForConvergence(primary, again, { timeoutMs: DEADLINE_MS, acked: true });
   t.equal(resumed.primary['snapshots'], '1', 'a replica inside the retained log streams without a snapshot');
+});
+
+t.test('a snapshot install leaves no state-sized WAL behind on the replica', async (t) => {
+  // The install rewrites every table through the state file's WAL, and SQLite never
+  // shrinks a WAL by itself: without a truncate it stays as large as the state until a restart.
+  const args = ['--log-retention', '50', '--max-groups-per-user', '3000'];
+  const { primary, replica } = await startCluster(t, { primary: { args }, replica: { args } });
+  const p = await open(t, primary);
+  const alice = await signUp(p, 'alice');
+  await waitForConvergence(primary, replica, { timeoutMs: DEADLINE_MS, acked: true });
+  await replica.stop();
+  for (let i = 0; i < 3000; i++) await expectAnswer(p, `create_group g${i}`, 'OK group created', alice);
+  await waitFor(async () => (Number((await status(p))['log_base']) > 100 ? true : undefined), { timeoutMs: DEADLINE_MS, message: 'the primary to trim its log' });
+  const back = await replica.restart();
+  const converged = await waitForConvergence(primary, back, { timeoutMs: DEADLINE_MS, acked: true });
+  t.equal(converged.replica['snapshots'], '1', 'the replica installed a snapshot');
+  // The state's size whether its pages are in the file or still in the WAL (a reader beside the running tracker).
+  const db = new Database(back.dbPath, { readonly: true });
+  const state = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+  db.close();
+  const wal = statSync(`${back.dbPath}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+  t.ok(state > 128 * 1024, `a state of ${state} bytes`);
+  t.ok(wal < state / 4, `the state file's WAL holds ${wal} bytes after the install, well under the state's ${state}`);
 });
 
 t.test('promotion needs the cluster secret', async (t) => {

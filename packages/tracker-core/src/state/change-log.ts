@@ -406,6 +406,7 @@ export class ChangeLog {
       throw error;
     }
     this.state.reload(this.store);
+    this.truncateStateWal();
     this.writer = this.startWriter();
     this.logStore.resetTo(position, generation);
     this.hooks.onRollback?.();
@@ -414,6 +415,21 @@ export class ChangeLog {
     this.epoch = epoch;
     this.tail = this.committedTail = undefined;
     this.disowned = undefined;
+  }
+
+  /**
+   * The swap rewrote every table through the state file's WAL, and SQLite
+   * never shrinks a WAL by itself: without this a replica's `-wal` would stay
+   * as large as its whole state after each snapshot, until a restart. Done
+   * while the writer is stopped, so that nothing keeps the checkpoint from
+   * completing. Best effort: a WAL left as it is costs disk, not data.
+   */
+  private truncateStateWal(): void {
+    try {
+      this.store.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (error) {
+      this.log.warn({ err: error }, 'could not truncate the state file\'s WAL after installing a snapshot; it shrinks at the next clean stop');
+    }
   }
 
   private swapStateFile(path: string, position: LogPosition, historyId: string, epoch: number, generation: string): void {
