@@ -44,3 +44,21 @@ t.test('a burst of sign-ups waits for hashing slots; a durable write sent meanwh
   const after = metricSample(await (await fetch(`${tracker.adminUrl}/metrics`)).text(), 'tracker_password_hashes_waiting');
   t.equal(after, 0, 'and nothing waits any more');
 });
+
+t.test('wrong passwords for one user sent side by side on many connections: only --max-login-failures of them are tried', async (t) => {
+  // libuv's default pool: two hashing slots at most (one on a machine of one core).
+  const tracker = await startTracker(t, { args: ['--scrypt-cost', '16384', '--max-login-failures', '5'], env: { UV_THREADPOOL_SIZE: '4' } });
+  const setup = await connect(tracker.port);
+  t.teardown(() => setup.close());
+  await createUser(setup, 'victim', 'the-real-one');
+  const guessers: WireClient[] = [];
+  t.teardown(() => Promise.all(guessers.map((c) => c.close())));
+  for (let i = 0; i < 20; i++) guessers.push(await connect(tracker.port));
+  // Each guess on a connection of its own: the per-connection limit never applies, only the user's.
+  const answers = await Promise.all(guessers.map((c, i) => c.request(`login victim guess${i}`)));
+  const codes = answers.map((a) => /^ERR (\w+)/.exec(a.payload)?.[1]);
+  const tried = codes.filter((c) => c === 'INVALID_CREDENTIALS').length;
+  t.same([...new Set(codes)].sort(), ['INVALID_CREDENTIALS', 'RATE_LIMITED'], 'every guess failed, most without being tried');
+  // The limit, and at most the one guess already hashing beside the fifth failure (two slots).
+  t.ok(tried >= 5 && tried <= 6, `${tried} of 20 guesses were tried`);
+});

@@ -59,15 +59,17 @@ export const login: Command = {
     refuseIfThrottled(services, keys, clock.now());
     const row = store.user(user as string);
     const valid = await services.hashSlots.run(async () => {
-      if (row) return verifyPassword(password as string, row);
-      await dummyVerify(password as string, options.scryptCost);
-      return false;
+      // Again once this attempt's turn has come, and its failure counted before the slot is given on: attempts sent
+      // side by side on many connections all passed the check above, and would otherwise all be tried.
+      refuseIfThrottled(services, keys, clock.now());
+      let matches = false;
+      if (row) matches = await verifyPassword(password as string, row);
+      else await dummyVerify(password as string, options.scryptCost);
+      if (!matches) for (const key of keys) loginFailures.record(key, clock.now());
+      return matches;
     });
+    if (!valid) throw new TrackerError('INVALID_CREDENTIALS', 'unknown user or wrong password');
     const now = clock.now();
-    if (!valid) {
-      for (const key of keys) loginFailures.record(key, now);
-      throw new TrackerError('INVALID_CREDENTIALS', 'unknown user or wrong password');
-    }
     loginFailures.clear(keys[0]);
     let id = entropy.sessionId();
     while (store.session(formatSessionId(id))) id = entropy.sessionId();
