@@ -122,8 +122,12 @@ setInterval(() => {
   if (process.ppid !== parentPid) {
     console.error(`npm start: the process that started this one (pid ${parentPid}) is gone; stopping the trackers`);
     stop(0);
-  } else if (npmPid !== undefined && parentOf(parentPid) !== npmPid) {
-    console.error(`npm start: npm (pid ${npmPid}) is gone; stopping the trackers`);
-    stop(0);
+  } else if (npmPid !== undefined) {
+    // Unreadable (undefined) says nothing: a shell that died is caught above, by our own new parent.
+    const shellParent = parentOf(parentPid);
+    if (shellParent !== undefined && shellParent !== npmPid) {
+      console.error(`npm start: npm (pid ${npmPid}) is gone; stopping the trackers`);
+      stop(0);
+    }
   }
 }, 500).unref();

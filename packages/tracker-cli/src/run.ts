@@ -1,9 +1,10 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { formatHostPort } from '@tracker-cluster/protocol';
-import { SchemaError, StoreOpenError, Tracker } from '@tracker-cluster/tracker-core';
+import { SchemaError, StoreOpenError, Tracker, hashSlotsFor, threadPoolSize } from '@tracker-cluster/tracker-core';
 import type { Role } from '@tracker-cluster/tracker-core';
 import { describeOptions, parseTrackerArgs, programName, UsageError, usesDevelopmentSecret } from './args.js';
 import type { CliConfig } from './args.js';
@@ -135,6 +136,7 @@ async function serve(role: Role, argv: string[]): Promise<number> {
   try {
     tracker = Tracker.open(config.options, logger, {
       ...(metrics ? { observer: metrics.observer } : {}),
+      hashSlots: hashSlotsFor(threadPoolSize(process.env), availableParallelism()),
       // Fail-stop: a tracker that can no longer store changes must not linger;
       // its clients go to the other tracker. Everything answered is in the log.
       onFatal: (err) => {

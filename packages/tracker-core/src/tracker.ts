@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { TrackerError, encodeFrame, err, formatHostPort } from '@tracker-cluster/protocol';
 import { AdminServer } from './sync/admin.js';
-import { HashSlots, hashSlotsFor, threadPoolSize } from './auth/hash-slots.js';
+import { DEFAULT_THREAD_POOL_SIZE, HashSlots, hashSlotsFor } from './auth/hash-slots.js';
 import { CLUSTER_ID_KEY, describePosition, primaryOfAnotherCluster } from './state/cluster-id.js';
 import { probePeer } from './sync/peer-probe.js';
 import { startingRole } from './sync/starting-role.js';
@@ -47,7 +47,10 @@ export interface TrackerDeps {
   onFatal?: (error: unknown) => void;
   /** Metrics hooks (the CLI's admin listener); none by default, and then requests cost nothing extra. */
   observer?: TrackerObserver;
-  /** Password hashes run at once (see auth/hash-slots.ts); by default from the cores and libuv's thread pool. */
+  /**
+   * Password hashes run at once (auth/hash-slots.ts: `hashSlotsFor` of the thread pool's size, which the process's
+   * owner knows from UV_THREADPOOL_SIZE, and the cores); by default as for libuv's default pool.
+   */
   hashSlots?: number;
 }
 
@@ -153,7 +156,7 @@ export class Tracker {
       entropy: deps.entropy ?? cryptoEntropy,
       hub,
       loginFailures: new FailureWindow(options.maxLoginFailures, options.loginWindowMs),
-      hashSlots: new HashSlots(deps.hashSlots ?? hashSlotsFor(threadPoolSize(process.env), availableParallelism())),
+      hashSlots: new HashSlots(deps.hashSlots ?? hashSlotsFor(DEFAULT_THREAD_POOL_SIZE, availableParallelism())),
       cache,
       inFlight: new InFlightRequests(),
       statusFields: () => this.statusFields(),

@@ -73,6 +73,24 @@ t.test('FailureWindow: a sliding window per key', async (t) => {
   t.notOk(w.isBlocked('v', 10_004), 'clear() forgets a key');
 });
 
+t.test('FailureWindow: forget() takes back one failure counted ahead of its outcome', async (t) => {
+  const w = new FailureWindow(2, 1000);
+  w.record('c', 10);
+  w.record('c', 20);
+  t.ok(w.isBlocked('c', 20));
+  w.forget('c', 20);
+  t.notOk(w.isBlocked('c', 20), 'the one at 20 is gone');
+  t.equal(w.retryAfter('c', 20), 0);
+  w.record('c', 30);
+  t.equal(w.retryAfter('c', 30), 980, 'the one at 10 is still counted');
+  w.forget('c', 999);
+  t.ok(w.isBlocked('c', 30), 'a time never recorded takes nothing back');
+  w.forget('c', 10);
+  w.forget('c', 30);
+  w.forget('unknown', 1);
+  t.notOk(w.isBlocked('c', 30), 'the last one taken back forgets the key');
+});
+
 t.test('FailureWindow: bounded keys, least recently failed forgotten first', async (t) => {
   const w = new FailureWindow(1, 60_000, 2);
   w.record('a', 0);

@@ -47,8 +47,11 @@ export function hashSlotsFor(threadPoolSize: number, cores: number): number {
   return Math.max(1, Math.min(cores, threadPoolSize - 2));
 }
 
+/** libuv's thread pool size when UV_THREADPOOL_SIZE does not set it. */
+export const DEFAULT_THREAD_POOL_SIZE = 4;
+
 /** libuv's thread pool size: UV_THREADPOOL_SIZE when it is a number (libuv clamps it to 1–1024), else 4. */
 export function threadPoolSize(env: NodeJS.ProcessEnv): number {
   const n = Number.parseInt(env['UV_THREADPOOL_SIZE'] ?? '', 10);
-  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : DEFAULT_THREAD_POOL_SIZE;
 }

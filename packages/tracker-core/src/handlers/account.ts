@@ -59,13 +59,17 @@ export const login: Command = {
     refuseIfThrottled(services, keys, clock.now());
     const row = store.user(user as string);
     const valid = await services.hashSlots.run(async () => {
-      // Again once this attempt's turn has come, and its failure counted before the slot is given on: attempts sent
-      // side by side on many connections all passed the check above, and would otherwise all be tried.
-      refuseIfThrottled(services, keys, clock.now());
+      // Checked again once this attempt's turn has come, and counted as a failure before it is hashed: attempts sent
+      // side by side on many connections all passed the check above, and those hashing at once (one per core) would
+      // otherwise all be tried before the first of them failed.
+      const at = clock.now();
+      refuseIfThrottled(services, keys, at);
+      for (const key of keys) loginFailures.record(key, at);
       let matches = false;
       if (row) matches = await verifyPassword(password as string, row);
       else await dummyVerify(password as string, options.scryptCost);
-      if (!matches) for (const key of keys) loginFailures.record(key, clock.now());
+      // A success clears the user's count (below); the connection's keeps its earlier failures, not this one.
+      if (matches) loginFailures.forget(keys[1], at);
       return matches;
     });
     if (!valid) throw new TrackerError('INVALID_CREDENTIALS', 'unknown user or wrong password');

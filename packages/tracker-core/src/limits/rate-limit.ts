@@ -59,6 +59,15 @@ export class FailureWindow {
     this.failures.delete(key);
   }
 
+  /** Takes back one failure recorded at `at` (an attempt counted before its outcome was known, which succeeded). */
+  forget(key: string, at: number): void {
+    const list = this.failures.get(key);
+    if (!list) return;
+    const i = list.lastIndexOf(at);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.failures.delete(key);
+  }
+
   /** Milliseconds until `key` may try again (0 when not blocked). */
   retryAfter(key: string, now: number): number {
     const list = this.recent(key, now);

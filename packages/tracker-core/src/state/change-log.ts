@@ -421,14 +421,29 @@ export class ChangeLog {
    * The swap rewrote every table through the state file's WAL, and SQLite
    * never shrinks a WAL by itself: without this a replica's `-wal` would stay
    * as large as its whole state after each snapshot, until a restart. Done
-   * while the writer is stopped, so that nothing keeps the checkpoint from
-   * completing. Best effort: a WAL left as it is costs disk, not data.
+   * while the writer is stopped. Best effort, and without waiting: another
+   * process reading the file (`tracker-admin backup`) keeps the checkpoint
+   * from completing, and the connection's busy timeout would stop the event
+   * loop for seconds; a WAL left as it is costs disk, not data.
    */
   private truncateStateWal(): void {
+    const db = this.store.db;
+    const busyTimeout = db.pragma('busy_timeout', { simple: true }) as number;
+    let busy = 0;
+    let failure: unknown;
     try {
-      this.store.db.pragma('wal_checkpoint(TRUNCATE)');
+      db.pragma('busy_timeout = 0');
+      busy = (db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[])[0]?.busy ?? 0;
     } catch (error) {
-      this.log.warn({ err: error }, 'could not truncate the state file\'s WAL after installing a snapshot; it shrinks at the next clean stop');
+      failure = error;
+    } finally {
+      db.pragma(`busy_timeout = ${busyTimeout}`);
+    }
+    if (failure !== undefined || busy !== 0) {
+      this.log.warn(
+        failure === undefined ? { busy } : { err: failure },
+        "could not truncate the state file's WAL after installing a snapshot (another process reading it?); it shrinks at the next clean stop",
+      );
     }
   }
 
