@@ -241,13 +241,23 @@ t.test('file sharing', async (t) => {
     const { c, session } = await makeGroup(t, tracker.port, 'pause', 'lea', ['max']);
     await makeFile(dir, 'keep.bin', PIECE + 1);
     await makeFile(dir, 'gone.bin', 10);
+    await makeFile(dir, 'failing.bin', 10);
     const dataDir = path.join(dir, 'lea');
-    const first = await runClient(t, [...base('lea', dataDir), '--exec', 'login lea lea-pw; upload_file keep.bin pause; upload_file gone.bin pause; logout'], dir);
+    const first = await runClient(
+      t,
+      [...base('lea', dataDir), '--exec', 'login lea lea-pw; upload_file keep.bin pause; upload_file gone.bin pause; upload_file failing.bin pause; logout'],
+      dir,
+    );
     t.equal(first.code, 0, first.stdout + first.stderr);
     t.match((await send(c, ['list_files', 'pause'], session)).payload, /^OK 0$/, 'logout ended the shares');
-    await import('node:fs/promises').then((fs) => fs.rm(path.join(dir, 'gone.bin')));
+    const fs = await import('node:fs/promises');
+    await fs.rm(path.join(dir, 'gone.bin'));
+    // A file that can no longer be read (a failing disk): it stats as a changed file, and reading it gives EIO.
+    await fs.rm(path.join(dir, 'failing.bin'));
+    await fs.symlink('/proc/self/mem', path.join(dir, 'failing.bin'));
     const again = spawnClient(t, [...base('lea', dataDir), '--serve', '--exec', 'login lea lea-pw'], dir);
     await again.waitOut(/\[share\] dropped gone\.bin in pause: .* is gone/);
+    await again.waitOut(/\[share\] not sharing failing\.bin in pause for now: cannot read .*failing\.bin: .*EIO/);
     t.match(again.stdout(), /\[share\] sharing keep\.bin in pause again/);
     t.match((await send(c, ['list_files', 'pause'], session)).payload, /keep\.bin size=65537 .* seeders=1/);
     const dest = await makeTempDir(t);

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { hashFile } from '@tracker-cluster/client';
+import { PieceHasher, hashFile } from '@tracker-cluster/client';
 
 const MiB = 1024 * 1024;
 
@@ -63,4 +63,18 @@ t.test('hashFile of an empty file; of a missing one, the error code', async (t) 
   await writeFile(path.join(dir, 'empty'), '');
   t.same(await hashFile(path.join(dir, 'empty'), 1024), { size: 0, sha256: sha256(Buffer.alloc(0)), pieceSize: 1024, hashes: [] });
   await t.rejects(hashFile(path.join(dir, 'missing'), 1024), { code: 'ENOENT' });
+});
+
+t.test('PieceHasher: hashes large pieces in its worker; once closed it takes no more work', async (t) => {
+  const hasher = new PieceHasher();
+  const piece = randomBytes(256 * 1024);
+  const expected = sha256(piece);
+  const copy = Buffer.from(piece);
+  const first = await hasher.sha256(copy);
+  t.equal(first.sha256, expected);
+  t.same(first.bytes, piece, 'the bytes come back whole');
+  await hasher.close();
+  // A piece read after the server closed must not start a worker that nothing would stop.
+  await t.rejects(hasher.sha256(Buffer.from(piece)), /the piece hasher was closed/);
+  t.equal((await hasher.sha256(Buffer.alloc(16))).sha256, sha256(Buffer.alloc(16)), 'a small piece is still hashed here');
 });

@@ -24,7 +24,7 @@ export function sha256Hex(data: Buffer): string {
  */
 export function hashFile(path: string, pieceSize: number): Promise<FileDigest> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./file-hash-worker.js', import.meta.url), { workerData: { path, pieceSize } satisfies FileHashJob });
+    const worker = new Worker(new URL('./file-hash-worker.js', import.meta.url), { workerData: { path, pieceSize } satisfies FileHashJob, execArgv: [] });
     let settled = false;
     worker.once('message', (reply: FileHashReply) => {
       settled = true;

@@ -242,8 +242,15 @@ export class PeerNode {
           const digest = await hashFile(old.path, old.pieceSize);
           record = { ...old, size: digest.size, sha256: digest.sha256, hashes: digest.hashes, mtimeMs: info.mtimeMs };
         }
-      } catch {
-        lines.push(`[share] dropped ${label}: ${old.path} is gone`);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') {
+          lines.push(`[share] dropped ${label}: ${old.path} is gone`);
+        } else {
+          // A read error (EIO, EACCES) or a hasher that failed may pass: kept for the next login, not forgotten.
+          kept.push(old);
+          lines.push(`[share] not sharing ${label} for now: cannot read ${old.path}: ${errorText(error)}`);
+        }
         continue;
       }
       const answer = await this.announce(record, signal);

@@ -37,6 +37,7 @@ interface Waiter {
  */
 export class PieceHasher {
   private worker: Worker | undefined;
+  private closed = false;
   private readonly waiting = new Map<number, Waiter>();
   private nextId = 0;
 
@@ -46,6 +47,8 @@ export class PieceHasher {
     if (bytes.length <= INLINE_HASH_MAX || bytes.byteOffset !== 0 || bytes.buffer.byteLength !== bytes.length) {
       return { sha256: sha256Hex(bytes), bytes };
     }
+    // A request still running when the server closed must not start a worker nobody will stop.
+    if (this.closed) throw new Error('the piece hasher was closed');
     const worker = this.start();
     const id = this.nextId++;
     // Read now: once transferred, `bytes` is empty.
@@ -61,6 +64,7 @@ export class PieceHasher {
 
   /** Stops the worker; pieces being hashed are rejected. */
   async close(): Promise<void> {
+    this.closed = true;
     const worker = this.worker;
     this.stopped(new Error('the piece hasher was closed'));
     await worker?.terminate();
@@ -68,7 +72,8 @@ export class PieceHasher {
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./piece-hasher-worker.js', import.meta.url));
+    // Plain compiled JavaScript: not the process's `--import` loaders, which would only slow its start.
+    const worker = new Worker(new URL('./piece-hasher-worker.js', import.meta.url), { execArgv: [] });
     worker.unref();
     worker.on('message', (reply: HashReply) => {
       const waiter = this.waiting.get(reply.id);
