@@ -245,6 +245,27 @@ t.test('a peer that connects but is slow to answer is waited for until the stall
   t.pass('the download closed its connection as it ended, without waiting for HAVE');
 });
 
+t.test('a seeder whose upload slots are full (ERR BUSY) is waited for until the stall timeout, not given up on as gone', async (t) => {
+  const { meta } = await seed(t, 'busy.bin');
+  let refused = 0;
+  // What a PieceServer at its connection limit does: one ERR BUSY, then it closes.
+  const full = net.createServer((socket) => {
+    refused++;
+    socket.on('error', () => undefined);
+    socket.end(encodeFrame(0n, 'ERR BUSY this peer already serves 32 peers; try later'));
+    socket.resume(); // so that it sees each downloader's close, and the server can close in teardown
+  });
+  await new Promise<void>((resolve) => full.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise((resolve) => full.close(resolve)));
+  const port = (full.address() as net.AddressInfo).port;
+  const listed: FilePeers = { ...meta, peers: [{ user: 'full', address: { host: '127.0.0.1', port }, text: `127.0.0.1:${port}` }] };
+  const download = new Download('g', 'busy.bin', await tempDir(t), listed, deps(listed), { ...noPeerSoon, stallTimeoutMs: 4000 });
+  await download.run();
+  t.equal(download.status, 'failed');
+  t.match(download.reason, /^stalled: .*BUSY/, 'the stall timeout ended it, naming the busy peer');
+  t.ok(refused > 1, `the busy seeder was asked again (${refused} times)`);
+});
+
 async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {

@@ -357,3 +357,23 @@ t.test('past maxConnections a peer gets ERR BUSY, the count in the singular for 
   await waitFor('the busy connection closed', () => second.closed);
   t.notOk(first.closed, 'the first peer stays');
 });
+
+t.test('a refused peer that never closes its end is cut off', async (t) => {
+  const { port } = await startServer(t, { maxConnections: 1 });
+  await Peer.connect(t, port);
+  // Half-open allowed: it reads the refusal and the seeder's end, and keeps its own end open.
+  const stubborn = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  t.teardown(() => stubborn.destroy());
+  stubborn.on('error', () => undefined);
+  let ended = false;
+  let closed = false;
+  stubborn.on('end', () => (ended = true));
+  stubborn.on('close', () => (closed = true));
+  stubborn.resume();
+  await waitFor('the refusal and the seeder\'s end', () => ended);
+  // Its end closed already, the seeder's cut shows only as a reset when this side next writes.
+  const poke = setInterval(() => stubborn.write('x'), 100);
+  t.teardown(() => clearInterval(poke));
+  await waitFor('the seeder to cut the refused connection', () => closed);
+  t.pass('cut');
+});

@@ -438,6 +438,9 @@ export class Download implements DownloadView {
       this.lastPeerError = error instanceof Error ? error.message : String(error);
       this.notePeerError(key, this.lastPeerError);
       this.retryAt.set(key, Date.now() + this.tuning.retryMs);
+      // A seeder serving as many peers as it takes is there, only full: it is waited for until the stall
+      // timeout, as a slow one is, rather than given up on with the peers that are gone.
+      if (this.noPeerSince !== undefined && isBusyAnswer(error)) this.noPeerSince = Date.now();
     } finally {
       this.joining.delete(key);
     }
@@ -698,4 +701,13 @@ async function publish(part: string, destination: string): Promise<void> {
     return;
   }
   await rm(part, { force: true });
+}
+
+/**
+ * Whether a peer refused with `ERR BUSY` (its upload slots are full): as the
+ * answer to our first request, or unasked when it refused us on arrival.
+ */
+function isBusyAnswer(error: unknown): boolean {
+  if (error instanceof PeerAnswerError) return error.code === 'BUSY';
+  return error instanceof Error && /^\S+: BUSY /.test(error.message);
 }

@@ -11,6 +11,9 @@ import { RateLimiter } from './rate-limiter.js';
 import type { ServedFile, ShareTable } from './share-table.js';
 import { MAX_PEER_REQUEST, encodePieceAnswerHead, formatHaveAnswer, parsePeerRequest } from './wire.js';
 
+/** How long a peer refused with `ERR BUSY` may take to close its end before this one is cut off. */
+const REFUSED_LINGER_MS = 5_000;
+
 export interface PieceServerOptions {
   /** Peer connections served at once (upload slots); one more gets `ERR BUSY` and is closed. Default 32. */
   maxConnections?: number;
@@ -129,6 +132,12 @@ export class PieceServer {
     if (this.sockets.size >= this.maxConnections) {
       this.stats.refusedBusy++;
       socket.end(encodeFrame(0n, `ERR BUSY this peer already serves ${counted(this.maxConnections, 'peer')}; try later`));
+      // Read (and drop) what it sends, so that its close is seen: a socket never read never learns that its
+      // peer left, and every refused downloader's retry held a descriptor until this process ended. One that
+      // does not leave is cut off.
+      socket.resume();
+      const cut = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+      socket.once('close', () => clearTimeout(cut));
       return;
     }
     this.sockets.add(socket);
