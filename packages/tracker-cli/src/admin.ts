@@ -40,13 +40,15 @@ export function createTrackerMetrics(role: Role, version: string): TrackerMetric
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   let source: MetricsSource | undefined;
-  /** Reads the gauges once per scrape, however many metrics use them. */
-  let cached: { at: number; gauges: TrackerGauges | undefined } = { at: -1, gauges: undefined };
-  const read = (): TrackerGauges | undefined => {
-    const now = Date.now();
-    if (cached.at !== now) cached = { at: now, gauges: source?.gauges() };
-    return cached.gauges;
-  };
+  /**
+   * The gauges read at the start of the scrape in progress, which every metric's collect uses:
+   * `gauges()` passes over every session (one pass is milliseconds at 100,000 of them), and read
+   * per metric, as a per-millisecond cache did once a pass took over a millisecond, one scrape
+   * held the event loop for over 100 ms. Outside a scrape (none in progress) a read is fresh.
+   */
+  let scraped: { gauges: TrackerGauges | undefined } | undefined;
+  let scrapesInProgress = 0;
+  const read = (): TrackerGauges | undefined => (scraped ? scraped.gauges : source?.gauges());
   const gauge = (name: string, help: string, pick: (g: TrackerGauges) => number | boolean | undefined, registers: Registry[] = [registry]): Gauge => {
     return new Gauge({
       name,
@@ -146,9 +148,15 @@ export function createTrackerMetrics(role: Role, version: string): TrackerMetric
     attach(s) {
       source = s;
     },
-    scrape() {
-      showRole(read()?.role ?? role);
-      return registry.metrics();
+    async scrape() {
+      scraped = { gauges: source?.gauges() };
+      scrapesInProgress++;
+      try {
+        showRole(scraped.gauges?.role ?? role);
+        return await registry.metrics();
+      } finally {
+        if (--scrapesInProgress === 0) scraped = undefined;
+      }
     },
   };
 }
