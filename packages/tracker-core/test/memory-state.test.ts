@@ -331,3 +331,41 @@ t.test("liveSharedFileCount agrees with a scan of the user's shares through shar
   t.strictSame(mismatches, [], 'the same count after every step');
   t.ok(positives > 1000 && partlyLive > 100, `checked ${positives} non-zero counts, ${partlyLive} with some of the user's shares in dead sessions`);
 });
+
+t.test('a purge sorts only the sessions it takes, not every expired one', async (t) => {
+  // The purge runs on the event loop every --session-purge-interval and takes PURGE_BATCH sessions;
+  // when 100,000 expired at once, sorting all of them at every purge held the loop ~50-230 ms each time.
+  const memory = new MemoryState();
+  memory.insertUser('ann', 's', 'h', 'p', 1);
+  const expiries = new Map<string, number>();
+  let x = 12345;
+  for (let i = 0; i < 5000; i++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    const id = String(1000 + ((x >> 4) % 1_000_000) * 7 + i);
+    if (expiries.has(id)) continue;
+    const expires = 100 + (x % 300);
+    expiries.set(id, expires);
+    memory.insertSession(id, 'ann', 1, expires);
+  }
+  const sorted: number[] = [];
+  const sort = Array.prototype.sort;
+  t.teardown(() => {
+    Array.prototype.sort = sort;
+  });
+  Array.prototype.sort = function (this: unknown[], ...args: Parameters<typeof sort>) {
+    sorted.push(this.length);
+    return sort.apply(this, args);
+  } as typeof sort;
+  const taken = memory.expiredSessions(300, 50);
+  Array.prototype.sort = sort;
+  t.ok(Math.max(0, ...sorted) <= 50, `arrays sorted: ${sorted.join(', ')} (no more than the 50 taken)`);
+  const want = [...expiries]
+    .filter(([, e]) => e <= 300)
+    .sort(([a, ea], [b, eb]) => ea - eb || byBytes(a, b))
+    .slice(0, 50)
+    .map(([id]) => id);
+  t.strictSame(taken, want, 'the 50 that expired first, by expiry then id');
+  const expired = [...expiries.values()].filter((e) => e <= 300).length;
+  t.equal(memory.expiredSessions(300, 100_000).length, expired, 'a limit past them: all of them');
+  t.strictSame(memory.expiredSessions(50, 10), [], 'none expired yet: none');
+});

@@ -155,11 +155,25 @@ export class MemoryState implements StateStore {
     for (const id of this.sessionsByUser.get(user) ?? []) if (this.isLive(id, now)) ids.push(id);
     return ids.sort(byBytes);
   }
+  /**
+   * The `limit` sessions that expired first (by expiry, then id), oldest first. Runs on the event
+   * loop at every purge: only those `limit` are kept (a bounded heap) and sorted, never every
+   * expired session, since 100,000 sessions that expire together would otherwise be sorted again
+   * at each purge until the last of them is gone.
+   */
   expiredSessions(now: number, limit: number): string[] {
-    const expired: SessionEntry[] = [];
-    for (const s of this.sessions.values()) if (this.expiryOf(s) <= now) expired.push(s);
-    expired.sort((a, b) => this.expiryOf(a) - this.expiryOf(b) || byBytes(a.id, b.id));
-    return expired.slice(0, limit).map((s) => s.id);
+    if (limit <= 0) return [];
+    const heap = new ExpiryHeap();
+    for (const s of this.sessions.values()) {
+      const expires = this.expiryOf(s);
+      if (expires > now) continue;
+      if (heap.size < limit) heap.push({ id: s.id, expires });
+      else if (expiresBefore({ id: s.id, expires }, heap.top)) heap.replaceTop({ id: s.id, expires });
+    }
+    return heap
+      .items()
+      .sort((a, b) => (expiresBefore(a, b) ? -1 : 1))
+      .map((e) => e.id);
   }
   clientRequest(client: string): RequestRecord | undefined {
     const r = this.clientRequests.get(client);
@@ -590,4 +604,55 @@ function removeCount<K, I>(map: Map<K, Map<I, number>>, key: K, inner: I): void 
   const n = map.get(key)?.get(inner) ?? 0;
   if (n > 1) (map.get(key) as Map<I, number>).set(inner, n - 1);
   else deleteFrom(map, key, inner);
+}
+
+interface Expiry {
+  id: string;
+  expires: number;
+}
+
+/** The purge order: the earlier expiry first, then the lower id (bytewise). */
+function expiresBefore(a: Expiry, b: Expiry): boolean {
+  return a.expires !== b.expires ? a.expires < b.expires : byBytes(a.id, b.id) < 0;
+}
+
+/** A binary max-heap by purge order: its top is the entry that would be purged last. */
+class ExpiryHeap {
+  private readonly a: Expiry[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  get top(): Expiry {
+    return this.a[0] as Expiry;
+  }
+  items(): Expiry[] {
+    return this.a;
+  }
+  push(e: Expiry): void {
+    const a = this.a;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!expiresBefore(a[parent] as Expiry, e)) break;
+      a[i] = a[parent] as Expiry;
+      i = parent;
+    }
+    a[i] = e;
+  }
+  replaceTop(e: Expiry): void {
+    const a = this.a;
+    const n = a.length;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= n) break;
+      const right = left + 1;
+      const child = right < n && expiresBefore(a[left] as Expiry, a[right] as Expiry) ? right : left;
+      if (!expiresBefore(e, a[child] as Expiry)) break;
+      a[i] = a[child] as Expiry;
+      i = child;
+    }
+    a[i] = e;
+  }
 }
