@@ -4,6 +4,7 @@ export type { TrackerDeps } from './tracker.js';
 export { commandLabel, resultCode } from './observe/observer.js';
 export type { TrackerObserver, TrackerGauges, Readiness, SnapshotDirection } from './observe/observer.js';
 export { Store, StoreOpenError } from './store/store.js';
+export { checkSnapshotFileInWorker } from './store/snapshot-check.js';
 export { DatabaseInUseError, DatabaseLock, HardLinkedDatabaseError, lockPathFor, refuseHardLinks } from './store/db-lock.js';
 export type { StateStore } from './store/store.js';
 export { MemoryState, StateConstraintError, byBytes } from './state/memory-state.js';

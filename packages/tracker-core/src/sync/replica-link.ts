@@ -9,7 +9,7 @@ import { FrameDecoder, TrackerError, counted, encodeFrame, formatHostPort } from
 import type { Reply } from '../services.js';
 import type { ChangeLog } from '../state/change-log.js';
 import { decodeChange } from '../state/changes.js';
-import { checkSnapshotFile } from '../store/store.js';
+import { checkSnapshotFileInWorker } from '../store/snapshot-check.js';
 import { LINK_MAX_PAYLOAD, NONCE, SYNC_VERSION, checkProof, newNonce, proof } from './auth.js';
 import { CLUSTER_ID_KEY } from '../state/cluster-id.js';
 import { HEARTBEAT_MS, LINK_SILENCE_MS } from './primary-link.js';
@@ -363,7 +363,13 @@ export class ReplicaLink {
       this.incoming = undefined;
       const digest = snapshot.hasher.digest('hex');
       if (digest !== snapshot.sha256) throw new Error(`the snapshot's SHA-256 is ${digest}, not the announced ${snapshot.sha256}`);
-      checkSnapshotFile(snapshot.path);
+      // Off the event loop: it reads the whole file, and clients of this replica are still answered meanwhile.
+      await checkSnapshotFileInWorker(snapshot.path);
+      if (this.state.kind === 'stopped') {
+        // The tracker is stopping (or promoting): nothing is installed, and the link is not started again.
+        this.deps.onSnapshot?.('failed');
+        return;
+      }
       const position = { seq: snapshot.seq, hash: snapshot.hash };
       await this.deps.log.installSnapshot(snapshot.path, position, snapshot.history, snapshot.epoch, randomBytes(8).toString('hex'));
       this.snapshotsInstalled++;
