@@ -5,8 +5,9 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { Store, checkSnapshotFileInWorker } from '@tracker-cluster/tracker-core';
 import { tempDb } from './fixtures/env.js';
+import type { Test } from './fixtures/env.js';
 
-async function stateFile(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<string> {
+async function stateFile(t: Test): Promise<string> {
   const path = await tempDb(t, 'snap.db');
   const store = Store.open(path, 'FULL');
   store.setMeta('seq', 7);
