@@ -8,6 +8,7 @@
  */
 import path from 'node:path';
 import t from 'tap';
+import type { Test } from 'tap';
 import { makeTempDir, startTracker } from './helpers/tracker.js';
 import { send } from './helpers/commands.js';
 import { waitFor } from './helpers/wire.js';
@@ -16,6 +17,14 @@ import { makeFile, makeGroup, pieceHashes, runClient, sha256, spawnClient } from
 /** The reason of the one `[F]` line of `wait_downloads`. */
 function failure(stdout: string): string | undefined {
   return /^\[F\] \[g\] f\.bin failed: (.*)$/m.exec(stdout)?.[1];
+}
+
+/** `user` (password `<user>-pw`) downloads g/f.bin with a client of its own and waits for the outcome, which must be a failure. */
+async function downloadAndWait(t: Test, tracker: string, dir: string, user: string): Promise<{ stdout: string; stderr: string }> {
+  const dest = await makeTempDir(t);
+  const run = await runClient(t, ['--tracker', tracker, '--data-dir', path.join(dir, user), '--exec', `login ${user} ${user}-pw; download_file g f.bin ${dest}; wait_downloads`], dir, 120_000);
+  t.equal(run.code, 1, run.stdout + run.stderr);
+  return run;
 }
 
 t.test('nobody shares the file, or only this client: download_file answers ERR at once, nothing is queued', async (t) => {
@@ -47,9 +56,7 @@ t.test('every listed seeder is gone (connection refused): the download fails say
   for (const seeder of seeders) await seeder.waitOut(/OK shared f\.bin/);
   // Killed: no stop_share, so their shares stay listed while their sessions live.
   for (const seeder of seeders) await seeder.kill('SIGKILL');
-  const dest = await makeTempDir(t);
-  const run = await runClient(t, ['--tracker', tracker.address, '--data-dir', path.join(dir, 'quin'), '--exec', `login quin quin-pw; download_file g f.bin ${dest}; wait_downloads`], dir, 120_000);
-  t.equal(run.code, 1, run.stdout + run.stderr);
+  const run = await downloadAndWait(t, tracker.address, dir, 'quin');
   t.match(run.stdout, /^OK download started f\.bin size=300000 pieces=5 have=0 peers=2$/m);
   t.match(
     failure(run.stdout),
@@ -69,9 +76,7 @@ t.test('the listed seeder answers ERR NO_SUCH_FILE: the download fails saying so
   const data = await makeFile(dir, 'f.bin', 1000);
   const answer = await send(c, ['upload_file', 'g', 'f.bin', '1000', sha256(data), '1000', address, pieceHashes(data, 1000).join(',')], session);
   t.match(answer.payload, /^OK shared/);
-  const dest = await makeTempDir(t);
-  const run = await runClient(t, ['--tracker', tracker.address, '--data-dir', path.join(dir, 'dee'), '--exec', `login dee dee-pw; download_file g f.bin ${dest}; wait_downloads`], dir, 120_000);
-  t.equal(run.code, 1, run.stdout + run.stderr);
+  const run = await downloadAndWait(t, tracker.address, dir, 'dee');
   t.match(run.stdout, /^OK download started f\.bin size=1000 pieces=1 have=0 peers=1$/m);
   t.equal(
     failure(run.stdout),
